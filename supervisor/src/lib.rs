@@ -1,0 +1,8 @@
+//! runwarm's supervisor: the daemon `runwarmd` and the client `runwarm`.
+//!
+//! The life of a request: `api` parses it → `registry` resolves the script version →
+//! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
+//! executor protocol → the `execution` record goes to `history`.
+
+pub mod execution;
+pub mod manifest;

@@ -1,0 +1,109 @@
+//! The script manifest (`runwarm.toml` in a script folder, `manifest` in `POST /v1/scripts`).
+//!
+//! Parsed with unknown keys refused, so a typo such as `memroy_mb` is an error at registration
+//! rather than a silently ignored limit. Defaults are filled in here, and the version id is
+//! computed over the filled-in form, so writing a default explicitly does not change the id.
+
+use std::collections::BTreeMap;
+
+use runwarm_protocol::Mode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A version's manifest with every default applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Runtime name, e.g. `python3`, `node`, `bash` (a file in `runtimes/`).
+    pub runtime: String,
+    /// Entry file, relative to the bundle root.
+    pub entry: String,
+    /// `handler` or `command`; when absent the runtime's default mode applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Handler function name (handler mode).
+    #[serde(default = "default_handler")]
+    pub handler: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Labels for search (not version tags).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// JSON Schema the invocation payload must satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Warm pool policy.
+    #[serde(default)]
+    pub pool: PoolPolicy,
+    /// Environment variables the script sees.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `none` (loopback only) or `host`.
+    #[serde(default)]
+    pub network: Network,
+    /// Whether a script error may be retried (the script is idempotent).
+    #[serde(default)]
+    pub retry_safe: bool,
+}
+
+fn default_handler() -> String {
+    "handler".to_owned()
+}
+
+/// Per-invocation and per-executor limits. Unset values take the runtime's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Invocation time limit in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit of one executor in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Maximum number of processes in one executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// CPU quota in cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+}
+
+/// Warm pool policy of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolPolicy {
+    /// Executors kept started even when idle.
+    pub min_warm: u32,
+    /// Most executors this version may have at once.
+    pub max: u32,
+    /// Idle executors above `min_warm` are retired after this many seconds.
+    pub idle_ttl_s: u64,
+    /// An executor is recycled after serving this many requests.
+    pub max_requests: u64,
+}
+
+impl Default for PoolPolicy {
+    fn default() -> Self {
+        Self {
+            min_warm: 0,
+            max: 4,
+            idle_ttl_s: 600,
+            max_requests: 10_000,
+        }
+    }
+}
+
+/// Network policy of an executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// An empty network namespace: loopback only.
+    #[default]
+    None,
+    /// The host's network.
+    Host,
+}
