@@ -1,0 +1,3 @@
+def handler(event, context):
+    name = event.get("name", "world")
+    return {"greeting": f"hello {name}"}

@@ -1,0 +1,341 @@
+//! Daemon configuration: a TOML file parsed in two phases.
+//!
+//! [`RawConfig`] mirrors the file (unknown keys refused, everything optional); [`Config::validate`]
+//! turns it into typed values and reports every violation with its key path at once, so a
+//! reload with a broken file can say everything that is wrong and keep the old config.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The embedded default configuration (also the documentation of every key).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    socket: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    runtimes_dirs: Option<Vec<PathBuf>>,
+    load_samples: Option<bool>,
+    exec_command: Option<PathBuf>,
+    #[serde(default)]
+    pools: RawPools,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    history: RawHistory,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPools {
+    max_workers: Option<i64>,
+    queue_max: Option<i64>,
+    init_timeout_ms: Option<i64>,
+    default_timeout_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_line_bytes: Option<i64>,
+    max_output_bytes: Option<i64>,
+    max_body_bytes: Option<i64>,
+    max_payload_bytes: Option<i64>,
+    max_files: Option<i64>,
+    max_file_bytes: Option<i64>,
+    max_bundle_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    batch_max: Option<i64>,
+    flush_interval_ms: Option<i64>,
+    retention_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human on a terminal, JSON otherwise.
+    Auto,
+    /// Always human.
+    Human,
+    /// Always JSON lines.
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Socket path (absolute).
+    pub socket: PathBuf,
+    /// State directory (absolute).
+    pub state_dir: PathBuf,
+    /// Extra runtime directories (absolute).
+    pub runtimes_dirs: Vec<PathBuf>,
+    /// Register samples at start.
+    pub load_samples: bool,
+    /// Command-mode executor binary (absolute).
+    pub exec_command: PathBuf,
+    /// Global executor budget.
+    pub max_workers: usize,
+    /// Global wait-queue bound.
+    pub queue_max: usize,
+    /// `init` handshake timeout.
+    pub init_timeout: Duration,
+    /// Fallback invocation timeout.
+    pub default_timeout: Duration,
+    /// Longest protocol line.
+    pub max_line_bytes: usize,
+    /// Output kept per stream per invocation.
+    pub max_output_bytes: usize,
+    /// Largest HTTP body.
+    pub max_body_bytes: usize,
+    /// Largest invocation payload.
+    pub max_payload_bytes: usize,
+    /// Registry: files per bundle.
+    pub max_files: usize,
+    /// Registry: bytes per file.
+    pub max_file_bytes: u64,
+    /// Registry: bytes per bundle.
+    pub max_bundle_bytes: u64,
+    /// History batch size.
+    pub history_batch_max: usize,
+    /// History flush interval.
+    pub history_flush_interval: Duration,
+    /// History retention (`None` keeps forever).
+    pub history_retention: Option<Duration>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration{}:\n  {}", source_name.as_deref().map(|s| format!(" in {s}")).unwrap_or_default(), violations.join("\n  "))]
+pub struct ConfigError {
+    /// The file, if there was one.
+    pub source_name: Option<String>,
+    /// One line per problem, each starting with its key path.
+    pub violations: Vec<String>,
+}
+
+impl Config {
+    /// Parses TOML text and validates it; relative paths resolve against `base`.
+    pub fn from_toml(
+        text: &str,
+        source_name: Option<&str>,
+        base: &Path,
+        exe_dir: &Path,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            source_name: source_name.map(str::to_owned),
+            violations: vec![e.to_string().trim().replace('\n', "\n  ")],
+        })?;
+        Config::validate(raw, base, exe_dir).map_err(|violations| ConfigError {
+            source_name: source_name.map(str::to_owned),
+            violations,
+        })
+    }
+
+    /// The embedded default, rooted at `base`.
+    pub fn embedded_default(base: &Path, exe_dir: &Path) -> Result<Config, ConfigError> {
+        Config::from_toml(DEFAULT_TOML, Some("<embedded default>"), base, exe_dir)
+    }
+
+    /// Turns the raw file into typed values, collecting every violation.
+    pub fn validate(raw: RawConfig, base: &Path, exe_dir: &Path) -> Result<Config, Vec<String>> {
+        let mut v = Vec::new();
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let mut int = |key: &str, val: Option<i64>, default: i64, min: i64| -> u64 {
+            let x = val.unwrap_or(default);
+            if x < min {
+                v.push(format!("{key}: must be at least {min}, got {x}"));
+                return default.max(min) as u64;
+            }
+            x as u64
+        };
+        let max_workers = int("pools.max_workers", raw.pools.max_workers, 32, 1);
+        let queue_max = int("pools.queue_max", raw.pools.queue_max, 1024, 0);
+        let init_timeout_ms = int(
+            "pools.init_timeout_ms",
+            raw.pools.init_timeout_ms,
+            10_000,
+            1,
+        );
+        let default_timeout_ms = int(
+            "pools.default_timeout_ms",
+            raw.pools.default_timeout_ms,
+            30_000,
+            1,
+        );
+        let max_line_bytes = int(
+            "limits.max_line_bytes",
+            raw.limits.max_line_bytes,
+            8 << 20,
+            1024,
+        );
+        let max_output_bytes = int(
+            "limits.max_output_bytes",
+            raw.limits.max_output_bytes,
+            1 << 20,
+            256,
+        );
+        let max_body_bytes = int(
+            "limits.max_body_bytes",
+            raw.limits.max_body_bytes,
+            64 << 20,
+            1024,
+        );
+        let max_payload_bytes = int(
+            "limits.max_payload_bytes",
+            raw.limits.max_payload_bytes,
+            6 << 20,
+            2,
+        );
+        let max_files = int("limits.max_files", raw.limits.max_files, 1000, 1);
+        let max_file_bytes = int(
+            "limits.max_file_bytes",
+            raw.limits.max_file_bytes,
+            10 << 20,
+            1,
+        );
+        let max_bundle_bytes = int(
+            "limits.max_bundle_bytes",
+            raw.limits.max_bundle_bytes,
+            50 << 20,
+            1,
+        );
+        let batch_max = int("history.batch_max", raw.history.batch_max, 256, 1);
+        let flush_ms = int(
+            "history.flush_interval_ms",
+            raw.history.flush_interval_ms,
+            50,
+            1,
+        );
+        let retention_days = int("history.retention_days", raw.history.retention_days, 30, 0);
+        let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
+            "auto" => LogFormat::Auto,
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                v.push(format!(
+                    "log.format: must be auto, human or json, got {other:?}"
+                ));
+                LogFormat::Auto
+            }
+        };
+        let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            v.push(format!("log.level: {e}"));
+        }
+        let exec_command = match raw.exec_command {
+            Some(p) if !p.as_os_str().is_empty() => abs(p),
+            _ => exe_dir.join("runwarm-exec-command"),
+        };
+        let socket = abs(raw.socket.unwrap_or_else(|| ".runwarm/runwarm.sock".into()));
+        if socket.as_os_str().len() > 107 {
+            v.push(format!(
+                "socket: path {} is {} bytes, longer than the 107 a Unix socket allows",
+                socket.display(),
+                socket.as_os_str().len()
+            ));
+        }
+        if !v.is_empty() {
+            return Err(v);
+        }
+        Ok(Config {
+            socket,
+            state_dir: abs(raw.state_dir.unwrap_or_else(|| ".runwarm".into())),
+            runtimes_dirs: raw
+                .runtimes_dirs
+                .unwrap_or_default()
+                .into_iter()
+                .map(abs)
+                .collect(),
+            load_samples: raw.load_samples.unwrap_or(true),
+            exec_command,
+            max_workers: max_workers as usize,
+            queue_max: queue_max as usize,
+            init_timeout: Duration::from_millis(init_timeout_ms),
+            default_timeout: Duration::from_millis(default_timeout_ms),
+            max_line_bytes: max_line_bytes as usize,
+            max_output_bytes: max_output_bytes as usize,
+            max_body_bytes: max_body_bytes as usize,
+            max_payload_bytes: max_payload_bytes as usize,
+            max_files: max_files as usize,
+            max_file_bytes,
+            max_bundle_bytes,
+            history_batch_max: batch_max as usize,
+            history_flush_interval: Duration::from_millis(flush_ms),
+            history_retention: (retention_days > 0)
+                .then(|| Duration::from_secs(retention_days * 86_400)),
+            log_format,
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            text,
+            Some("test.toml"),
+            Path::new("/base"),
+            Path::new("/bin"),
+        )
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_rooted_at_base() {
+        let c = Config::embedded_default(Path::new("/base"), Path::new("/opt/rw")).unwrap();
+        assert_eq!(c.socket, Path::new("/base/.runwarm/runwarm.sock"));
+        assert_eq!(c.state_dir, Path::new("/base/.runwarm"));
+        assert_eq!(c.exec_command, Path::new("/opt/rw/runwarm-exec-command"));
+        assert_eq!(c.max_workers, 32);
+        assert!(c.load_samples);
+    }
+
+    #[test]
+    fn empty_file_equals_embedded_default() {
+        let a = parse("").unwrap();
+        let b = Config::embedded_default(Path::new("/base"), Path::new("/bin")).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn every_violation_is_reported_with_its_key() {
+        let err = parse("[pools]\nmax_workers = 0\n[log]\nformat = 'xml'\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("pools.max_workers: must be at least 1, got 0"),
+            "{text}"
+        );
+        assert!(text.contains("log.format"), "{text}");
+        assert!(text.contains("test.toml"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse("[pools]\nmax_wrokers = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_wrokers"), "{err}");
+    }
+}

@@ -1,0 +1,395 @@
+//! Warm-pool policy as a pure data structure: no tokio, no processes, no clock of its own.
+//!
+//! [`Table`] decides who gets an executor: an idle one of the pool (most recently used first),
+//! a new one if the pool's `max` and the global `max_workers` allow (evicting the least recently
+//! used idle executor of another pool when the global budget is full), or a place in a bounded
+//! FIFO queue. `W` is the executor (a real worker in the daemon, a number in tests) and `T` the
+//! token a waiter is woken through.
+//!
+//! Invariants (checked by the randomised test): `live` equals the sum of idle, busy and starting
+//! executors over all pools and never exceeds `max_workers`; no pool exceeds its `max`; an idle
+//! executor is handed out once; a pool never has waiters while it has idle executors; each pool's
+//! queue is served first come, first served.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use crate::manifest::PoolPolicy;
+
+/// What a caller of [`Table::acquire`] should do.
+#[derive(Debug, PartialEq)]
+pub enum Acquire<W> {
+    /// Use this idle executor.
+    Idle(W),
+    /// Start a new executor (a slot is reserved); retire `evict` first if given.
+    Start {
+        /// An idle executor of another pool, removed to make room.
+        evict: Option<W>,
+    },
+    /// Wait; the token will receive a [`Grant`].
+    Wait,
+    /// The queue is full.
+    Reject,
+}
+
+/// What a waiter receives.
+#[derive(Debug, PartialEq)]
+pub enum Grant<W> {
+    /// An executor handed over directly.
+    Worker(W),
+    /// Permission to start a new executor (a slot is reserved).
+    Start,
+}
+
+/// Effects of a release, a failed start or a reap that the caller must carry out.
+#[derive(Debug)]
+pub struct Effects<K, W, T> {
+    /// Executors to kill.
+    pub retire: Vec<W>,
+    /// Waiters to wake: (pool, token, grant).
+    pub grants: Vec<(K, T, Grant<W>)>,
+}
+
+impl<K, W, T> Default for Effects<K, W, T> {
+    fn default() -> Self {
+        Self {
+            retire: Vec::new(),
+            grants: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct IdleEntry<W> {
+    worker: W,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Waiter<T> {
+    seq: u64,
+    token: T,
+}
+
+/// Counts of one pool, for `GET /v1/pools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SlotCounts {
+    /// Idle executors.
+    pub idle: usize,
+    /// Executors serving a request.
+    pub busy: usize,
+    /// Executors being started.
+    pub starting: usize,
+    /// Invocations waiting.
+    pub waiting: usize,
+}
+
+#[derive(Debug)]
+struct Slot<W, T> {
+    policy: PoolPolicy,
+    idle: Vec<IdleEntry<W>>,
+    busy: usize,
+    starting: usize,
+    waiters: VecDeque<Waiter<T>>,
+    last_used: Instant,
+}
+
+impl<W, T> Slot<W, T> {
+    fn total(&self) -> usize {
+        self.idle.len() + self.busy + self.starting
+    }
+
+    fn can_grow(&self) -> bool {
+        self.total() < self.policy.max as usize
+    }
+}
+
+/// The state of every pool.
+#[derive(Debug)]
+pub struct Table<K, W, T> {
+    slots: HashMap<K, Slot<W, T>>,
+    live: usize,
+    waiting: usize,
+    max_workers: usize,
+    queue_max: usize,
+    seq: u64,
+}
+
+impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
+    /// An empty table with a global budget and a global queue bound.
+    pub fn new(max_workers: usize, queue_max: usize) -> Self {
+        Self {
+            slots: HashMap::new(),
+            live: 0,
+            waiting: 0,
+            max_workers,
+            queue_max,
+            seq: 0,
+        }
+    }
+
+    /// Changes the global limits (on reload); excess executors retire as they are released.
+    pub fn set_limits(&mut self, max_workers: usize, queue_max: usize) {
+        self.max_workers = max_workers;
+        self.queue_max = queue_max;
+    }
+
+    fn slot(&mut self, key: &K, policy: PoolPolicy, now: Instant) -> &mut Slot<W, T> {
+        self.slots.entry(key.clone()).or_insert_with(|| Slot {
+            policy,
+            idle: Vec::new(),
+            busy: 0,
+            starting: 0,
+            waiters: VecDeque::new(),
+            last_used: now,
+        })
+    }
+
+    /// Asks for an executor of pool `key`; `token` is kept if the answer is [`Acquire::Wait`].
+    pub fn acquire(&mut self, key: &K, policy: PoolPolicy, token: T, now: Instant) -> Acquire<W> {
+        let (live, max_workers, queue_full) =
+            (self.live, self.max_workers, self.waiting >= self.queue_max);
+        let slot = self.slot(key, policy, now);
+        slot.last_used = now;
+        if slot.waiters.is_empty() {
+            if let Some(entry) = slot.idle.pop() {
+                slot.busy += 1;
+                return Acquire::Idle(entry.worker);
+            }
+            if slot.can_grow() {
+                if live < max_workers {
+                    slot.starting += 1;
+                    self.live += 1;
+                    return Acquire::Start { evict: None };
+                }
+                if let Some(evicted) = self.evict_lru_idle(key) {
+                    let slot = self.slot(key, policy, now);
+                    slot.starting += 1;
+                    return Acquire::Start {
+                        evict: Some(evicted),
+                    };
+                }
+            }
+        }
+        if queue_full {
+            return Acquire::Reject;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        self.slot(key, policy, now)
+            .waiters
+            .push_back(Waiter { seq, token });
+        self.waiting += 1;
+        Acquire::Wait
+    }
+
+    /// Reserves a slot to start an executor without a request (prewarm, `min_warm`), if the pool
+    /// and the budget allow without evicting anything.
+    pub fn reserve_start(&mut self, key: &K, policy: PoolPolicy, now: Instant) -> bool {
+        let (live, max_workers) = (self.live, self.max_workers);
+        let slot = self.slot(key, policy, now);
+        if slot.can_grow() && live < max_workers {
+            slot.starting += 1;
+            self.live += 1;
+            return true;
+        }
+        false
+    }
+
+    /// A start reserved by [`Acquire::Start`] or a [`Grant::Start`] succeeded and the starter
+    /// uses the executor.
+    pub fn started_busy(&mut self, key: &K) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.starting = slot.starting.saturating_sub(1);
+            slot.busy += 1;
+        }
+    }
+
+    /// A start reserved by [`Table::reserve_start`] succeeded: the executor becomes available.
+    pub fn started_idle(&mut self, key: &K, worker: W, now: Instant) -> Effects<K, W, T> {
+        self.started_busy(key);
+        self.release(key, worker, true, now)
+    }
+
+    /// A reserved start failed: the slot is freed and waiters may take it.
+    pub fn start_failed(&mut self, key: &K) -> Effects<K, W, T> {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.starting = slot.starting.saturating_sub(1);
+            self.live = self.live.saturating_sub(1);
+        }
+        let mut fx = Effects::default();
+        self.grant_starts(&mut fx);
+        fx
+    }
+
+    /// An executor comes back after a request; `reusable` is false when it faulted or reached
+    /// its `max_requests`.
+    pub fn release(
+        &mut self,
+        key: &K,
+        worker: W,
+        reusable: bool,
+        now: Instant,
+    ) -> Effects<K, W, T> {
+        let mut fx = Effects::default();
+        let Some(slot) = self.slots.get_mut(key) else {
+            fx.retire.push(worker);
+            return fx;
+        };
+        slot.busy = slot.busy.saturating_sub(1);
+        slot.last_used = now;
+        let over_budget = self.live > self.max_workers;
+        if !reusable || over_budget {
+            self.live = self.live.saturating_sub(1);
+            fx.retire.push(worker);
+            self.grant_starts(&mut fx);
+            return fx;
+        }
+        if let Some(w) = slot.waiters.pop_front() {
+            self.waiting -= 1;
+            slot.busy += 1;
+            fx.grants
+                .push((key.clone(), w.token, Grant::Worker(worker)));
+            return fx;
+        }
+        // Another pool is starved by the global budget: this executor makes room for it rather
+        // than sitting idle.
+        if self.live >= self.max_workers && self.oldest_startable_waiter(Some(key)).is_some() {
+            self.live -= 1;
+            fx.retire.push(worker);
+            self.grant_starts(&mut fx);
+            return fx;
+        }
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.idle.push(IdleEntry { worker, since: now });
+        }
+        fx
+    }
+
+    /// A waiter gave up (deadline); returns its token if it was still queued.
+    pub fn cancel_wait(&mut self, key: &K, matches: impl Fn(&T) -> bool) -> Option<T> {
+        let slot = self.slots.get_mut(key)?;
+        let pos = slot.waiters.iter().position(|w| matches(&w.token))?;
+        self.waiting -= 1;
+        slot.waiters.remove(pos).map(|w| w.token)
+    }
+
+    /// Retires idle executors older than their pool's `idle_ttl`, keeping `min_warm` alive.
+    pub fn reap_idle(&mut self, now: Instant) -> Vec<W> {
+        let mut retired = Vec::new();
+        for slot in self.slots.values_mut() {
+            let ttl = Duration::from_secs(slot.policy.idle_ttl_s);
+            let min = slot.policy.min_warm as usize;
+            // `idle` is ordered oldest first (MRU at the end).
+            while slot.total() > min
+                && slot
+                    .idle
+                    .first()
+                    .is_some_and(|e| now.saturating_duration_since(e.since) >= ttl)
+            {
+                retired.push(slot.idle.remove(0).worker);
+                self.live -= 1;
+            }
+        }
+        retired
+    }
+
+    /// Reserves starts for pools below their `min_warm`; returns the pools to start one for.
+    pub fn reserve_min_warm(&mut self) -> Vec<K> {
+        let mut out = Vec::new();
+        for (key, slot) in &mut self.slots {
+            while slot.total() < slot.policy.min_warm as usize && self.live < self.max_workers {
+                slot.starting += 1;
+                self.live += 1;
+                out.push(key.clone());
+            }
+        }
+        out
+    }
+
+    /// Removes and returns every idle executor (shutdown), and forgets empty pools.
+    pub fn drain_idle(&mut self) -> Vec<W> {
+        let mut out = Vec::new();
+        for slot in self.slots.values_mut() {
+            self.live -= slot.idle.len();
+            out.extend(slot.idle.drain(..).map(|e| e.worker));
+        }
+        out
+    }
+
+    /// Counts per pool.
+    pub fn counts(&self) -> Vec<(K, PoolPolicy, SlotCounts)> {
+        self.slots
+            .iter()
+            .map(|(k, s)| {
+                let c = SlotCounts {
+                    idle: s.idle.len(),
+                    busy: s.busy,
+                    starting: s.starting,
+                    waiting: s.waiters.len(),
+                };
+                (k.clone(), s.policy, c)
+            })
+            .collect()
+    }
+
+    /// Executors alive or starting, across all pools.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Invocations waiting, across all pools.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    fn evict_lru_idle(&mut self, except: &K) -> Option<W> {
+        let victim = self
+            .slots
+            .iter()
+            .filter(|(k, s)| *k != except && !s.idle.is_empty())
+            .min_by_key(|(_, s)| s.idle.first().map(|e| e.since))
+            .map(|(k, _)| k.clone())?;
+        let slot = self.slots.get_mut(&victim)?;
+        Some(slot.idle.remove(0).worker)
+    }
+
+    fn oldest_startable_waiter(&self, except: Option<&K>) -> Option<K> {
+        self.slots
+            .iter()
+            .filter(|(k, s)| Some(*k) != except && s.can_grow())
+            .filter_map(|(k, s)| s.waiters.front().map(|w| (w.seq, k)))
+            .min_by_key(|(seq, _)| *seq)
+            .map(|(_, k)| k.clone())
+    }
+
+    /// Hands free budget to the oldest waiters of pools that may grow, evicting idle executors
+    /// of other pools when the budget is full.
+    fn grant_starts(&mut self, fx: &mut Effects<K, W, T>) {
+        while let Some(key) = self.oldest_startable_waiter(None) {
+            if self.live >= self.max_workers {
+                match self.evict_lru_idle(&key) {
+                    Some(w) => {
+                        fx.retire.push(w);
+                        self.live -= 1;
+                    }
+                    None => return,
+                }
+            }
+            let Some(slot) = self.slots.get_mut(&key) else {
+                return;
+            };
+            let Some(w) = slot.waiters.pop_front() else {
+                return;
+            };
+            slot.starting += 1;
+            self.waiting -= 1;
+            self.live += 1;
+            fx.grants.push((key, w.token, Grant::Start));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! Turning a script version into a running executor: pick the runtime's command for the mode,
+//! fill in the placeholders, build a clean environment, start the worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use runwarm_protocol::{InitScript, Mode};
+use serde_json::{Map, Value};
+
+use super::Catalog;
+use crate::manifest::Manifest;
+use crate::worker::{LaunchSpec, StartError, Worker, WorkerOptions};
+
+/// Base environment of every executor; nothing of the daemon's own environment leaks in.
+const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// What a launch needs to know about the script version.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptRef<'a> {
+    /// Script name.
+    pub name: &'a str,
+    /// Version id.
+    pub version: &'a str,
+    /// Materialised, read-only bundle directory.
+    pub root: &'a Path,
+    /// The manifest.
+    pub manifest: &'a Manifest,
+}
+
+/// Starts executors for script versions.
+#[derive(Debug)]
+pub struct Launcher {
+    catalog: RwLock<Arc<Catalog>>,
+    executors_dir: PathBuf,
+    exec_command: PathBuf,
+    opts: WorkerOptions,
+}
+
+impl Launcher {
+    /// A launcher over a probed catalog; `executors_dir` holds the shims, `exec_command` is the
+    /// command-mode executor binary.
+    pub fn new(
+        catalog: Catalog,
+        executors_dir: PathBuf,
+        exec_command: PathBuf,
+        opts: WorkerOptions,
+    ) -> Self {
+        Self {
+            catalog: RwLock::new(Arc::new(catalog)),
+            executors_dir,
+            exec_command,
+            opts,
+        }
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the catalog (reload); executors already running keep theirs.
+    pub fn set_catalog(&self, catalog: Catalog) {
+        match self.catalog.write() {
+            Ok(mut c) => *c = Arc::new(catalog),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(catalog),
+        }
+    }
+
+    /// The mode a manifest resolves to (its own, else the runtime's default).
+    pub fn mode_of(&self, manifest: &Manifest) -> Mode {
+        manifest.mode.unwrap_or_else(|| {
+            self.catalog()
+                .get(&manifest.runtime)
+                .map(|r| r.def.default_mode)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Effective invocation timeout in milliseconds: manifest, else runtime default, else `fallback`.
+    pub fn timeout_ms(&self, manifest: &Manifest, fallback: u64) -> u64 {
+        manifest
+            .limits
+            .timeout_ms
+            .or_else(|| {
+                self.catalog()
+                    .get(&manifest.runtime)
+                    .and_then(|r| r.def.limits.timeout_ms)
+            })
+            .unwrap_or(fallback)
+    }
+
+    /// Builds the launch spec without starting anything.
+    pub fn plan(
+        &self,
+        script: ScriptRef<'_>,
+    ) -> Result<(LaunchSpec, InitScript, Map<String, Value>), StartError> {
+        let catalog = self.catalog();
+        let m = script.manifest;
+        let unavailable = |detail: String| StartError::Unavailable { detail };
+        let rt = catalog
+            .get(&m.runtime)
+            .ok_or_else(|| unavailable(format!("runtime {:?} is not defined", m.runtime)))?;
+        if !rt.available {
+            return Err(unavailable(format!(
+                "runtime {:?} is not available on this host: {}",
+                m.runtime,
+                rt.detail.as_deref().unwrap_or("probe failed")
+            )));
+        }
+        let mode = m.mode.unwrap_or(rt.def.default_mode);
+        let template = rt
+            .def
+            .command_for(mode)
+            .filter(|_| rt.def.modes.contains(&mode))
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "runtime {:?} has no {} mode",
+                    m.runtime,
+                    mode.as_str()
+                ))
+            })?;
+        let entry = script.root.join(&m.entry);
+        let interpreter = rt
+            .interpreter
+            .as_deref()
+            .map(Path::to_string_lossy)
+            .unwrap_or_default();
+        let fill = |arg: &str| {
+            arg.replace("{interpreter}", &interpreter)
+                .replace("{executors}", &self.executors_dir.to_string_lossy())
+                .replace("{exec_command}", &self.exec_command.to_string_lossy())
+                .replace("{entry}", &entry.to_string_lossy())
+                .replace("{root}", &script.root.to_string_lossy())
+        };
+        let mut argv = template.iter().map(|a| fill(a));
+        let program = PathBuf::from(argv.next().unwrap_or_default());
+        let args: Vec<String> = argv.collect();
+
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), BASE_PATH.into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("HOME".into(), "/tmp".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+        ];
+        env.extend(rt.def.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(m.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let init_env: Map<String, Value> = m
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let init = InitScript {
+            name: script.name.to_owned(),
+            version: script.version.to_owned(),
+            root: script.root.to_string_lossy().into_owned(),
+            entry: m.entry.clone(),
+            handler: m.handler.clone(),
+            mode,
+        };
+        let spec = LaunchSpec {
+            program,
+            args,
+            env,
+            cwd: script.root.to_owned(),
+        };
+        Ok((spec, init, init_env))
+    }
+
+    /// Starts a worker for the script and completes its handshake.
+    pub async fn start(&self, script: ScriptRef<'_>) -> Result<Worker, StartError> {
+        let (spec, init, env) = self.plan(script)?;
+        let mut opts = self.opts.clone();
+        if let Some(ms) = self
+            .catalog()
+            .get(&script.manifest.runtime)
+            .and_then(|r| r.def.init_timeout_ms)
+        {
+            opts.init_timeout = std::time::Duration::from_millis(ms);
+        }
+        Worker::start(&spec, init, env, opts).await
+    }
+}

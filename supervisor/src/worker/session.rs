@@ -1,0 +1,604 @@
+//! The protocol session with one executor: handshake, requests, faults, kill.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use runwarm_protocol::{
+    CodecError, ErrorBody, ExecutorMessage, InitScript, JsonLinesCodec, PROTOCOL_VERSION,
+    RequestContext, SupervisorMessage,
+};
+use serde_json::{Map, Value};
+
+use super::output::{Capture, LogScanner, log_from_object};
+use super::spawn::{LaunchSpec, SpawnError, spawn_executor};
+use crate::execution::LogRecord;
+
+/// How long output that was already written is read after a crash or kill.
+const DRAIN_AFTER_DEATH: Duration = Duration::from_millis(200);
+/// Stderr kept from a failed start, for the `E001` message.
+const START_STDERR_BYTES: usize = 16 * 1024;
+
+/// Per-worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Longest protocol line accepted.
+    pub max_line_bytes: usize,
+    /// Output kept per stream per invocation.
+    pub max_output_bytes: usize,
+    /// How long `init` may take.
+    pub init_timeout: Duration,
+}
+
+/// Why an executor could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The process could not be started.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// The runtime cannot run this script on this host.
+    #[error("{detail}")]
+    Unavailable {
+        /// Why.
+        detail: String,
+    },
+    /// The executor reported that the script cannot be loaded.
+    #[error("{}: {}", error.kind, error.message)]
+    Init {
+        /// The executor's report.
+        error: ErrorBody,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// The executor did not answer `init` in time.
+    #[error("executor did not become ready within {timeout:?}")]
+    Timeout {
+        /// The limit.
+        timeout: Duration,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// The executor exited or broke the protocol during the handshake.
+    #[error("executor failed during init: {detail}")]
+    Broken {
+        /// What happened.
+        detail: String,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+}
+
+impl StartError {
+    /// The executor's stderr, if any was captured.
+    pub fn stderr(&self) -> &str {
+        match self {
+            StartError::Spawn(_) | StartError::Unavailable { .. } => "",
+            StartError::Init { stderr, .. }
+            | StartError::Timeout { stderr, .. }
+            | StartError::Broken { stderr, .. } => stderr,
+        }
+    }
+}
+
+/// Why a request did not get a response. The worker is dead after any of these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// The deadline passed; the executor was killed.
+    Timeout,
+    /// The executor died (`status` as the OS reported it).
+    Crashed {
+        /// How it ended.
+        status: String,
+    },
+    /// The executor broke the protocol; it was killed.
+    Protocol {
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// What one request produced.
+#[derive(Debug)]
+pub struct InvokeOutcome {
+    /// The response, or why there is none.
+    pub result: Result<Response, Fault>,
+    /// User stdout.
+    pub stdout: Capture,
+    /// User stderr.
+    pub stderr: Capture,
+    /// Structured logs (protocol `log` messages and `@@` lines).
+    pub logs: Vec<LogRecord>,
+    /// Time from sending the request to the response or fault.
+    pub run_time: Duration,
+}
+
+/// A response from the executor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// Whether the script succeeded.
+    pub success: bool,
+    /// Result on success.
+    pub result: Option<Value>,
+    /// Error on failure.
+    pub error: Option<ErrorBody>,
+    /// Exit code (command mode).
+    pub exit_code: Option<i32>,
+}
+
+type Reader = FramedRead<ChildStdout, JsonLinesCodec<ExecutorMessage>>;
+type Writer = FramedWrite<ChildStdin, JsonLinesCodec<ExecutorMessage>>;
+
+/// One live executor process.
+#[derive(Debug)]
+pub struct Worker {
+    child: Child,
+    pid: u32,
+    reader: Reader,
+    writer: Writer,
+    stderr: Option<pipe::Receiver>,
+    user_out: Option<pipe::Receiver>,
+    opts: WorkerOptions,
+    invocations: u64,
+    healthy: bool,
+    runtime: String,
+    started: Instant,
+    cold_start: Duration,
+}
+
+impl Worker {
+    /// Spawns the executor and performs the `init` handshake.
+    pub async fn start(
+        launch: &LaunchSpec,
+        script: InitScript,
+        env: Map<String, Value>,
+        opts: WorkerOptions,
+    ) -> Result<Worker, StartError> {
+        let t0 = Instant::now();
+        let s = spawn_executor(launch)?;
+        let mut w = Worker {
+            child: s.child,
+            pid: s.pid,
+            reader: FramedRead::new(s.stdout, JsonLinesCodec::new(opts.max_line_bytes)),
+            writer: FramedWrite::new(s.stdin, JsonLinesCodec::new(opts.max_line_bytes)),
+            stderr: Some(s.stderr),
+            user_out: Some(s.user_out),
+            opts,
+            invocations: 0,
+            healthy: true,
+            runtime: String::new(),
+            started: t0,
+            cold_start: Duration::ZERO,
+        };
+        let init = SupervisorMessage::Init {
+            protocol: PROTOCOL_VERSION,
+            script,
+            env,
+        };
+        let deadline = tokio::time::Instant::now() + w.opts.init_timeout;
+        match w.handshake(init, deadline).await {
+            Ok(runtime) => {
+                w.runtime = runtime;
+                w.cold_start = t0.elapsed();
+                Ok(w)
+            }
+            Err(e) => {
+                w.kill();
+                Err(e)
+            }
+        }
+    }
+
+    async fn handshake(
+        &mut self,
+        init: SupervisorMessage,
+        deadline: tokio::time::Instant,
+    ) -> Result<String, StartError> {
+        let mut stderr = Capture::new(START_STDERR_BYTES);
+        let mut sink = Capture::new(START_STDERR_BYTES);
+        let sent = tokio::time::timeout_at(deadline, self.writer.send(init)).await;
+        let broken = |detail: String, stderr: &Capture| StartError::Broken {
+            detail,
+            stderr: stderr.text(),
+        };
+        match sent {
+            Err(_) => {
+                return Err(StartError::Timeout {
+                    timeout: self.opts.init_timeout,
+                    stderr: stderr.text(),
+                });
+            }
+            Ok(Err(e)) => {
+                self.collect_after_death(&mut sink, &mut stderr, &mut LogScanner::default())
+                    .await;
+                return Err(broken(format!("cannot send init: {e}"), &stderr));
+            }
+            Ok(Ok(())) => {}
+        }
+        loop {
+            let event = self.next_event(deadline).await;
+            match event {
+                Event::Stderr(b) => stderr.push(&b),
+                Event::UserOut(b) => sink.push(&b),
+                Event::Message(ExecutorMessage::Ready { runtime, .. }) => return Ok(runtime),
+                Event::Message(ExecutorMessage::InitError { error }) => {
+                    self.collect_after_death(&mut sink, &mut stderr, &mut LogScanner::default())
+                        .await;
+                    return Err(StartError::Init {
+                        error,
+                        stderr: stderr.text(),
+                    });
+                }
+                Event::Message(other) => {
+                    return Err(broken(
+                        format!("unexpected {} before ready", kind(&other)),
+                        &stderr,
+                    ));
+                }
+                Event::Deadline => {
+                    return Err(StartError::Timeout {
+                        timeout: self.opts.init_timeout,
+                        stderr: stderr.text(),
+                    });
+                }
+                Event::Codec(e) => return Err(broken(e.to_string(), &stderr)),
+                Event::Eof => {
+                    self.collect_after_death(&mut sink, &mut stderr, &mut LogScanner::default())
+                        .await;
+                    let status = self.exit_status().await;
+                    return Err(broken(
+                        format!("executor exited before ready ({status})"),
+                        &stderr,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Host pid (also the process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Requests served so far.
+    pub fn invocations(&self) -> u64 {
+        self.invocations
+    }
+
+    /// Whether the worker may serve another request.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// What the executor called its runtime in `ready`.
+    pub fn runtime(&self) -> &str {
+        &self.runtime
+    }
+
+    /// How long spawn + handshake took.
+    pub fn cold_start(&self) -> Duration {
+        self.cold_start
+    }
+
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Sends one request and waits for its response until `deadline`.
+    pub async fn invoke(
+        &mut self,
+        id: &str,
+        payload: Value,
+        context: RequestContext,
+        deadline: tokio::time::Instant,
+    ) -> InvokeOutcome {
+        let mut stdout = Capture::new(self.opts.max_output_bytes);
+        let mut stderr = Capture::new(self.opts.max_output_bytes);
+        let mut scanner = LogScanner::default();
+        let mut logs = Vec::new();
+        self.discard_stale_output();
+        self.invocations += 1;
+        let t0 = Instant::now();
+        let request = SupervisorMessage::Request {
+            id: id.to_owned(),
+            payload,
+            context,
+        };
+        let result = match tokio::time::timeout_at(deadline, self.writer.send(request)).await {
+            Err(_) => Err(Fault::Timeout),
+            Ok(Err(e)) => Err(Fault::Crashed {
+                status: format!("cannot send request: {e}"),
+            }),
+            Ok(Ok(())) => {
+                self.await_response(
+                    id,
+                    deadline,
+                    &mut stdout,
+                    &mut stderr,
+                    &mut scanner,
+                    &mut logs,
+                )
+                .await
+            }
+        };
+        let run_time = t0.elapsed();
+        match &result {
+            Ok(_) => {
+                // The executor flushed its output before writing the response, so everything
+                // it wrote for this request is already in the pipes: take what is there.
+                self.drain_available(&mut stdout, &mut stderr, &mut scanner);
+            }
+            Err(_) => {
+                self.kill();
+                self.collect_after_death(&mut stdout, &mut stderr, &mut scanner)
+                    .await;
+            }
+        }
+        scanner.finish();
+        let mut all_logs = logs;
+        all_logs.append(&mut scanner.logs);
+        let result = match result {
+            Err(Fault::Crashed { .. }) => Err(Fault::Crashed {
+                status: self.exit_status().await,
+            }),
+            other => other,
+        };
+        InvokeOutcome {
+            result,
+            stdout,
+            stderr,
+            logs: all_logs,
+            run_time,
+        }
+    }
+
+    async fn await_response(
+        &mut self,
+        id: &str,
+        deadline: tokio::time::Instant,
+        stdout: &mut Capture,
+        stderr: &mut Capture,
+        scanner: &mut LogScanner,
+        logs: &mut Vec<LogRecord>,
+    ) -> Result<Response, Fault> {
+        loop {
+            match self.next_event(deadline).await {
+                Event::Stderr(b) => stderr.push(&b),
+                Event::UserOut(b) => {
+                    stdout.push(&b);
+                    scanner.push(&b);
+                }
+                Event::Message(ExecutorMessage::Response {
+                    id: rid,
+                    success,
+                    result,
+                    error,
+                    exit_code,
+                }) => {
+                    if rid != id {
+                        return Err(Fault::Protocol {
+                            detail: format!("response for unknown request id {rid:?}"),
+                        });
+                    }
+                    return Ok(Response {
+                        success,
+                        result,
+                        error,
+                        exit_code,
+                    });
+                }
+                Event::Message(ExecutorMessage::Log {
+                    id: lid,
+                    level,
+                    message,
+                    mut fields,
+                }) => {
+                    if lid != id {
+                        return Err(Fault::Protocol {
+                            detail: format!("log for unknown request id {lid:?}"),
+                        });
+                    }
+                    if logs.len() < 1000 {
+                        fields.insert("level".into(), Value::String(level));
+                        fields.insert("message".into(), Value::String(message));
+                        logs.push(log_from_object(&mut fields));
+                    }
+                }
+                // A late pong from an earlier health check carries no risk; ignore it.
+                Event::Message(ExecutorMessage::Pong { .. }) => {}
+                Event::Message(other) => {
+                    return Err(Fault::Protocol {
+                        detail: format!("unexpected {} during a request", kind(&other)),
+                    });
+                }
+                Event::Codec(e) => {
+                    return Err(Fault::Protocol {
+                        detail: e.to_string(),
+                    });
+                }
+                Event::Eof => {
+                    return Err(Fault::Crashed {
+                        status: String::new(),
+                    });
+                }
+                Event::Deadline => return Err(Fault::Timeout),
+            }
+        }
+    }
+
+    /// Waits for the next thing the executor does: a protocol message, output, EOF.
+    async fn next_event(&mut self, deadline: tokio::time::Instant) -> Event {
+        let mut err_buf = [0u8; 16 * 1024];
+        let mut out_buf = [0u8; 16 * 1024];
+        tokio::select! {
+            biased;
+            n = read_opt(&mut self.stderr, &mut err_buf) => match n {
+                Some(n) => Event::Stderr(err_buf[..n].to_vec()),
+                None => { self.stderr = None; Event::Stderr(Vec::new()) }
+            },
+            n = read_opt(&mut self.user_out, &mut out_buf) => match n {
+                Some(n) => Event::UserOut(out_buf[..n].to_vec()),
+                None => { self.user_out = None; Event::UserOut(Vec::new()) }
+            },
+            msg = self.reader.next() => match msg {
+                Some(Ok(m)) => Event::Message(m),
+                Some(Err(e)) => Event::Codec(e),
+                None => Event::Eof,
+            },
+            () = tokio::time::sleep_until(deadline) => Event::Deadline,
+        }
+    }
+
+    /// Throws away output written between requests (by a background thread, say), so it is
+    /// not blamed on the next request.
+    fn discard_stale_output(&mut self) {
+        let mut sink_out = Capture::new(0);
+        let mut sink_err = Capture::new(0);
+        self.drain_available(&mut sink_out, &mut sink_err, &mut LogScanner::default());
+    }
+
+    /// Reads whatever is in the output pipes right now, without waiting.
+    fn drain_available(
+        &mut self,
+        stdout: &mut Capture,
+        stderr: &mut Capture,
+        scanner: &mut LogScanner,
+    ) {
+        let mut buf = [0u8; 64 * 1024];
+        if let Some(rx) = &self.user_out {
+            while let Ok(n) = rx.try_read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                stdout.push(&buf[..n]);
+                scanner.push(&buf[..n]);
+            }
+        }
+        if let Some(rx) = &self.stderr {
+            while let Ok(n) = rx.try_read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                stderr.push(&buf[..n]);
+            }
+        }
+    }
+
+    /// After a kill or crash: read the pipes to EOF, for at most [`DRAIN_AFTER_DEATH`] (a
+    /// grandchild might hold them open).
+    async fn collect_after_death(
+        &mut self,
+        stdout: &mut Capture,
+        stderr: &mut Capture,
+        scanner: &mut LogScanner,
+    ) {
+        let until = tokio::time::Instant::now() + DRAIN_AFTER_DEATH;
+        let mut err = self.stderr.take();
+        let mut out = self.user_out.take();
+        let mut err_buf = [0u8; 16 * 1024];
+        let mut out_buf = [0u8; 16 * 1024];
+        while err.is_some() || out.is_some() {
+            tokio::select! {
+                n = read_opt(&mut err, &mut err_buf) => match n {
+                    Some(n) => stderr.push(&err_buf[..n]),
+                    None => err = None,
+                },
+                n = read_opt(&mut out, &mut out_buf) => match n {
+                    Some(n) => { stdout.push(&out_buf[..n]); scanner.push(&out_buf[..n]); }
+                    None => out = None,
+                },
+                () = tokio::time::sleep_until(until) => break,
+            }
+        }
+    }
+
+    async fn exit_status(&mut self) -> String {
+        match tokio::time::timeout(Duration::from_millis(500), self.child.wait()).await {
+            Ok(Ok(status)) => describe_status(status),
+            Ok(Err(e)) => format!("exit status unavailable: {e}"),
+            Err(_) => "still running".to_owned(),
+        }
+    }
+
+    /// Kills the executor's whole process group. Idempotent.
+    pub fn kill(&mut self) {
+        self.healthy = false;
+        if let Ok(pid) = i32::try_from(self.pid) {
+            // ESRCH (already gone) is fine: the goal is that nothing of it runs.
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.start_kill();
+    }
+
+    /// Asks the executor to exit, waits up to `grace`, then kills the group.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let msg = SupervisorMessage::Shutdown { grace_ms };
+        let polite = async {
+            self.writer.send(msg).await.ok()?;
+            self.child.wait().await.ok()
+        };
+        let _ = tokio::time::timeout(grace, polite).await;
+        self.kill();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await;
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker dropped anywhere (a cancelled request task, a pool retiring it) must not
+        // leave its process group running.
+        self.kill();
+    }
+}
+
+enum Event {
+    Message(ExecutorMessage),
+    Codec(CodecError),
+    Eof,
+    Stderr(Vec<u8>),
+    UserOut(Vec<u8>),
+    Deadline,
+}
+
+/// Reads from an optional pipe; `None` at EOF or error; pends forever when the pipe is gone so a
+/// `select!` arm on it stays quiet.
+async fn read_opt(rx: &mut Option<pipe::Receiver>, buf: &mut [u8]) -> Option<usize> {
+    match rx {
+        Some(r) => match r.read(buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn kind(m: &ExecutorMessage) -> &'static str {
+    match m {
+        ExecutorMessage::Ready { .. } => "ready",
+        ExecutorMessage::InitError { .. } => "init_error",
+        ExecutorMessage::Log { .. } => "log",
+        ExecutorMessage::Response { .. } => "response",
+        ExecutorMessage::Pong { .. } => "pong",
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        format!("exited with code {code}")
+    } else if let Some(sig) = status.signal() {
+        let name = Signal::try_from(sig)
+            .map(|s| s.as_str())
+            .unwrap_or("unknown");
+        format!("killed by signal {sig} ({name})")
+    } else {
+        status.to_string()
+    }
+}
