@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod conformance;
 pub mod env;
 pub mod message;
 
