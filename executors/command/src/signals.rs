@@ -1,0 +1,156 @@
+//! SIGTERM handling: forwarded to the script process while one runs, the executor's own death
+//! otherwise.
+//!
+//! How signals reach a script process (the same questions uv's `child.rs` answers for `uv run`):
+//!
+//! - The script runs in the executor's process group, and the executor in the one the supervisor
+//!   gave it. On a timeout or a protocol fault the supervisor kills the whole group (and the
+//!   sandbox kills the whole cgroup), so a script and anything it started die with the executor
+//!   without any forwarding here.
+//! - A SIGTERM sent to the executor's pid alone (an operator's `kill`, the supervisor's polite
+//!   first step) is different: the executor forwards it to the script's pid, so the script gets
+//!   the chance to clean up it would have had if it ran on its own, lets it end, answers the
+//!   request with whatever the script did (usually `Signal`, `killed by signal 15`), and then
+//!   exits 143. A SIGTERM that arrives while no script runs ends the executor at once, exactly as
+//!   the default action would.
+//! - SIGTERM is blocked in every executor thread and taken by one thread with `sigwait`, so no
+//!   signal handler runs and no async-signal-safety rules apply to the forwarding. A blocked
+//!   mask survives `fork` and `exec`, and `std::process::Command` does not reset it (checked:
+//!   without the hook a script showed `SigBlk: 0000000000004000` and never saw the forwarded
+//!   SIGTERM), so every script is spawned with a `pre_exec` hook that empties its mask.
+//! - Forwarding goes to a pid, which the kernel may reuse once the process is reaped. The main
+//!   thread therefore first waits with `WNOWAIT` (the zombie keeps its pid), then clears the pid
+//!   here under the lock, and only then reaps: a forward can never hit a stranger.
+//! - SIGINT and SIGQUIT keep their default actions: nothing sends them to a headless executor
+//!   but a person, who means the executor itself.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, SigSet, Signal};
+use nix::unistd::Pid;
+
+/// Exit status of an executor that ended because of SIGTERM, as a shell would report it.
+pub const TERMINATED_EXIT: u8 = 128 + 15;
+
+/// The script process currently running, shared by the main thread and the signal thread.
+#[derive(Debug)]
+pub struct ChildSlot {
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    pid: Option<Pid>,
+    terminate: bool,
+}
+
+impl ChildSlot {
+    /// An empty slot, usable in a `static`.
+    pub const fn new() -> Self {
+        Self {
+            state: Mutex::new(SlotState {
+                pid: None,
+                terminate: false,
+            }),
+        }
+    }
+
+    /// Records the running script's pid; from now on SIGTERM is forwarded to it.
+    pub fn set(&self, pid: u32) {
+        let pid = i32::try_from(pid).ok().map(Pid::from_raw);
+        self.lock().pid = pid;
+    }
+
+    /// Forgets the script's pid. Call before reaping it.
+    pub fn clear(&self) {
+        self.lock().pid = None;
+    }
+
+    /// Whether a SIGTERM was forwarded, so the executor must exit after answering.
+    pub fn termination_requested(&self) -> bool {
+        self.lock().terminate
+    }
+
+    /// A poisoned lock only means a thread panicked while holding plain data; the data is
+    /// still a valid pid or none.
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn sigterm_set() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set
+}
+
+/// Blocks SIGTERM in the calling thread and every thread it starts later. Call first in `main`.
+pub fn block_sigterm() -> nix::Result<()> {
+    sigterm_set().thread_block()
+}
+
+/// Makes `command` start its process with no blocked signals, as a process started by a shell
+/// would, instead of with the executor's mask.
+pub fn unblock_signals_on_exec(command: &mut Command) {
+    // SAFETY: the hook runs in the forked child before exec and calls only `sigemptyset` and
+    // `sigprocmask`, both async-signal-safe; it allocates nothing and touches only its own stack.
+    unsafe {
+        command.pre_exec(|| {
+            let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigemptyset(empty.as_mut_ptr()) != 0
+                || libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut()) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Starts the thread that takes SIGTERM for the whole process.
+pub fn spawn_forwarder(slot: &'static ChildSlot) -> io::Result<()> {
+    thread::Builder::new()
+        .name("sigterm".to_owned())
+        .spawn(move || forward_loop(slot))
+        .map(drop)
+}
+
+fn forward_loop(slot: &'static ChildSlot) {
+    let set = sigterm_set();
+    loop {
+        match set.wait() {
+            Ok(_) => {}
+            Err(_) => continue,
+        }
+        let mut state = slot.lock();
+        match state.pid {
+            Some(pid) => {
+                state.terminate = true;
+                match signal::kill(pid, Signal::SIGTERM) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => eprintln!("runwarm-exec-command: forwarding SIGTERM to {pid}: {e}"),
+                }
+            }
+            None => die_by_sigterm(),
+        }
+    }
+}
+
+/// Ends the process the way an unhandled SIGTERM would, so the supervisor sees the same wait
+/// status it would see without this thread.
+fn die_by_sigterm() -> ! {
+    if sigterm_set().thread_unblock().is_ok() {
+        // The signal is now deliverable to this thread; with the default action it ends the
+        // process before `raise` returns.
+        let _ = signal::raise(Signal::SIGTERM);
+    }
+    // SIGTERM is ignored (inherited SIG_IGN): exit with the status a shell would show.
+    std::process::exit(i32::from(TERMINATED_EXIT))
+}
