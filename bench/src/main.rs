@@ -1,0 +1,210 @@
+//! `runwarm-bench`: measures a real runwarmd over its Unix socket (warm latency, cold starts,
+//! throughput under load) and, in the same run, the baseline it is meant to beat (a fresh
+//! `python3` process per call), then prints the figures, the ratio and the targets.
+//!
+//! Progress goes to stderr, the report to stdout. The exit code says whether the benchmark ran,
+//! not whether the targets were met.
+
+mod baseline;
+mod daemon;
+mod load;
+mod measure;
+mod report;
+mod scenarios;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use runwarm_supervisor::client::Client;
+
+use crate::daemon::OwnDaemon;
+use crate::report::{DaemonUnderTest, Host, Run};
+
+/// Deadline of any single request; a call that takes this long is a hang, not a figure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Fresh `python3` processes started through PATH (the slow shim path) for the baseline.
+const PATH_RUNS: usize = 10;
+
+/// Benchmark runwarmd against a fresh-process-per-call baseline.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Flags {
+    /// Measure the daemon on this socket instead of starting one from target/release.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Sequential warm calls measured.
+    #[arg(long, default_value_t = 2000)]
+    calls: usize,
+    /// Unmeasured warm calls before them.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// New versions registered and called once each.
+    #[arg(long, default_value_t = 20)]
+    cold: usize,
+    /// Concurrent clients in the throughput test, each with its own connection.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Length of the throughput window.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Pool maximum of the throughput script [default: CPUs × 2].
+    #[arg(long)]
+    pool_max: Option<usize>,
+    /// Fresh python3 processes timed for the baseline.
+    #[arg(long, default_value_t = 50)]
+    baseline_runs: usize,
+    /// Print a JSON summary instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    match run(&flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("runwarm-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(flags: &Flags) -> Result<()> {
+    let host = Host::probe();
+    // One thread is plenty to drive the clients and leaves the CPUs to the daemon and its
+    // executors, which are what is being measured.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let DaemonFigures {
+        daemon,
+        warm,
+        cold,
+        load,
+    } = runtime.block_on(measure_daemon(flags, host.cpus))?;
+    progress(&format!(
+        "baseline: {} fresh python3 processes (+{PATH_RUNS} through PATH)",
+        flags.baseline_runs
+    ));
+    let baseline = baseline::measure(flags.baseline_runs, PATH_RUNS, &scenarios::payload())?;
+    let run = Run {
+        host,
+        daemon,
+        warm,
+        cold,
+        load,
+        baseline,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if flags.json {
+        let text = serde_json::to_string_pretty(&report::json(&run))?;
+        writeln!(stdout, "{text}")?;
+    } else {
+        write!(stdout, "{}", report::text(&run))?;
+    }
+    Ok(())
+}
+
+/// What was measured against the daemon.
+struct DaemonFigures {
+    daemon: DaemonUnderTest,
+    warm: scenarios::Warm,
+    cold: scenarios::Cold,
+    load: load::Load,
+}
+
+/// The phases' figures, before the daemon is stopped.
+struct PhaseFigures {
+    version: Option<String>,
+    warm: scenarios::Warm,
+    cold: scenarios::Cold,
+    load: load::Load,
+}
+
+async fn measure_daemon(flags: &Flags, cpus: usize) -> Result<DaemonFigures> {
+    let own = match &flags.socket {
+        Some(_) => None,
+        None => {
+            progress("starting runwarmd from target/release");
+            Some(OwnDaemon::start().await?)
+        }
+    };
+    let (socket, label) = match (&flags.socket, &own) {
+        (Some(socket), _) => (socket.clone(), format!("given socket {}", socket.display())),
+        (None, Some(own)) => (
+            own.socket().to_path_buf(),
+            format!("{} in {}", own.binary().display(), own.dir().display()),
+        ),
+        (None, None) => bail!("no daemon to measure: neither --socket nor an own daemon"),
+    };
+    let measured = measure_phases(flags, cpus, &socket).await;
+    let measured = match (measured, &own) {
+        (Err(error), Some(own)) => Err(anyhow!(
+            "{error:#}\nthe daemon's log ends with:\n{}",
+            own.log_tail()
+        )),
+        (other, _) => other,
+    };
+    let PhaseFigures {
+        version,
+        warm,
+        cold,
+        load,
+    } = measured?;
+    let stopped = own.map(OwnDaemon::stop);
+    let daemon = DaemonUnderTest {
+        label,
+        version,
+        stopped,
+    };
+    Ok(DaemonFigures {
+        daemon,
+        warm,
+        cold,
+        load,
+    })
+}
+
+async fn measure_phases(
+    flags: &Flags,
+    cpus: usize,
+    socket: &std::path::Path,
+) -> Result<PhaseFigures> {
+    let client = Client::new(socket).with_timeout(REQUEST_TIMEOUT);
+    let info = client
+        .get_json("/v1/info")
+        .await
+        .with_context(|| format!("asking the daemon on {} for /v1/info", socket.display()))?;
+    let version = info["version"].as_str().map(str::to_owned);
+    progress(&format!(
+        "warm latency: {} warm-up + {} measured calls",
+        flags.warmup, flags.calls
+    ));
+    let warm = scenarios::measure_warm(&client, flags.calls, flags.warmup).await?;
+    progress(&format!("cold start: {} new versions", flags.cold));
+    let cold = scenarios::measure_cold(&client, flags.cold.max(1)).await?;
+    let pool_max = flags.pool_max.unwrap_or(cpus * 2).max(1);
+    let window = Duration::try_from_secs_f64(flags.seconds)
+        .with_context(|| format!("--seconds {} is not a duration", flags.seconds))?;
+    progress(&format!(
+        "throughput: {} clients for {:.1} s, pool max {pool_max}",
+        flags.clients, flags.seconds
+    ));
+    let load =
+        load::measure_load(socket, REQUEST_TIMEOUT, flags.clients, pool_max, window).await?;
+    Ok(PhaseFigures {
+        version,
+        warm,
+        cold,
+        load,
+    })
+}
+
+fn progress(message: &str) {
+    eprintln!("runwarm-bench: {message}");
+}

@@ -1,0 +1,228 @@
+//! The sequential measurements against the daemon: warm latency over one connection and cold
+//! starts of new versions, plus what they share with the load test (the benchmark script, its
+//! registration and the check of each call's record).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use runwarm_supervisor::client::{Client, InvokeOptions, Selector};
+use serde_json::{Value, json};
+
+use crate::measure::{Summary, ms_to_us};
+
+/// The handler every measurement runs, the same as the `hello-python` sample.
+pub const HANDLER_PY: &str = "def handler(event, context):
+    return {\"greeting\": f\"hello {event.get('name', 'world')}\"}
+";
+
+/// The payload of every call.
+pub fn payload() -> Value {
+    json!({"name": "bench"})
+}
+
+/// What [`HANDLER_PY`] answers to `payload`.
+pub fn expected_result(payload: &Value) -> Value {
+    let name = payload.get("name").and_then(Value::as_str).unwrap_or("world");
+    json!({"greeting": format!("hello {name}")})
+}
+
+/// Registers `source` as `main.py` of script `name` with a pool of at most `pool_max`
+/// executors; returns the version id and whether the version is new.
+pub async fn register(
+    client: &Client,
+    name: &str,
+    source: &str,
+    pool_max: usize,
+) -> Result<(String, bool)> {
+    let body = json!({
+        "name": name,
+        "manifest": {"runtime": "python3", "entry": "main.py", "pool": {"max": pool_max}},
+        "files": {"main.py": source},
+    });
+    let answer = client
+        .register(&body)
+        .await
+        .with_context(|| format!("registering {name}"))?;
+    if !answer.is_success() {
+        let problem = answer.problem();
+        bail!(
+            "registering {name} answered {}: {} {}",
+            answer.status,
+            problem.title,
+            problem.detail
+        );
+    }
+    let created = answer.json()?;
+    let version = created["version"]
+        .as_str()
+        .with_context(|| format!("registering {name} answered without a version: {created}"))?;
+    Ok((version.to_owned(), created["created"].as_bool().unwrap_or(false)))
+}
+
+/// One invocation: its client-side wall time and either its record or why it counts as an error.
+pub struct Call {
+    pub latency: Duration,
+    pub outcome: Result<Value, String>,
+}
+
+/// Invokes and checks the answer: 200, state `completed`, the expected result.
+pub async fn call(
+    client: &Client,
+    name: &str,
+    selector: Option<&Selector>,
+    payload: &Value,
+    expected: &Value,
+) -> Call {
+    let started = Instant::now();
+    let answer = client
+        .invoke(name, selector, payload, &InvokeOptions::default())
+        .await;
+    let latency = started.elapsed();
+    let outcome = match answer {
+        Err(e) => Err(format!("{:#}", anyhow::Error::new(e))),
+        Ok(answer) if answer.status != 200 => {
+            let problem = answer.problem();
+            Err(format!(
+                "status {}: {} {}",
+                answer.status, problem.title, problem.detail
+            ))
+        }
+        Ok(answer) => match answer.json() {
+            Err(e) => Err(e.to_string()),
+            Ok(record) if record["state"] != "completed" => Err(format!(
+                "state {} ({})",
+                record["state"], record["error"]
+            )),
+            Ok(record) if &record["result"] != expected => Err(format!(
+                "result {} instead of {expected}",
+                record["result"]
+            )),
+            Ok(record) => Ok(record),
+        },
+    };
+    Call { latency, outcome }
+}
+
+/// A record's `timings.<key>` in microseconds.
+pub fn timing_us(record: &Value, key: &str) -> Option<f64> {
+    record["timings"][key].as_f64().map(ms_to_us)
+}
+
+/// Errors of a phase: how many and the first, for the report.
+#[derive(Debug, Default, Clone)]
+pub struct Errors {
+    pub count: usize,
+    pub first: Option<String>,
+}
+
+impl Errors {
+    pub fn add(&mut self, error: String) {
+        self.count += 1;
+        self.first.get_or_insert(error);
+    }
+}
+
+/// Warm latency: sequential calls over one connection.
+#[derive(Debug, Clone)]
+pub struct Warm {
+    pub calls: usize,
+    pub warmup: usize,
+    pub client: Summary,
+    pub errors: Errors,
+    pub daemon_total: Option<Summary>,
+    pub daemon_run: Option<Summary>,
+    pub daemon_queue: Option<Summary>,
+    /// Distinct executor pids that served the measured calls.
+    pub executors: usize,
+}
+
+pub async fn measure_warm(client: &Client, calls: usize, warmup: usize) -> Result<Warm> {
+    let name = "bench-warm";
+    register(client, name, HANDLER_PY, 4).await?;
+    let (payload, expected) = (payload(), expected_result(&payload()));
+    for _ in 0..warmup {
+        if let Err(e) = call(client, name, None, &payload, &expected).await.outcome {
+            bail!("warm-up call of {name} failed: {e}");
+        }
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    let (mut total, mut run, mut queue) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pids = BTreeSet::new();
+    let mut errors = Errors::default();
+    for _ in 0..calls {
+        let done = call(client, name, None, &payload, &expected).await;
+        latencies.push(done.latency);
+        match done.outcome {
+            Ok(record) => {
+                total.extend(timing_us(&record, "total_ms"));
+                run.extend(timing_us(&record, "run_ms"));
+                queue.extend(timing_us(&record, "queue_ms"));
+                pids.extend(record["executor"]["pid"].as_i64());
+            }
+            Err(e) => errors.add(e),
+        }
+    }
+    Ok(Warm {
+        calls,
+        warmup,
+        client: Summary::of_durations(&latencies).context("no warm calls were made")?,
+        errors,
+        daemon_total: Summary::of_micros(total),
+        daemon_run: Summary::of_micros(run),
+        daemon_queue: Summary::of_micros(queue),
+        executors: pids.len(),
+    })
+}
+
+/// Cold starts: a new version per call.
+#[derive(Debug, Clone)]
+pub struct Cold {
+    pub runs: usize,
+    pub client: Summary,
+    pub cold_start: Option<Summary>,
+    /// Calls whose record said `cold: true`.
+    pub cold_true: usize,
+    pub errors: Errors,
+}
+
+pub async fn measure_cold(client: &Client, runs: usize) -> Result<Cold> {
+    let name = "bench-cold";
+    // Different content in every run of the benchmark too, so a daemon given with --socket
+    // cannot answer from a version it already keeps warm.
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let (payload, expected) = (payload(), expected_result(&payload()));
+    let mut latencies = Vec::with_capacity(runs);
+    let mut cold_starts = Vec::with_capacity(runs);
+    let mut cold_true = 0;
+    let mut errors = Errors::default();
+    for i in 0..runs {
+        let source = format!("{HANDLER_PY}# cold start {i} of run {nonce}\n");
+        let (version, created) = register(client, name, &source, 1).await?;
+        ensure!(created, "version {i} of {name} was not new ({version})");
+        let selector = Selector::Version(version);
+        let done = call(client, name, Some(&selector), &payload, &expected).await;
+        latencies.push(done.latency);
+        match done.outcome {
+            Ok(record) => {
+                if record["cold"] == true {
+                    cold_true += 1;
+                } else {
+                    errors.add(format!("call {i} on a new version said cold: {}", record["cold"]));
+                }
+                cold_starts.extend(timing_us(&record, "cold_start_ms"));
+            }
+            Err(e) => errors.add(e),
+        }
+    }
+    Ok(Cold {
+        runs,
+        client: Summary::of_durations(&latencies).context("no cold calls were made")?,
+        cold_start: Summary::of_micros(cold_starts),
+        cold_true,
+        errors,
+    })
+}
