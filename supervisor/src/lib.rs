@@ -6,3 +6,4 @@
 
 pub mod execution;
 pub mod manifest;
+pub mod registry;
