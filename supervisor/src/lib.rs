@@ -9,6 +9,7 @@ pub mod execution;
 pub mod invocation;
 pub mod manifest;
 pub mod pool;
+pub mod registry;
 pub mod runtime;
 pub mod samples;
 pub mod worker;
