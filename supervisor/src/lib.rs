@@ -4,5 +4,6 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod client;
 pub mod execution;
 pub mod manifest;
