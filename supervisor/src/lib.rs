@@ -4,6 +4,7 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod client;
 pub mod config;
 pub mod execution;
 pub mod invocation;
