@@ -5,4 +5,5 @@
 //! executor protocol → the `execution` record goes to `history`.
 
 pub mod execution;
+pub mod history;
 pub mod manifest;
