@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod execution;
+pub mod history;
 pub mod invocation;
 pub mod manifest;
 pub mod pool;
