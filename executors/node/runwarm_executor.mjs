@@ -229,6 +229,9 @@ let handler = null;
 async function init(msg) {
   if (handler !== null) return note("ignoring a second init");
   try {
+    if ((msg.protocol ?? PROTOCOL_VERSION) !== PROTOCOL_VERSION) {
+      throw new InitFailure("UnsupportedProtocol", `this executor speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
+    }
     handler = await loadHandler(msg.script ?? {}, msg.env);
   } catch (e) {
     let error = { kind: e.kind, message: e.message };
@@ -308,7 +311,9 @@ const queue = [];
 let parts = [];
 let busy = false;
 
-async function pump() {
+// Synchronous unless a message needs the event loop (an async handler, init's import), so a
+// warm synchronous request costs no promise turns.
+function pump() {
   if (busy) return;
   busy = true;
   while (queue.length > 0) {
@@ -316,7 +321,13 @@ async function pump() {
     if (line === null) process.exit(0); // EOF: the supervisor is gone
     if (line.length === 0 || line === "\r") continue;
     const pending = dispatch(line);
-    if (pending) await pending;
+    if (pending) {
+      pending.then(() => {
+        busy = false;
+        pump();
+      });
+      return;
+    }
   }
   busy = false;
 }

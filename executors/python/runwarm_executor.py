@@ -204,6 +204,9 @@ class Executor:
             sys.stderr.write("runwarm: ignoring a second init\n")
             return
         try:
+            if msg.get("protocol", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+                raise InitFailure("UnsupportedProtocol", "this executor speaks protocol %d, not %r"
+                                  % (PROTOCOL_VERSION, msg.get("protocol")))
             self.handler = _load_handler(msg.get("script") or {}, msg.get("env"))
         except BaseException as exc:
             body = exc.body if isinstance(exc, InitFailure) else _error(exc)

@@ -4,11 +4,14 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod client;
 pub mod config;
 pub mod execution;
+pub mod history;
 pub mod invocation;
 pub mod manifest;
 pub mod pool;
+pub mod registry;
 pub mod runtime;
 pub mod samples;
 pub mod worker;

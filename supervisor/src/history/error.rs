@@ -1,0 +1,84 @@
+//! The errors of the execution history, one variant per thing that can fail, each naming the
+//! file or operation so a person can act on it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What can go wrong with the history.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The state directory could not be created.
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite refused to open or configure the database.
+    #[error("cannot open execution history {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The file system does not support WAL (some network file systems).
+    #[error(
+        "execution history {path} cannot use WAL (journal mode stays {mode}); \
+         put the state directory on a local file system"
+    )]
+    NoWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+    /// A schema migration failed.
+    #[error("cannot migrate execution history {path}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer runwarmd.
+    #[error(
+        "execution history {path} has schema version {found} but this runwarmd knows only up \
+         to {known}; upgrade runwarmd or move the file away"
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: usize,
+        /// The newest this build knows.
+        known: usize,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the history writer thread: {0}")]
+    SpawnWriter(#[source] std::io::Error),
+    /// A batch could not be committed (the writer keeps retrying unless it is closing).
+    #[error("writing execution history failed: {0}")]
+    Write(#[source] Arc<rusqlite::Error>),
+    /// A query failed.
+    #[error("reading execution history failed: {0}")]
+    Read(#[source] rusqlite::Error),
+    /// A stored record is not valid JSON for this build.
+    #[error("stored execution {id} cannot be decoded: {source}")]
+    Decode {
+        /// The execution id.
+        id: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The history was closed.
+    #[error("execution history is closed")]
+    Closed,
+    /// The writer thread ended without answering (it should not; see the daemon log).
+    #[error("the history writer thread stopped unexpectedly")]
+    WriterStopped,
+    /// A blocking read task died.
+    #[error("history read task failed: {0}")]
+    ReadTask(#[source] tokio::task::JoinError),
+}

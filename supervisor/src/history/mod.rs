@@ -1,0 +1,292 @@
+//! Execution history: every execution record the daemon produces, kept in SQLite
+//! (`<state_dir>/history.db`) off the hot path.
+//!
+//! [`History::record`] only puts the record into an in-memory pending map and wakes the writer
+//! thread (`writer`), which commits batches in one transaction each. Reads answer from the pending
+//! map first, so a caller always sees its own writes. Terminal records are immutable in both the
+//! pending map and the database (`schema::UPSERT`). After a crash, `recovery` turns what a previous
+//! daemon left in flight into `failed/E005`.
+
+mod error;
+mod query;
+mod recovery;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::execution::{ExecutionRecord, State};
+use writer::{Command, Pending, Writer};
+
+pub use error::HistoryError;
+pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
+
+/// How the writer batches and how long terminal records are kept.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// Most records written in one transaction.
+    pub batch_max: usize,
+    /// Longest a record waits for others to share its transaction.
+    pub flush_interval: Duration,
+    /// Terminal records older than this are deleted (checked at most once a minute); `None`
+    /// keeps everything.
+    pub retention: Option<Duration>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            batch_max: 256,
+            flush_interval: Duration::from_millis(50),
+            retention: None,
+        }
+    }
+}
+
+/// Filters of [`History::list`] (`GET /v1/executions`).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this script's executions.
+    pub script: Option<String>,
+    /// Only executions in this state.
+    pub state: Option<State>,
+    /// At most this many ([`DEFAULT_LIMIT`] when absent, capped at [`MAX_LIMIT`]).
+    pub limit: Option<u32>,
+    /// Only executions older than this id (UUIDv7 ids sort by time): the paging cursor.
+    pub before: Option<String>,
+}
+
+/// The history handle; cheap to clone.
+#[derive(Clone)]
+pub struct History {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: Sender<Command>,
+    pending: Arc<DashMap<String, Pending>>,
+    seq: AtomicU64,
+    /// Reads get their own connection so they never wait behind the writer's transaction (WAL
+    /// lets readers and one writer run at once).
+    reader: Arc<Mutex<Connection>>,
+    closed: AtomicBool,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("path", &self.inner.path)
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+impl History {
+    /// Opens or creates `<state_dir>/history.db`, migrates it and starts the writer thread.
+    pub fn open(state_dir: &Path, cfg: HistoryConfig) -> Result<History, HistoryError> {
+        fs_err::create_dir_all(state_dir).map_err(|source| HistoryError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(schema::DB_FILE);
+        let write_conn = schema::open(&path)?;
+        let reader = schema::open(&path)?;
+        let pending = Arc::new(DashMap::new());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Writer::new(write_conn, rx, Arc::clone(&pending), cfg);
+        let handle = std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || writer.run())
+            .map_err(HistoryError::SpawnWriter)?;
+        Ok(History {
+            inner: Arc::new(Inner {
+                path,
+                tx,
+                pending,
+                seq: AtomicU64::new(0),
+                reader: Arc::new(Mutex::new(reader)),
+                closed: AtomicBool::new(false),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues the record for the writer; never waits on SQLite. A later record for the same id
+    /// replaces an earlier one, unless the earlier one is terminal.
+    pub fn record(&self, rec: ExecutionRecord) {
+        let id = rec.id.clone();
+        if let Err(e) = self.enqueue(rec, None) {
+            tracing::warn!(execution_id = %id, error = %e, "execution record not kept");
+        }
+    }
+
+    /// Writes the record and returns once it is committed with a full fsync, for work accepted
+    /// asynchronously that must survive a crash.
+    pub async fn record_durable(&self, rec: ExecutionRecord) -> Result<(), HistoryError> {
+        let (ack, done) = oneshot::channel();
+        self.enqueue(rec, Some(ack))?;
+        done.await.map_err(|_| HistoryError::WriterStopped)?
+    }
+
+    /// Returns once everything queued before the call is committed.
+    pub async fn flush(&self) -> Result<(), HistoryError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            // The close already wrote everything it could; only what it failed to write is left.
+            return if self.inner.pending.is_empty() {
+                Ok(())
+            } else {
+                Err(HistoryError::Closed)
+            };
+        }
+        let (ack, done) = oneshot::channel();
+        self.send(Command::Flush(ack))?;
+        done.await.map_err(|_| HistoryError::WriterStopped)?
+    }
+
+    /// The record with this id, from the queue when it is newer than the database.
+    pub async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, HistoryError> {
+        // The queue is read before the database: read the other way round, a commit landing in
+        // between could hide a record the caller has just written.
+        let queued = self.inner.pending.get(id).map(|p| p.rec.clone());
+        if let Some(rec) = &queued
+            && rec.state.is_terminal()
+        {
+            return Ok(queued);
+        }
+        let id = id.to_owned();
+        let stored = self.read(move |conn| query::get(conn, &id)).await?;
+        Ok(match (stored, queued) {
+            // A late non-terminal update in the queue never hides a terminal stored record.
+            (Some(stored), _) if stored.state.is_terminal() => Some(stored),
+            (stored, queued) => queued.or(stored),
+        })
+    }
+
+    /// Executions newest first, filtered by `q`; writes what is queued first so pages are
+    /// consistent.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<ExecutionRecord>, HistoryError> {
+        self.flush().await?;
+        let q = q.clone();
+        self.read(move |conn| query::list(conn, &q)).await
+    }
+
+    /// How many executions are stored (queued ones not counted until written).
+    pub async fn count(&self) -> Result<u64, HistoryError> {
+        self.read(query::count).await
+    }
+
+    /// Startup recovery: every record a previous daemon left `queued`, `provisioning` or
+    /// `running` becomes `failed` with `E005 SupervisorRestarted`. Returns how many. Call it
+    /// before serving.
+    pub fn recover_interrupted(&self) -> Result<usize, HistoryError> {
+        recovery::fail_interrupted(&self.inner.path, recovery::INTERRUPTED)
+    }
+
+    /// Like [`History::recover_interrupted`] but leaves `queued` records alone, for a daemon
+    /// that re-runs them (see [`History::queued`]).
+    pub fn recover_started(&self) -> Result<usize, HistoryError> {
+        recovery::fail_interrupted(&self.inner.path, recovery::STARTED)
+    }
+
+    /// Records stored as `queued`, oldest first: accepted work a previous daemon never started.
+    pub fn queued(&self) -> Result<Vec<ExecutionRecord>, HistoryError> {
+        recovery::queued(&self.inner.path)
+    }
+
+    /// Writes everything queued, then stops the writer. Later calls return at once.
+    pub async fn close(&self) -> Result<(), HistoryError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (ack, done) = oneshot::channel();
+        let result = match self.send(Command::Close(ack)) {
+            Ok(()) => done.await.unwrap_or(Err(HistoryError::WriterStopped)),
+            Err(e) => Err(e),
+        };
+        let handle = lock(&self.inner.writer).take();
+        if let Some(handle) = handle {
+            // Joining makes sure the writer's connection is closed (and the WAL checkpointed)
+            // before the caller goes on, e.g. to exit.
+            let joined = tokio::task::spawn_blocking(move || handle.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("history writer thread panicked");
+            }
+        }
+        result
+    }
+
+    /// Records queued but not yet written (the writer's lag, for the metrics).
+    pub fn pending(&self) -> usize {
+        self.inner.pending.len()
+    }
+
+    fn enqueue(&self, rec: ExecutionRecord, ack: Option<writer::Ack>) -> Result<(), HistoryError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(HistoryError::Closed);
+        }
+        let id = rec.id.clone();
+        // The sequence number is taken under the entry lock so that, per id, it grows in the
+        // order the map was updated; the writer clears an entry only if it still holds the
+        // sequence it wrote.
+        match self.inner.pending.entry(id.clone()) {
+            Entry::Occupied(mut e) => {
+                if e.get().rec.state.is_terminal() {
+                    tracing::debug!(execution_id = %id, state = rec.state.as_str(),
+                        "ignoring an update of a terminal execution");
+                } else {
+                    let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+                    e.insert(Pending { seq, rec });
+                }
+            }
+            Entry::Vacant(e) => {
+                let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+                e.insert(Pending { seq, rec });
+            }
+        }
+        self.send(Command::Write { id, ack })
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), HistoryError> {
+        self.inner
+            .tx
+            .send(cmd)
+            .map_err(|_| HistoryError::WriterStopped)
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, HistoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, HistoryError> + Send + 'static,
+    {
+        let reader = Arc::clone(&self.inner.reader);
+        tokio::task::spawn_blocking(move || f(&lock(&reader)))
+            .await
+            .map_err(HistoryError::ReadTask)?
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the connection or
+/// handle inside is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

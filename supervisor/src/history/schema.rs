@@ -1,0 +1,190 @@
+//! The SQLite side of the history: opening `history.db` with the pragmas the daemon relies on,
+//! the schema and its migrations (tracked in `PRAGMA user_version`), and the guarded upsert that
+//! keeps terminal records immutable.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, params};
+
+use super::HistoryError;
+use crate::execution::ExecutionRecord;
+
+/// The file name inside the state directory.
+pub const DB_FILE: &str = "history.db";
+
+/// How long a connection waits for another one's lock before giving up with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Migration `n` takes the schema from version `n` to `n + 1`. Append only: a released
+/// migration is never edited, because databases in the field already ran it.
+const MIGRATIONS: &[&str] = &[
+    // 1: the executions table. The full record is kept as JSON; the columns beside it exist only
+    // to filter, sort and expire without parsing JSON.
+    "CREATE TABLE executions (
+        id          TEXT PRIMARY KEY NOT NULL,
+        script      TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        terminal    INTEGER NOT NULL,
+        queued_at   TEXT NOT NULL,
+        finished_at TEXT,
+        finished_ms INTEGER,
+        error_code  TEXT,
+        record      TEXT NOT NULL
+    );
+    CREATE INDEX executions_script_id ON executions(script, id);
+    CREATE INDEX executions_state_id ON executions(state, id);
+    CREATE INDEX executions_finished_ms ON executions(finished_ms)
+        WHERE finished_ms IS NOT NULL;",
+];
+
+/// The insert-or-update of one record. The `WHERE` on the update is what makes terminal records
+/// immutable: once a row is terminal, neither a late non-terminal update nor a second terminal
+/// one can replace it, whatever order the daemon's tasks report in.
+const UPSERT: &str = "INSERT INTO executions
+        (id, script, version, state, terminal, queued_at, finished_at, finished_ms, error_code,
+         record)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    ON CONFLICT(id) DO UPDATE SET
+        script = excluded.script, version = excluded.version, state = excluded.state,
+        terminal = excluded.terminal, queued_at = excluded.queued_at,
+        finished_at = excluded.finished_at, finished_ms = excluded.finished_ms,
+        error_code = excluded.error_code, record = excluded.record
+    WHERE executions.terminal = 0";
+
+/// Opens (creating if needed) the database at `path`, sets WAL and the busy timeout, and brings
+/// the schema up to date.
+pub fn open(path: &Path) -> Result<Connection, HistoryError> {
+    let open_err = |source| HistoryError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(HistoryError::NoWal {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    // In WAL mode NORMAL is safe against application crashes; a power loss can lose the last
+    // commits, which is why durable writes switch to FULL for their transaction.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    migrate(&mut conn).map_err(|e| match e {
+        MigrateError::Sql(source) => HistoryError::Migrate {
+            path: path.to_path_buf(),
+            source,
+        },
+        MigrateError::TooNew { found } => HistoryError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            known: MIGRATIONS.len(),
+        },
+    })?;
+    Ok(conn)
+}
+
+enum MigrateError {
+    Sql(rusqlite::Error),
+    TooNew { found: usize },
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sql(e)
+    }
+}
+
+/// Runs every migration the database has not seen, each in its own transaction together with
+/// the `user_version` bump, so a crash mid-way leaves a consistent version.
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
+    if found > MIGRATIONS.len() {
+        return Err(MigrateError::TooNew { found });
+    }
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", n + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Writes one record inside `tx`; returns whether a row changed (false when the stored row is
+/// terminal and so kept). `json` is the record already serialised; `now_ms` stamps terminal rows
+/// for retention.
+pub fn upsert(
+    tx: &Transaction<'_>,
+    rec: &ExecutionRecord,
+    json: &str,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let terminal = rec.state.is_terminal();
+    let mut stmt = tx.prepare_cached(UPSERT)?;
+    let changed = stmt.execute(params![
+        rec.id,
+        rec.script,
+        rec.version,
+        rec.state.as_str(),
+        terminal,
+        rec.timings.queued_at,
+        rec.timings.finished_at,
+        terminal.then_some(now_ms),
+        rec.error.as_ref().map(|e| e.code.as_str()),
+        json,
+    ])?;
+    Ok(changed > 0)
+}
+
+/// Deletes terminal records stamped before `cutoff_ms`; returns how many.
+pub fn expire(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM executions WHERE finished_ms IS NOT NULL AND finished_ms < ?1",
+        [cutoff_ms],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_set_user_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(open(&path).unwrap());
+        // A second open must not re-run migration 1 (it would fail: the table exists).
+        let conn = open(&path).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let conn = open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        match open(&path) {
+            Err(HistoryError::SchemaTooNew { found: 99, .. }) => {}
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The history writer: one std thread that owns the write connection, gathers queued records
+//! into batches (up to `batch_max`, or whatever arrived within `flush_interval`) and commits each
+//! batch in one transaction.
+//!
+//! Records travel through the shared pending map, not the channel: the channel only says which
+//! ids changed, so a record updated ten times before the writer gets to it is written once, in
+//! its latest form. A failed batch is retried with backoff, never dropped, while the daemon runs.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{HistoryConfig, HistoryError, schema};
+use crate::execution::ExecutionRecord;
+
+/// Answers a waiter once its records are committed.
+pub type Ack = oneshot::Sender<Result<(), HistoryError>>;
+
+/// The latest record for an id, with the sequence number of that update.
+#[derive(Debug)]
+pub struct Pending {
+    pub seq: u64,
+    pub rec: ExecutionRecord,
+}
+
+/// What the handle asks of the writer.
+#[derive(Debug)]
+pub enum Command {
+    /// The pending record for `id` changed; `ack`, when set, wants a durable commit.
+    Write { id: String, ack: Option<Ack> },
+    /// Commit everything sent before this.
+    Flush(Ack),
+    /// Commit everything, then stop.
+    Close(Ack),
+}
+
+/// How often retention runs at most.
+const EXPIRY_EVERY: Duration = Duration::from_secs(60);
+/// First retry delay after a failed batch; doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// When stopping, a batch that keeps failing is given up after this many attempts, so a broken
+/// disk cannot hang shutdown.
+const ATTEMPTS_WHEN_STOPPING: u32 = 3;
+
+#[derive(Default)]
+struct Batch {
+    ids: HashSet<String>,
+    acks: Vec<Ack>,
+    durable: bool,
+}
+
+impl Batch {
+    fn urgent(&self) -> bool {
+        !self.acks.is_empty()
+    }
+}
+
+pub struct Writer {
+    conn: Connection,
+    rx: Receiver<Command>,
+    pending: Arc<DashMap<String, Pending>>,
+    cfg: HistoryConfig,
+    last_expiry: Option<Instant>,
+    /// Close was asked, or every handle is gone: write what is left, then stop.
+    stopping: bool,
+    close_acks: Vec<Ack>,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        rx: Receiver<Command>,
+        pending: Arc<DashMap<String, Pending>>,
+        cfg: HistoryConfig,
+    ) -> Self {
+        Self {
+            conn,
+            rx,
+            pending,
+            cfg,
+            last_expiry: None,
+            stopping: false,
+            close_acks: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        self.expire_if_due();
+        let mut outcome = Ok(());
+        while let Some(first) = self.next_command() {
+            let mut batch = Batch::default();
+            self.take(first, &mut batch);
+            self.collect(&mut batch);
+            let result = self.commit(&batch);
+            for ack in batch.acks {
+                // A waiter that stopped waiting is not an error.
+                let _ = ack.send(result.as_ref().map(|_| ()).map_err(clone_error));
+            }
+            if let Err(e) = result {
+                outcome = Err(e);
+            }
+            self.expire_if_due();
+        }
+        for ack in self.close_acks.drain(..) {
+            let _ = ack.send(outcome.as_ref().map(|_| ()).map_err(clone_error));
+        }
+        tracing::debug!("history writer stopped");
+    }
+
+    /// Blocks until there is work; `None` when it is time to stop. While stopping, only what is
+    /// already in the channel counts.
+    fn next_command(&mut self) -> Option<Command> {
+        if self.stopping {
+            return self.rx.try_recv().ok();
+        }
+        loop {
+            let wait = match (self.cfg.retention, self.last_expiry) {
+                (Some(_), Some(last)) => EXPIRY_EVERY.saturating_sub(last.elapsed()),
+                (Some(_), None) => Duration::ZERO,
+                (None, _) => Duration::MAX,
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(cmd) => return Some(cmd),
+                Err(RecvTimeoutError::Timeout) => self.expire_if_due(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Adds more commands to `batch` until it is full, its time is up, or someone waits on it;
+    /// a waiting batch still takes what is already queued (a group commit).
+    fn collect(&mut self, batch: &mut Batch) {
+        let deadline = Instant::now() + self.cfg.flush_interval;
+        while batch.ids.len() < self.cfg.batch_max && !batch.urgent() && !self.stopping {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(cmd) => self.take(cmd, batch),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+            }
+        }
+        while batch.ids.len() < self.cfg.batch_max {
+            match self.rx.try_recv() {
+                Ok(cmd) => self.take(cmd, batch),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.stopping = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, cmd: Command, batch: &mut Batch) {
+        match cmd {
+            Command::Write { id, ack } => {
+                batch.ids.insert(id);
+                if let Some(ack) = ack {
+                    batch.durable = true;
+                    batch.acks.push(ack);
+                }
+            }
+            Command::Flush(ack) => batch.acks.push(ack),
+            Command::Close(ack) => {
+                self.stopping = true;
+                batch.durable = true;
+                self.close_acks.push(ack);
+            }
+        }
+    }
+
+    /// Commits the batch, retrying with backoff; while waiting it keeps taking commands into the
+    /// batch so nothing queued meanwhile is lost and a close request is noticed.
+    fn commit(&mut self, batch: &Batch) -> Result<(), HistoryError> {
+        let mut ids = batch.ids.clone();
+        // Commands that arrive while a failed batch waits to be retried join it.
+        let mut extra = Batch::default();
+        let mut attempt = 0u32;
+        let result = loop {
+            attempt += 1;
+            let durable = batch.durable || extra.durable || self.stopping;
+            let err = match self.write(&ids, durable) {
+                Ok(written) => {
+                    for (id, seq) in written {
+                        self.pending.remove_if(&id, |_, p| p.seq == seq);
+                    }
+                    break Ok(());
+                }
+                Err(e) => e,
+            };
+            if self.stopping && attempt >= ATTEMPTS_WHEN_STOPPING {
+                tracing::error!(error = %err, records = ids.len(), attempt,
+                    "giving up writing execution history while stopping; these records are lost");
+                break Err(HistoryError::Write(Arc::new(err)));
+            }
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(2u32.saturating_pow(attempt - 1))
+                .min(MAX_BACKOFF);
+            tracing::error!(error = %err, records = ids.len(), attempt,
+                retry_in_ms = backoff.as_millis(), "writing execution history failed; will retry");
+            self.wait_taking(backoff, &mut extra);
+            ids.extend(extra.ids.drain());
+        };
+        for ack in extra.acks {
+            let _ = ack.send(result.as_ref().map(|_| ()).map_err(clone_error));
+        }
+        result
+    }
+
+    /// Sleeps for `d` (no busy loop, no blocked senders) while adding what arrives to `batch`.
+    fn wait_taking(&mut self, d: Duration, batch: &mut Batch) {
+        let until = Instant::now() + d;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(cmd) => self.take(cmd, batch),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // No handle is left to send anything: the backoff becomes a plain sleep on
+                    // this dedicated thread.
+                    self.stopping = true;
+                    std::thread::sleep(left);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One transaction with the current pending version of each id; returns the (id, seq) pairs
+    /// written so the caller can clear exactly those.
+    fn write(
+        &mut self,
+        ids: &HashSet<String>,
+        durable: bool,
+    ) -> rusqlite::Result<Vec<(String, u64)>> {
+        let records: Vec<(u64, ExecutionRecord)> = ids
+            .iter()
+            .filter_map(|id| self.pending.get(id).map(|p| (p.seq, p.rec.clone())))
+            .collect();
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if durable {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let result = write_records(&mut self.conn, &records);
+        if durable && let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            tracing::warn!(error = %e, "cannot restore synchronous=NORMAL on the history database");
+        }
+        result?;
+        Ok(records
+            .into_iter()
+            .map(|(seq, rec)| (rec.id, seq))
+            .collect())
+    }
+
+    fn expire_if_due(&mut self) {
+        let Some(retention) = self.cfg.retention else {
+            return;
+        };
+        if self.last_expiry.is_some_and(|t| t.elapsed() < EXPIRY_EVERY) {
+            return;
+        }
+        self.last_expiry = Some(Instant::now());
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        match schema::expire(&self.conn, cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired old execution records"),
+            Err(e) => tracing::warn!(error = %e, "expiring old execution records failed"),
+        }
+    }
+}
+
+fn write_records(
+    conn: &mut Connection,
+    records: &[(u64, ExecutionRecord)],
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let tx = conn.transaction()?;
+    for (_, rec) in records {
+        // Serialising an ExecutionRecord cannot fail (string keys, no foreign types); should it
+        // ever, skipping that record beats failing the batch forever.
+        let json = match serde_json::to_string(rec) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(execution_id = %rec.id, error = %e, "cannot serialise record");
+                continue;
+            }
+        };
+        schema::upsert(&tx, rec, &json, now)?;
+    }
+    tx.commit()
+}
+
+/// Milliseconds since the Unix epoch, the stamp retention compares against.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn clone_error(e: &HistoryError) -> HistoryError {
+    match e {
+        HistoryError::Write(source) => HistoryError::Write(Arc::clone(source)),
+        _ => HistoryError::WriterStopped,
+    }
+}

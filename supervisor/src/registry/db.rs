@@ -1,0 +1,237 @@
+//! The registry's SQLite database: schema, the rows loaded at open, and the three writes.
+//!
+//! SQLite is the durable copy; the registry answers reads from memory and touches the database
+//! only at open (one full load) and on register, tag and disable. Each write is one
+//! transaction, so a tag move or a registration is all-or-nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+
+use super::RegistryError;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS scripts (
+    name       TEXT PRIMARY KEY,
+    disabled   INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name       TEXT NOT NULL REFERENCES scripts(name),
+    id         TEXT NOT NULL,
+    manifest   TEXT NOT NULL,
+    files      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (name, id)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    name       TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (name, tag),
+    FOREIGN KEY (name, version) REFERENCES versions(name, id)
+);
+";
+
+/// A row of `scripts`.
+pub(super) struct ScriptRow {
+    pub name: String,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+/// A row of `versions`; `manifest` and `files` are JSON text.
+pub(super) struct VersionRow {
+    pub name: String,
+    pub id: String,
+    pub manifest: String,
+    pub files: String,
+    pub created_at: String,
+}
+
+/// A row of `tags`.
+pub(super) struct TagRow {
+    pub name: String,
+    pub tag: String,
+    pub version: String,
+}
+
+/// Everything in the database, versions in registration order.
+pub(super) struct Loaded {
+    pub scripts: Vec<ScriptRow>,
+    pub versions: Vec<VersionRow>,
+    pub tags: Vec<TagRow>,
+}
+
+/// The open database.
+#[derive(Debug)]
+pub(super) struct Db {
+    conn: Connection,
+}
+
+fn db_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> RegistryError {
+    move |source| RegistryError::Db { operation, source }
+}
+
+impl Db {
+    /// Opens (creating) the database in WAL mode and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db, RegistryError> {
+        let conn = Connection::open(path).map_err(db_error("open the database"))?;
+        // Another process (a backup, `sqlite3` in a shell) may hold a lock for a moment.
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(db_error("set the busy timeout"))?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(db_error("switch to WAL"))?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(db_error("enable foreign keys"))?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(db_error("read the schema version"))?;
+        if found > SCHEMA_VERSION {
+            return Err(RegistryError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(db_error("create the schema"))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db_error("write the schema version"))?;
+        Ok(Db { conn })
+    }
+
+    /// Reads every row.
+    pub fn load(&self) -> Result<Loaded, RegistryError> {
+        let scripts = self
+            .query(
+                "SELECT name, disabled, created_at FROM scripts ORDER BY name",
+                |row| {
+                    Ok(ScriptRow {
+                        name: row.get(0)?,
+                        disabled: row.get(1)?,
+                        created_at: row.get(2)?,
+                    })
+                },
+            )
+            .map_err(db_error("load scripts"))?;
+        let versions = self
+            .query(
+                "SELECT name, id, manifest, files, created_at FROM versions ORDER BY name, seq",
+                |row| {
+                    Ok(VersionRow {
+                        name: row.get(0)?,
+                        id: row.get(1)?,
+                        manifest: row.get(2)?,
+                        files: row.get(3)?,
+                        created_at: row.get(4)?,
+                    })
+                },
+            )
+            .map_err(db_error("load versions"))?;
+        let tags = self
+            .query(
+                "SELECT name, tag, version FROM tags ORDER BY name, tag",
+                |row| {
+                    Ok(TagRow {
+                        name: row.get(0)?,
+                        tag: row.get(1)?,
+                        version: row.get(2)?,
+                    })
+                },
+            )
+            .map_err(db_error("load tags"))?;
+        Ok(Loaded {
+            scripts,
+            versions,
+            tags,
+        })
+    }
+
+    fn query<T>(
+        &self,
+        sql: &str,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        self.conn.prepare(sql)?.query_map([], map)?.collect()
+    }
+
+    /// Stores a new version, creating its script if needed, and points `latest` at it.
+    pub fn insert_version(&mut self, row: &VersionRow) -> Result<(), RegistryError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(db_error("begin a transaction"))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO scripts (name, disabled, created_at) VALUES (?1, 0, ?2)",
+            params![row.name, row.created_at],
+        )
+        .map_err(db_error("insert a script"))?;
+        let seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions WHERE name = ?1",
+                [&row.name],
+                |r| r.get(0),
+            )
+            .map_err(db_error("number a version"))?;
+        tx.execute(
+            "INSERT INTO versions (name, id, manifest, files, created_at, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                row.name,
+                row.id,
+                row.manifest,
+                row.files,
+                row.created_at,
+                seq
+            ],
+        )
+        .map_err(db_error("insert a version"))?;
+        upsert_tag(&tx, &row.name, "latest", &row.id, &row.created_at)?;
+        tx.commit().map_err(db_error("commit a version"))
+    }
+
+    /// Points `tag` at `version` (creating the tag or moving it) in one statement.
+    pub fn set_tag(
+        &mut self,
+        name: &str,
+        tag: &str,
+        version: &str,
+        now: &str,
+    ) -> Result<(), RegistryError> {
+        upsert_tag(&self.conn, name, tag, version, now)
+    }
+
+    /// Sets a script's disabled flag; `false` if there is no such script.
+    pub fn set_disabled(&mut self, name: &str, disabled: bool) -> Result<bool, RegistryError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE scripts SET disabled = ?2 WHERE name = ?1",
+                params![name, disabled],
+            )
+            .map_err(db_error("update a script"))?;
+        Ok(changed > 0)
+    }
+}
+
+fn upsert_tag(
+    conn: &Connection,
+    name: &str,
+    tag: &str,
+    version: &str,
+    now: &str,
+) -> Result<(), RegistryError> {
+    conn.execute(
+        "INSERT INTO tags (name, tag, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name, tag) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+        params![name, tag, version, now],
+    )
+    .map_err(db_error("write a tag"))?;
+    Ok(())
+}

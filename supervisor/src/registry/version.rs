@@ -1,0 +1,65 @@
+//! A registered version as the rest of the daemon sees it: manifest, files, read-only tree and
+//! the compiled params validator.
+//!
+//! Versions are immutable; the registry hands them out as `Arc<Version>` so a pool or an
+//! execution keeps the exact version it resolved even while tags move.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::params::{ParamsSchema, Violation};
+use crate::manifest::Manifest;
+
+/// One file of a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Path relative to the version root, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex sha256 of the contents (the blob's name).
+    pub sha256: String,
+    /// Whether the file is materialised with execute permission.
+    pub executable: bool,
+}
+
+/// An immutable version of a script.
+#[derive(Debug, Serialize)]
+pub struct Version {
+    /// Script name.
+    pub name: String,
+    /// `sha256:<64 hex>`.
+    pub id: String,
+    /// The manifest with every default applied.
+    pub manifest: Manifest,
+    /// The materialised read-only tree (mounted at `/var/task` in the sandbox). Not serialised:
+    /// callers of the API have no business knowing the state directory's layout.
+    #[serde(skip)]
+    pub root: PathBuf,
+    /// When the version was first registered (RFC 3339).
+    pub created_at: String,
+    /// Files sorted by path.
+    pub files: Vec<FileInfo>,
+    #[serde(skip)]
+    pub(super) params: ParamsSchema,
+}
+
+impl Version {
+    /// Checks an invocation payload against the manifest's `params` schema, listing every
+    /// violation with its JSON pointer. Without a schema every payload is accepted.
+    pub fn validate_params(&self, payload: &Value) -> Result<(), Vec<Violation>> {
+        self.params.validate(payload)
+    }
+
+    /// The 64 hex digits of the id (the name of the version's directory).
+    pub fn hex(&self) -> &str {
+        self.id.strip_prefix("sha256:").unwrap_or(&self.id)
+    }
+
+    /// Total size of the files in bytes.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
