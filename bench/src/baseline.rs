@@ -99,7 +99,12 @@ fn time_runs(
 }
 
 /// One fresh process, timed from spawn to exit with its output read and checked.
-fn run_once(interpreter: &Path, script: &Path, payload: &str, expected: &Value) -> Result<Duration> {
+fn run_once(
+    interpreter: &Path,
+    script: &Path,
+    payload: &str,
+    expected: &Value,
+) -> Result<Duration> {
     let started = Instant::now();
     let out = Command::new(interpreter)
         .arg("-c")

@@ -68,8 +68,8 @@ impl OwnDaemon {
         );
         fs_err::write(&config_path, config)?;
         let log_path = dir.path().join("daemon.log");
-        let log = File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_err = log
             .try_clone()
             .with_context(|| format!("duplicating the handle of {}", log_path.display()))?;
@@ -223,6 +223,9 @@ mod tests {
     #[test]
     fn toml_strings_escape_quotes_and_backslashes() {
         assert_eq!(toml_string(Path::new("/tmp/a")), "\"/tmp/a\"");
-        assert_eq!(toml_string(Path::new("/tmp/a\"b\\c")), "\"/tmp/a\\\"b\\\\c\"");
+        assert_eq!(
+            toml_string(Path::new("/tmp/a\"b\\c")),
+            "\"/tmp/a\\\"b\\\\c\""
+        );
     }
 }

@@ -56,7 +56,13 @@ pub async fn measure_load(
     window: Duration,
 ) -> Result<Load> {
     let name = "bench-load";
-    register(&Client::new(socket).with_timeout(timeout), name, HANDLER_PY, pool_max).await?;
+    register(
+        &Client::new(socket).with_timeout(timeout),
+        name,
+        HANDLER_PY,
+        pool_max,
+    )
+    .await?;
     let clients = clients.max(1);
     // The clients and this task: the window opens when everyone is warmed up.
     let barrier = Arc::new(Barrier::new(clients + 1));

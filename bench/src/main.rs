@@ -195,8 +195,7 @@ async fn measure_phases(
         "throughput: {} clients for {:.1} s, pool max {pool_max}",
         flags.clients, flags.seconds
     ));
-    let load =
-        load::measure_load(socket, REQUEST_TIMEOUT, flags.clients, pool_max, window).await?;
+    let load = load::measure_load(socket, REQUEST_TIMEOUT, flags.clients, pool_max, window).await?;
     Ok(PhaseFigures {
         version,
         warm,

@@ -119,8 +119,8 @@ mod tests {
 
     #[test]
     fn durations_are_summarised_in_microseconds() {
-        let s = Summary::of_durations(&[Duration::from_micros(120), Duration::from_millis(1)])
-            .unwrap();
+        let s =
+            Summary::of_durations(&[Duration::from_micros(120), Duration::from_millis(1)]).unwrap();
         assert_eq!((s.p50, s.max), (120.0, 1000.0));
     }
 }

@@ -106,9 +106,7 @@ impl Run {
                     l.clients,
                     l.errors.count
                 ),
-                met: l.rate() >= TARGET_RATE
-                    && l.clients >= TARGET_CLIENTS
-                    && l.errors.count == 0,
+                met: l.rate() >= TARGET_RATE && l.clients >= TARGET_CLIENTS && l.errors.count == 0,
             },
             Target {
                 what: format!("fresh process / warm p50 >= {TARGET_SPEEDUP}×"),
@@ -270,13 +268,7 @@ pub fn text(run: &Run) -> String {
     );
     let _ = writeln!(out, "\nTargets");
     for t in run.targets() {
-        let _ = writeln!(
-            out,
-            "  {:<46}{:<44}{}",
-            t.what,
-            t.measured,
-            verdict(t.met)
-        );
+        let _ = writeln!(out, "  {:<46}{:<44}{}", t.what, t.measured, verdict(t.met));
     }
     if let Some(s) = &d.stopped {
         let how = match (s.killed, s.status) {

@@ -23,7 +23,10 @@ pub fn payload() -> Value {
 
 /// What [`HANDLER_PY`] answers to `payload`.
 pub fn expected_result(payload: &Value) -> Value {
-    let name = payload.get("name").and_then(Value::as_str).unwrap_or("world");
+    let name = payload
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("world");
     json!({"greeting": format!("hello {name}")})
 }
 
@@ -57,7 +60,10 @@ pub async fn register(
     let version = created["version"]
         .as_str()
         .with_context(|| format!("registering {name} answered without a version: {created}"))?;
-    Ok((version.to_owned(), created["created"].as_bool().unwrap_or(false)))
+    Ok((
+        version.to_owned(),
+        created["created"].as_bool().unwrap_or(false),
+    ))
 }
 
 /// One invocation: its client-side wall time and either its record or why it counts as an error.
@@ -90,14 +96,12 @@ pub async fn call(
         }
         Ok(answer) => match answer.json() {
             Err(e) => Err(e.to_string()),
-            Ok(record) if record["state"] != "completed" => Err(format!(
-                "state {} ({})",
-                record["state"], record["error"]
-            )),
-            Ok(record) if &record["result"] != expected => Err(format!(
-                "result {} instead of {expected}",
-                record["result"]
-            )),
+            Ok(record) if record["state"] != "completed" => {
+                Err(format!("state {} ({})", record["state"], record["error"]))
+            }
+            Ok(record) if &record["result"] != expected => {
+                Err(format!("result {} instead of {expected}", record["result"]))
+            }
             Ok(record) => Ok(record),
         },
     };
@@ -211,7 +215,10 @@ pub async fn measure_cold(client: &Client, runs: usize) -> Result<Cold> {
                 if record["cold"] == true {
                     cold_true += 1;
                 } else {
-                    errors.add(format!("call {i} on a new version said cold: {}", record["cold"]));
+                    errors.add(format!(
+                        "call {i} on a new version said cold: {}",
+                        record["cold"]
+                    ));
                 }
                 cold_starts.extend(timing_us(&record, "cold_start_ms"));
             }
