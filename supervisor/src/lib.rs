@@ -4,6 +4,7 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod cli;
 pub mod client;
 pub mod execution;
 pub mod manifest;
