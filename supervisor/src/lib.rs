@@ -5,6 +5,7 @@
 //! executor protocol → the `execution` record goes to `history`.
 
 pub mod api;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
