@@ -4,9 +4,13 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod api;
+pub mod cli;
 pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod execution;
+pub mod executors;
 pub mod history;
 pub mod invocation;
 pub mod manifest;

@@ -10,6 +10,7 @@ mod bundle;
 mod connections;
 mod error;
 mod problem;
+mod response;
 mod selector;
 mod sse;
 #[cfg(test)]
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
 pub use hyper::{HeaderMap, Method};
@@ -29,13 +30,12 @@ use serde_json::Value;
 pub use bundle::{BundleError, FileBundle, MANIFEST_FILE, bundle_from_dir, bundle_from_file};
 pub use error::ClientError;
 pub use problem::{Problem, Violation, snippet};
+pub use response::{Response, Streaming};
 pub use selector::{Selector, Target, TargetError, escape, is_valid_name};
 pub use sse::{SseError, SseEvent, SseParser};
 
 use connections::{Connections, Sender};
-
-/// Answers larger than this are refused rather than buffered.
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+use response::read_body;
 
 /// Extra time the client waits beyond an invocation's own timeout before giving up on the
 /// daemon, which enforces the timeout and answers with a `timeout` record first.
@@ -46,17 +46,6 @@ const INVOKE_GRACE: Duration = Duration::from_secs(30);
 pub struct Client {
     connections: Arc<Connections>,
     timeout: Option<Duration>,
-}
-
-/// A complete HTTP answer.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// HTTP status code.
-    pub status: u16,
-    /// Answer headers.
-    pub headers: HeaderMap,
-    /// The whole body.
-    pub body: Bytes,
 }
 
 /// Options of one invocation.
@@ -200,7 +189,8 @@ impl Client {
         // daemon that never answers.
         let deadline = match (self.timeout, opts.timeout) {
             (Some(base), Some(t)) => Some(base.max(t + INVOKE_GRACE)),
-            (base, _) => base,
+            (None, Some(t)) => Some(t + INVOKE_GRACE),
+            (base, None) => base,
         };
         self.request_within(deadline, Method::POST, &path, &headers, Some(body))
             .await
@@ -317,80 +307,4 @@ fn build_request(
     builder
         .body(Full::new(body.unwrap_or_default()))
         .map_err(|e| ClientError::InvalidRequest(e.to_string()))
-}
-
-async fn read_body(incoming: Incoming) -> Result<Bytes, ClientError> {
-    match Limited::new(incoming, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) => match error.downcast::<hyper::Error>() {
-            Ok(http) => Err(ClientError::Http(*http)),
-            Err(other) => Err(ClientError::InvalidResponse(format!(
-                "reading the answer: {other}"
-            ))),
-        },
-    }
-}
-
-// === impl Response ===
-
-impl Response {
-    /// Whether the status is 2xx.
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> Result<Value, ClientError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            ClientError::InvalidResponse(format!(
-                "status {} with a body that is not JSON ({e}): {}",
-                self.status,
-                snippet(&self.body)
-            ))
-        })
-    }
-
-    /// The body read as a problem answer.
-    pub fn problem(&self) -> Problem {
-        Problem::from_answer(self.status, &self.body)
-    }
-
-    /// A header's value, when present and text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// An answer whose body is read chunk by chunk (event streams).
-#[derive(Debug)]
-pub struct Streaming {
-    /// HTTP status code.
-    pub status: u16,
-    /// Answer headers.
-    pub headers: HeaderMap,
-    body: Incoming,
-    // Keeps the connection's sending half alive while the answer streams in.
-    _sender: Sender,
-}
-
-impl Streaming {
-    /// The next chunk of the body, `None` at its end.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
-        while let Some(frame) = self.body.frame().await {
-            let frame = frame.map_err(ClientError::Http)?;
-            if let Ok(data) = frame.into_data() {
-                return Ok(Some(data));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Reads the rest of the body into a [`Response`] (for answers that are not streams).
-    pub async fn into_response(self) -> Result<Response, ClientError> {
-        Ok(Response {
-            status: self.status,
-            headers: self.headers,
-            body: read_body(self.body).await?,
-        })
-    }
 }

@@ -34,6 +34,7 @@ pub struct Launcher {
     executors_dir: PathBuf,
     exec_command: PathBuf,
     opts: WorkerOptions,
+    instance: String,
 }
 
 impl Launcher {
@@ -45,12 +46,20 @@ impl Launcher {
         exec_command: PathBuf,
         opts: WorkerOptions,
     ) -> Self {
+        let instance = uuid::Uuid::now_v7().simple().to_string();
         Self {
             catalog: RwLock::new(Arc::new(catalog)),
             executors_dir,
             exec_command,
             opts,
+            instance,
         }
+    }
+
+    /// This daemon instance's id. Every executor (and every process it starts) carries it in
+    /// `RUNWARM_INSTANCE`, so leaks can be found in `/proc/*/environ`.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The current catalog.
@@ -144,6 +153,7 @@ impl Launcher {
             ("LANG".into(), "C.UTF-8".into()),
             ("HOME".into(), "/tmp".into()),
             ("TMPDIR".into(), "/tmp".into()),
+            ("RUNWARM_INSTANCE".into(), self.instance.clone()),
         ];
         env.extend(rt.def.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(m.env.iter().map(|(k, v)| (k.clone(), v.clone())));

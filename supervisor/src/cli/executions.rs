@@ -1,0 +1,345 @@
+//! Execution commands: `executions` (the history table) and `logs` (one execution's output,
+//! followed live over Server-Sent Events with `-f`, or by polling where the daemon has no
+//! event stream).
+
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::client::{Method, SseEvent, SseParser, escape};
+use crate::execution::State;
+
+use super::error::CliError;
+use super::invoke::describe_failure;
+use super::outcome::Outcome;
+use super::output::{print_json, print_stderr, print_text, write_stdout};
+use super::scripts::show_rows;
+use super::table::{Format, col};
+use super::{Ctx, refused, with_query};
+
+/// How often `logs -f` polls when the daemon has no event stream.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Args)]
+pub(super) struct ExecutionsArgs {
+    /// Only executions of this script.
+    #[arg(long)]
+    script: Option<String>,
+    /// Only executions in this state (queued, running, completed, failed, timeout, cancelled).
+    #[arg(long)]
+    state: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Only executions older than this execution id (paging).
+    #[arg(long, value_name = "ID")]
+    before: Option<String>,
+}
+
+pub(super) async fn list(ctx: &Ctx, args: ExecutionsArgs) -> Result<Outcome, CliError> {
+    let path = with_query(
+        "/v1/executions",
+        &[
+            ("script", args.script),
+            ("state", args.state),
+            ("limit", args.limit.map(|l| l.to_string())),
+            ("before", args.before),
+        ],
+    );
+    let records = ctx.call(Method::GET, &path, None).await?;
+    show_rows(
+        ctx,
+        &records,
+        &[
+            col("ID", &["/id"], Format::Plain),
+            col("SCRIPT", &["/script"], Format::Plain),
+            col("STATE", &["/state"], Format::Plain),
+            col("CODE", &["/error/code"], Format::Plain),
+            col("MS", &["/timings/total_ms"], Format::Millis),
+            col("TIME", &["/timings/queued_at"], Format::Plain),
+        ],
+        "no executions",
+    )
+}
+
+#[derive(Debug, Args)]
+pub(super) struct LogsArgs {
+    /// Execution id.
+    id: String,
+    /// Follow the output live until the execution ends, then exit with its outcome.
+    #[arg(short = 'f', long)]
+    pub(super) follow: bool,
+}
+
+pub(super) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Outcome, CliError> {
+    let record_path = format!("/v1/executions/{}", escape(&args.id));
+    if !args.follow {
+        let record = ctx.call(Method::GET, &record_path, None).await?;
+        print_record_output(ctx, &record)?;
+        return Ok(Outcome::Success);
+    }
+    let events_path = format!("{record_path}/events");
+    let mut stream = ctx.client.stream(Method::GET, &events_path).await?;
+    if stream.status == 404 {
+        // Either the daemon has no event stream or the id is unknown; polling the record
+        // tells the two apart.
+        drop(stream);
+        return poll_until_terminal(ctx, &record_path, true).await;
+    }
+    if !(200..300).contains(&stream.status) {
+        let answer = stream.into_response().await?;
+        return Err(refused(&Method::GET, &events_path, answer.problem()));
+    }
+    let mut parser = SseParser::default();
+    'stream: while let Some(chunk) = stream.chunk().await? {
+        for event in parser.push(&chunk).map_err(CliError::Stream)? {
+            if print_event(ctx, &event)? {
+                break 'stream;
+            }
+        }
+    }
+    drop(stream);
+    // The stream may end before the record is final (a daemon restart, a proxy); wait for
+    // it without printing again what the stream already showed.
+    poll_until_terminal(ctx, &record_path, false).await
+}
+
+/// What `logs -f` does with one event.
+#[derive(Debug, PartialEq, Eq)]
+enum EventAction {
+    /// Script stdout.
+    Stdout(String),
+    /// Script stderr, or a structured log line.
+    Stderr(String),
+    /// Nothing to print (state changes before the end, unknown events).
+    Continue,
+    /// The execution is over.
+    End,
+}
+
+fn classify_event(event: &SseEvent) -> EventAction {
+    let data: Option<Value> = serde_json::from_str(&event.data).ok();
+    let text = || match &data {
+        Some(Value::Object(o)) => ["line", "text", "data", "chunk"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(Value::as_str))
+            .map(with_newline)
+            .unwrap_or_default(),
+        Some(Value::String(s)) => with_newline(s),
+        _ => with_newline(&event.data),
+    };
+    match event.event.as_str() {
+        "end" => EventAction::End,
+        "stdout" => EventAction::Stdout(text()),
+        "stderr" => EventAction::Stderr(text()),
+        "log" => match &data {
+            Some(record) => EventAction::Stderr(format_log(record)),
+            None => EventAction::Stderr(with_newline(&event.data)),
+        },
+        "state" => {
+            let state = match &data {
+                Some(Value::Object(o)) => o.get("state").and_then(Value::as_str),
+                Some(Value::String(s)) => Some(s.as_str()),
+                _ => Some(event.data.as_str()),
+            };
+            if state.and_then(State::parse).is_some_and(State::is_terminal) {
+                EventAction::End
+            } else {
+                EventAction::Continue
+            }
+        }
+        _ => EventAction::Continue,
+    }
+}
+
+/// Prints one event (as a JSON line with `--json`); returns whether it ends the stream.
+fn print_event(ctx: &Ctx, event: &SseEvent) -> Result<bool, CliError> {
+    let action = classify_event(event);
+    if ctx.json {
+        let data: Value =
+            serde_json::from_str(&event.data).unwrap_or_else(|_| event.data.clone().into());
+        let line = serde_json::json!({"event": event.event, "data": data});
+        print_text(&line.to_string())?;
+        return Ok(action == EventAction::End);
+    }
+    match action {
+        EventAction::Stdout(text) => write_stdout(text.as_bytes())?,
+        EventAction::Stderr(text) => print_stderr(&text),
+        EventAction::Continue => {}
+        EventAction::End => return Ok(true),
+    }
+    Ok(false)
+}
+
+fn with_newline(text: &str) -> String {
+    if text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    }
+}
+
+/// Polls the record until the execution is terminal, printing its output as it grows when
+/// `show_output` is set.
+async fn poll_until_terminal(
+    ctx: &Ctx,
+    record_path: &str,
+    show_output: bool,
+) -> Result<Outcome, CliError> {
+    let (mut out_len, mut err_len) = (0, 0);
+    loop {
+        let record = ctx.call(Method::GET, record_path, None).await?;
+        if show_output && !ctx.json {
+            out_len = print_growth(&record, "stdout", out_len, |t| write_stdout(t.as_bytes()))?;
+            err_len = print_growth(&record, "stderr", err_len, |t| {
+                print_stderr(t);
+                Ok(())
+            })?;
+        }
+        let terminal = record
+            .get("state")
+            .and_then(Value::as_str)
+            .and_then(State::parse)
+            .is_none_or(State::is_terminal);
+        if terminal {
+            if show_output && ctx.json {
+                print_json(&record)?;
+            }
+            return Ok(finish_followed(ctx, &record));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Prints what a text field gained since `printed` bytes; returns its new length.
+fn print_growth(
+    record: &Value,
+    key: &str,
+    printed: usize,
+    print: impl Fn(&str) -> Result<(), CliError>,
+) -> Result<usize, CliError> {
+    let text = record.get(key).and_then(Value::as_str).unwrap_or_default();
+    // A truncated field may shrink or not share the printed prefix; then there is no growth
+    // to show without repeating.
+    if let Some(new) = text.get(printed..).filter(|n| !n.is_empty()) {
+        print(new)?;
+        return Ok(text.len());
+    }
+    Ok(printed.max(text.len()))
+}
+
+/// The summary after following: the failure on stderr, and the outcome of the record.
+fn finish_followed(ctx: &Ctx, record: &Value) -> Outcome {
+    let outcome = Outcome::of_record(record);
+    if outcome != Outcome::Success && !ctx.json {
+        print_stderr(&describe_failure(record));
+    }
+    outcome
+}
+
+/// `logs ID`: stdout to stdout, stderr and structured logs to stderr (or the record).
+fn print_record_output(ctx: &Ctx, record: &Value) -> Result<(), CliError> {
+    if ctx.json {
+        return print_json(record);
+    }
+    let field = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default();
+    write_stdout(field("stdout").as_bytes())?;
+    print_stderr(field("stderr"));
+    if let Some(logs) = record.get("logs").and_then(Value::as_array) {
+        for entry in logs {
+            print_stderr(&format_log(entry));
+        }
+    }
+    for (key, what) in [
+        ("stdout_truncated", "stdout"),
+        ("stderr_truncated", "stderr"),
+    ] {
+        if record.get(key).and_then(Value::as_bool) == Some(true) {
+            print_stderr(&format!("note: {what} was truncated by the daemon"));
+        }
+    }
+    Ok(())
+}
+
+/// `[level] message {fields}`.
+fn format_log(entry: &Value) -> String {
+    let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default();
+    let mut line = format!("[{}] {}", field("level"), field("message"));
+    if let Some(fields) = entry
+        .get("fields")
+        .filter(|f| f.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        line.push(' ');
+        line.push_str(&fields.to_string());
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn growth_prints_only_what_is_new() {
+        let printed = std::cell::RefCell::new(String::new());
+        let print = |t: &str| {
+            printed.borrow_mut().push_str(t);
+            Ok(())
+        };
+        let n = print_growth(&json!({"stdout": "ab"}), "stdout", 0, print).unwrap();
+        let n = print_growth(&json!({"stdout": "abcd"}), "stdout", n, print).unwrap();
+        let n = print_growth(&json!({"stdout": "abcd"}), "stdout", n, print).unwrap();
+        assert_eq!((n, printed.borrow().as_str()), (4, "abcd"));
+        // A field that shrank (truncated) prints nothing and never moves backwards.
+        assert_eq!(
+            print_growth(&json!({"stdout": "x"}), "stdout", 4, print).unwrap(),
+            4
+        );
+        assert_eq!(printed.borrow().as_str(), "abcd");
+    }
+
+    fn event(name: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: name.into(),
+            data: data.into(),
+            id: None,
+        }
+    }
+
+    #[test]
+    fn events_become_output_or_the_end() {
+        use EventAction::*;
+        let rows = [
+            (event("stdout", r#"{"line":"hi"}"#), Stdout("hi\n".into())),
+            (event("stdout", r#"{"text":"a\n"}"#), Stdout("a\n".into())),
+            (event("stderr", "raw text"), Stderr("raw text\n".into())),
+            (
+                event("log", r#"{"level":"info","message":"m"}"#),
+                Stderr("[info] m".into()),
+            ),
+            (event("state", r#"{"state":"running"}"#), Continue),
+            (event("state", r#"{"state":"failed"}"#), End),
+            (event("state", "completed"), End),
+            (event("end", "{}"), End),
+            (event("message", "x"), Continue),
+        ];
+        for (e, want) in rows {
+            assert_eq!(classify_event(&e), want, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn log_lines_show_level_message_and_fields() {
+        assert_eq!(
+            format_log(&json!({"level": "info", "message": "hi", "fields": {"n": 1}})),
+            "[info] hi {\"n\":1}"
+        );
+        assert_eq!(
+            format_log(&json!({"level": "warn", "message": "m"})),
+            "[warn] m"
+        );
+    }
+}

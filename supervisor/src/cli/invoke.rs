@@ -1,0 +1,133 @@
+//! `runwarm invoke`: run a script and behave like the script itself for a hook: the result
+//! on stdout, the error on stderr, the outcome in the exit code.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::client::{InvokeOptions, Method, Target};
+
+use super::error::{CliError, UsageError};
+use super::outcome::Outcome;
+use super::output::{print_json, print_stderr, print_text};
+use super::{Ctx, payload, refused};
+
+#[derive(Debug, Args)]
+pub(super) struct InvokeArgs {
+    /// NAME, NAME@VERSION or NAME:TAG (the `latest` tag when neither is given).
+    pub(super) target: String,
+    /// Payload: inline JSON, @FILE, or - for stdin [default: {}].
+    #[arg(short = 'd', long = "data", value_name = "JSON|@FILE|-")]
+    pub(super) data: Option<String>,
+    /// Return the execution id at once (202) instead of waiting for the result.
+    #[arg(long = "async")]
+    pub(super) respond_async: bool,
+    /// Time limit of this invocation (30s, 2m, 1h 5m …) [default: the script's limit].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(super) timeout: Option<Duration>,
+    /// Run at most once per key: repeating the same key and payload returns the same execution.
+    #[arg(long, value_name = "KEY")]
+    pub(super) idempotency_key: Option<String>,
+    /// Print the script's stdout (to stdout, before the result) and stderr (to stderr).
+    #[arg(long)]
+    pub(super) show_output: bool,
+}
+
+pub(super) async fn invoke(ctx: &Ctx, args: InvokeArgs) -> Result<Outcome, CliError> {
+    let target = Target::parse(&args.target).map_err(UsageError::from)?;
+    let payload = payload::read_payload(args.data.as_deref(), std::io::stdin().lock())?;
+    let opts = InvokeOptions {
+        respond_async: args.respond_async,
+        timeout: args.timeout,
+        idempotency_key: args.idempotency_key,
+    };
+    let answer = ctx
+        .client
+        .invoke(&target.name, target.selector.as_ref(), &payload, &opts)
+        .await?;
+    if !answer.is_success() {
+        let path = format!("/v1/scripts/{}/invoke", target.name);
+        return Err(refused(&Method::POST, &path, answer.problem()));
+    }
+    let body = answer.json()?;
+    if answer.status == 202 {
+        if ctx.json {
+            print_json(&body)?;
+        } else {
+            let Some(id) = body.get("id").and_then(Value::as_str) else {
+                return Err(crate::client::ClientError::InvalidResponse(
+                    "202 answer without an execution `id`".into(),
+                )
+                .into());
+            };
+            print_text(id)?;
+        }
+        return Ok(Outcome::Success);
+    }
+    let outcome = Outcome::of_record(&body);
+    if ctx.json {
+        print_json(&body)?;
+    } else {
+        if args.show_output {
+            print_text(text_field(&body, "stdout"))?;
+            print_stderr(text_field(&body, "stderr"));
+        }
+        if outcome == Outcome::Success {
+            print_json(body.get("result").unwrap_or(&Value::Null))?;
+        } else {
+            print_stderr(&describe_failure(&body));
+        }
+    }
+    Ok(outcome)
+}
+
+fn text_field<'a>(record: &'a Value, key: &str) -> &'a str {
+    record.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// `error: E002 ValueError: message`, the trace, and where to read the output.
+pub(super) fn describe_failure(record: &Value) -> String {
+    let state = text_field(record, "state");
+    let error = record.get("error").unwrap_or(&Value::Null);
+    let code = text_field(error, "code");
+    let kind = text_field(error, "kind");
+    let message = text_field(error, "message");
+    let mut text = match (code.is_empty(), kind.is_empty()) {
+        (false, false) => format!("error: {code} {kind}: {message}\n"),
+        (false, true) => format!("error: {code}: {message}\n"),
+        (true, _) => format!("error: execution {state}\n"),
+    };
+    let trace = text_field(error, "trace");
+    if !trace.is_empty() {
+        for line in trace.lines() {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    let id = text_field(record, "id");
+    if !id.is_empty() {
+        text.push_str(&format!(
+            "\nhint: see its output with `runwarm logs {id}`\n"
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn failures_name_code_kind_message_and_the_execution() {
+        let record = json!({"id": "0193", "state": "failed",
+            "error": {"code": "E002", "kind": "ValueError", "message": "bad", "trace": "line 1\nline 2"}});
+        assert_eq!(
+            describe_failure(&record),
+            "error: E002 ValueError: bad\n  line 1\n  line 2\n\nhint: see its output with `runwarm logs 0193`\n"
+        );
+        let bare = json!({"state": "cancelled", "error": null});
+        assert_eq!(describe_failure(&bare), "error: execution cancelled\n");
+    }
+}

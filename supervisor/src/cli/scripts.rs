@@ -1,0 +1,231 @@
+//! Script commands: `register`, `ls`, `show`, `versions`, `tag`, `enable`/`disable`, `rm`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::client::{FileBundle, Method, bundle_from_dir, bundle_from_file, escape};
+
+use super::error::{CliError, UsageError};
+use super::outcome::Outcome;
+use super::output::{note, print_json, print_text};
+use super::table::{Format, col, render_fields, render_rows};
+use super::{Ctx, refused, with_query};
+
+#[derive(Debug, Args)]
+pub(super) struct RegisterArgs {
+    /// A script folder holding runwarm.toml, or a single script file.
+    path: PathBuf,
+    /// Script name [default: `name` in runwarm.toml, else the folder's or file's name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Runtime (python3, node, bash …); required for a single file.
+    #[arg(long)]
+    runtime: Option<String>,
+    /// `handler` (warm, called per request) or `command` (a fresh process per request).
+    #[arg(long, value_parser = ["handler", "command"])]
+    mode: Option<String>,
+    /// Handler function name (handler mode).
+    #[arg(long)]
+    handler: Option<String>,
+    /// Entry file inside the bundle [default: the file's name].
+    #[arg(long)]
+    entry: Option<String>,
+}
+
+pub(super) async fn register(ctx: &Ctx, args: RegisterArgs) -> Result<Outcome, CliError> {
+    if !args.path.exists() {
+        return Err(UsageError::Invalid(format!("{} does not exist", args.path.display())).into());
+    }
+    let mut body = if args.path.is_dir() {
+        let mut body = bundle_from_dir(&args.path)?;
+        // Options given with a folder override its runwarm.toml.
+        let overrides = [
+            ("runtime", &args.runtime),
+            ("mode", &args.mode),
+            ("handler", &args.handler),
+            ("entry", &args.entry),
+        ];
+        if let Some(manifest) = body.get_mut("manifest").and_then(Value::as_object_mut) {
+            for (key, value) in overrides {
+                if let Some(value) = value {
+                    manifest.insert(key.into(), value.clone().into());
+                }
+            }
+        }
+        body
+    } else {
+        let Some(runtime) = args.runtime.clone() else {
+            return Err(UsageError::Invalid(format!(
+                "registering the single file {} needs --runtime (python3, node, bash …)",
+                args.path.display()
+            ))
+            .into());
+        };
+        let opts = FileBundle {
+            name: args.name.clone(),
+            runtime,
+            mode: args.mode,
+            handler: args.handler,
+            entry: args.entry,
+        };
+        bundle_from_file(&args.path, &opts)?
+    };
+    if let Some(name) = args.name {
+        body["name"] = name.into();
+    }
+    let answer = ctx.client.register(&body).await?;
+    if !answer.is_success() {
+        return Err(refused(&Method::POST, "/v1/scripts", answer.problem()));
+    }
+    let registered = answer.json()?;
+    if ctx.json {
+        print_json(&registered)?;
+        return Ok(Outcome::Success);
+    }
+    let field = |k: &str| registered.get(k).and_then(Value::as_str).unwrap_or("?");
+    let created = registered
+        .get("created")
+        .and_then(Value::as_bool)
+        .unwrap_or(answer.status == 201);
+    print_text(&format!(
+        "registered {} {} ({})",
+        field("name"),
+        field("version"),
+        if created { "new" } else { "unchanged" }
+    ))?;
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Args)]
+pub(super) struct LsArgs {
+    /// Only scripts with this label.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only scripts of this runtime.
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Only scripts whose name or description contains this text.
+    #[arg(short = 'q', long = "query", value_name = "TEXT")]
+    query: Option<String>,
+}
+
+pub(super) async fn ls(ctx: &Ctx, args: LsArgs) -> Result<Outcome, CliError> {
+    let path = with_query(
+        "/v1/scripts",
+        &[
+            ("tag", args.tag),
+            ("runtime", args.runtime),
+            ("q", args.query),
+        ],
+    );
+    let scripts = ctx.call(Method::GET, &path, None).await?;
+    show_rows(
+        ctx,
+        &scripts,
+        &[
+            col("NAME", &["/name"], Format::Plain),
+            col("RUNTIME", &["/runtime"], Format::Plain),
+            col(
+                "LATEST",
+                &["/latest_version", "/latest", "/version"],
+                Format::ShortId,
+            ),
+            col("TAGS", &["/tags"], Format::Names),
+            col("DISABLED", &["/disabled"], Format::Plain),
+            col("DESCRIPTION", &["/description"], Format::Plain),
+        ],
+        "no scripts; register one with `runwarm register DIR`",
+    )
+}
+
+pub(super) async fn show(ctx: &Ctx, name: &str) -> Result<Outcome, CliError> {
+    let script = ctx
+        .call(Method::GET, &format!("/v1/scripts/{}", escape(name)), None)
+        .await?;
+    if ctx.json {
+        print_json(&script)?;
+    } else {
+        print_text(&render_fields(&script))?;
+    }
+    Ok(Outcome::Success)
+}
+
+pub(super) async fn versions(ctx: &Ctx, name: &str) -> Result<Outcome, CliError> {
+    let path = format!("/v1/scripts/{}/versions", escape(name));
+    let versions = ctx.call(Method::GET, &path, None).await?;
+    show_rows(
+        ctx,
+        &versions,
+        &[
+            col("VERSION", &["/id", "/version"], Format::Plain),
+            col("CREATED", &["/created_at"], Format::Plain),
+            col("RUNTIME", &["/runtime", "/manifest/runtime"], Format::Plain),
+            col("TAGS", &["/tags"], Format::Names),
+        ],
+        "no versions",
+    )
+}
+
+pub(super) async fn tag(
+    ctx: &Ctx,
+    name: &str,
+    tag: &str,
+    version: &str,
+) -> Result<Outcome, CliError> {
+    let path = format!("/v1/scripts/{}/tags/{}", escape(name), escape(tag));
+    let answer = ctx
+        .call(Method::PUT, &path, Some(&json!({"version": version})))
+        .await?;
+    finish(ctx, &answer, &format!("tagged {name}:{tag} -> {version}"))
+}
+
+pub(super) async fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> Result<Outcome, CliError> {
+    let verb = if enabled { "enable" } else { "disable" };
+    let path = format!("/v1/scripts/{}/{verb}", escape(name));
+    let answer = ctx.call(Method::POST, &path, None).await?;
+    finish(ctx, &answer, &format!("{verb}d {name}"))
+}
+
+pub(super) async fn remove(ctx: &Ctx, name: &str) -> Result<Outcome, CliError> {
+    let path = format!("/v1/scripts/{}", escape(name));
+    let answer = ctx.call(Method::DELETE, &path, None).await?;
+    finish(ctx, &answer, &format!("removed {name}"))
+}
+
+/// Prints the answer with `--json`, else the one-line summary.
+fn finish(ctx: &Ctx, answer: &Value, summary: &str) -> Result<Outcome, CliError> {
+    if ctx.json {
+        print_json(answer)?;
+    } else {
+        note(summary);
+    }
+    Ok(Outcome::Success)
+}
+
+/// Prints an array answer as a table (or raw with `--json`); says so when it is empty.
+pub(super) fn show_rows(
+    ctx: &Ctx,
+    answer: &Value,
+    columns: &[super::table::Column],
+    empty: &str,
+) -> Result<Outcome, CliError> {
+    // A list, or an object wrapping one list (`{"scripts": […]}`), is shown as a table.
+    let rows = answer.as_array().or_else(|| match answer.as_object() {
+        Some(object) if object.len() == 1 => object.values().next().and_then(Value::as_array),
+        _ => None,
+    });
+    match rows {
+        Some(rows) if !ctx.json => {
+            if rows.is_empty() {
+                note(empty);
+            } else {
+                print_text(&render_rows(rows, columns))?;
+            }
+        }
+        // `--json`, or an answer that is not a list: show it as it came.
+        _ => print_json(answer)?,
+    }
+    Ok(Outcome::Success)
+}

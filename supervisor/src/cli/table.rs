@@ -1,0 +1,168 @@
+//! Tables for people: columns picked out of JSON answers by JSON pointer, so a daemon that
+//! adds fields changes nothing and one that misses a field shows `-`.
+
+use comfy_table::{Table, presets};
+use serde_json::Value;
+
+/// How a cell shows its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// As it comes.
+    Plain,
+    /// A version id shortened to `sha256:` and 12 hex digits.
+    ShortId,
+    /// A duration in milliseconds, one decimal.
+    Millis,
+    /// A list (joined) or an object (its keys joined), for tags.
+    Names,
+}
+
+/// One column: a header and the pointers to try, first present wins.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Header text.
+    pub header: &'static str,
+    /// JSON pointers into each row.
+    pub pointers: &'static [&'static str],
+    /// Cell format.
+    pub format: Format,
+}
+
+/// Shorthand for a [`Column`].
+pub const fn col(
+    header: &'static str,
+    pointers: &'static [&'static str],
+    format: Format,
+) -> Column {
+    Column {
+        header,
+        pointers,
+        format,
+    }
+}
+
+/// Renders an array of objects, one row each.
+pub fn render_rows(rows: &[Value], columns: &[Column]) -> String {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    table.set_header(columns.iter().map(|c| c.header));
+    for row in rows {
+        table.add_row(columns.iter().map(|c| {
+            let value = c
+                .pointers
+                .iter()
+                .filter_map(|p| row.pointer(p))
+                .find(|v| !v.is_null());
+            cell(value, c.format)
+        }));
+    }
+    trim_lines(&table.to_string())
+}
+
+/// Renders an object as `key value` lines; nested objects as indented JSON.
+pub fn render_fields(object: &Value) -> String {
+    let Some(map) = object.as_object() else {
+        return serde_json::to_string_pretty(object).unwrap_or_default();
+    };
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    for (key, value) in map {
+        let shown = match value {
+            Value::Object(_) => serde_json::to_string_pretty(value).unwrap_or_default(),
+            Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            }
+            _ => cell(Some(value), Format::Plain),
+        };
+        table.add_row(vec![key.clone(), shown]);
+    }
+    trim_lines(&table.to_string())
+}
+
+fn cell(value: Option<&Value>, format: Format) -> String {
+    let Some(value) = value else {
+        return "-".to_owned();
+    };
+    match (value, format) {
+        (Value::Null, _) => "-".to_owned(),
+        (Value::String(s), Format::ShortId) => short_id(s),
+        (Value::String(s), _) => s.clone(),
+        (Value::Number(n), Format::Millis) => match n.as_f64() {
+            Some(ms) => format!("{ms:.1}"),
+            None => n.to_string(),
+        },
+        (Value::Number(n), _) => n.to_string(),
+        (Value::Bool(b), _) => if *b { "yes" } else { "no" }.to_owned(),
+        (Value::Array(items), _) => items
+            .iter()
+            .map(|i| cell(Some(i), format))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (Value::Object(map), Format::Names) => map.keys().cloned().collect::<Vec<_>>().join(", "),
+        (Value::Object(_), _) => value.to_string(),
+    }
+}
+
+/// `sha256:` and the first 12 hex digits: enough to tell versions apart in a table.
+pub fn short_id(id: &str) -> String {
+    match id.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 12 => format!("sha256:{}", hex.get(..12).unwrap_or(hex)),
+        _ => id.to_owned(),
+    }
+}
+
+// The NOTHING preset pads every cell, leaving a leading blank and trailing ones on each line.
+fn trim_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(line.strip_prefix(' ').unwrap_or(line).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn picks_cells_by_pointer_and_format() {
+        let rows = [
+            json!({"name": "hello", "latest_version": "sha256:0123456789abcdef", "tags": ["a", "b"],
+                   "disabled": false, "timings": {"total_ms": 1.26}}),
+            json!({"name": "other", "latest": "sha256:ff", "tags": {"prod": "sha256:1"},
+                   "disabled": true}),
+        ];
+        let columns = [
+            col("NAME", &["/name"], Format::Plain),
+            col("LATEST", &["/latest_version", "/latest"], Format::ShortId),
+            col("TAGS", &["/tags"], Format::Names),
+            col("DISABLED", &["/disabled"], Format::Plain),
+            col("MS", &["/timings/total_ms"], Format::Millis),
+        ];
+        let text = render_rows(&rows, &columns);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0], ["NAME", "LATEST", "TAGS", "DISABLED", "MS"]);
+        assert_eq!(
+            lines[1],
+            ["hello", "sha256:0123456789ab", "a,", "b", "no", "1.3"]
+        );
+        assert_eq!(lines[2], ["other", "sha256:ff", "prod", "yes", "-"]);
+        assert!(
+            text.lines()
+                .all(|l| !l.ends_with(' ') && !l.starts_with(' '))
+        );
+    }
+
+    #[test]
+    fn fields_render_nested_values_as_json() {
+        let text = render_fields(&json!({"name": "x", "manifest": {"runtime": "bash"}}));
+        assert!(text.contains("name"));
+        assert!(text.contains("\"runtime\": \"bash\""), "{text}");
+    }
+}

@@ -1,0 +1,399 @@
+//! Test harness: starts a real `runwarmd` on a temporary socket and talks HTTP to it.
+//!
+//! [`Daemon`] creates a short temporary directory (Unix socket paths are capped at 108 bytes),
+//! writes a config, starts the daemon built by `cargo test --workspace`, and waits for
+//! `/readyz`. Dropping it sends SIGTERM and then checks that no process of that daemon instance
+//! is left: every executor and everything it starts carries `RUNWARM_INSTANCE=<id>` in its
+//! environment, so a leak is found in `/proc/*/environ` and fails the test that caused it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use runwarm_supervisor::client::{Client, InvokeOptions};
+use serde_json::{Value, json};
+
+/// Something a test needs from the host.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// A program on PATH.
+    Program(&'static str),
+}
+
+/// Whether the needs hold. Outside strict mode an unmet need prints a loud skip line (to the
+/// raw stderr handle, which libtest does not capture) and returns false; with
+/// `RUNWARM_TEST_STRICT=1` or `CI=true` it fails the test.
+pub fn require(needs: &[Need]) -> bool {
+    for need in needs {
+        let Need::Program(p) = need;
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            let test = std::thread::current().name().unwrap_or("?").to_owned();
+            let reason = format!("needs `{p}` on PATH");
+            let strict = std::env::var("RUNWARM_TEST_STRICT").is_ok_and(|v| v == "1")
+                || std::env::var("CI").is_ok_and(|v| v == "true");
+            if strict {
+                panic!(
+                    "{test}: {reason}; RUNWARM_TEST_STRICT/CI is set, so this is a failure, not a skip"
+                );
+            }
+            let _ = writeln!(std::io::stderr(), "*** SKIPPED {test}: {reason} ***");
+            return false;
+        }
+    }
+    true
+}
+
+/// The directory holding the workspace's built binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let daemon = dir.join("runwarmd");
+    assert!(
+        daemon.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) first",
+        daemon.display()
+    );
+    dir
+}
+
+/// Builds a daemon.
+#[derive(Debug, Default)]
+pub struct DaemonBuilder {
+    runtimes: Vec<(String, String)>,
+    extra_config: String,
+    no_samples: bool,
+}
+
+impl DaemonBuilder {
+    /// Adds a runtime definition file (`NAME.toml` with `text`).
+    pub fn runtime(mut self, name: &str, text: &str) -> Self {
+        self.runtimes.push((name.to_owned(), text.to_owned()));
+        self
+    }
+
+    /// Appends TOML to the config (tables such as `[pools]`).
+    pub fn config(mut self, toml: &str) -> Self {
+        self.extra_config.push_str(toml);
+        self.extra_config.push('\n');
+        self
+    }
+
+    /// Does not register the samples.
+    pub fn without_samples(mut self) -> Self {
+        self.no_samples = true;
+        self
+    }
+
+    /// Starts the daemon and waits until it is ready.
+    pub async fn start(self) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("rw")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let runtimes_dir = dir.path().join("runtimes");
+        std::fs::create_dir_all(&runtimes_dir).unwrap();
+        for (name, text) in &self.runtimes {
+            std::fs::write(runtimes_dir.join(format!("{name}.toml")), text).unwrap();
+        }
+        let bins = bin_dir();
+        let config = format!(
+            "socket = \"{sock}\"\nstate_dir = \"{state}\"\nruntimes_dirs = [\"{rt}\"]\nload_samples = {samples}\nexec_command = \"{exec}\"\n{extra}\n",
+            sock = dir.path().join("s.sock").display(),
+            state = dir.path().join("state").display(),
+            rt = runtimes_dir.display(),
+            samples = !self.no_samples,
+            exec = bins.join("runwarm-exec-command").display(),
+            extra = with_log_table(&self.extra_config),
+        );
+        let config_path = dir.path().join("runwarmd.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log_path = dir.path().join("daemon.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(bins.join("runwarmd"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start runwarmd");
+        let socket = dir.path().join("s.sock");
+        let mut daemon = Daemon {
+            dir,
+            socket: socket.clone(),
+            child: Some(child),
+            client: Client::new(&socket).with_timeout(Duration::from_secs(120)),
+            instance: String::new(),
+            log_path,
+        };
+        daemon.wait_ready().await;
+        daemon
+    }
+}
+
+fn with_log_table(extra: &str) -> String {
+    if extra.contains("[log]") {
+        extra.to_owned()
+    } else {
+        format!("{extra}\n[log]\nformat = \"json\"\nlevel = \"info\"\n")
+    }
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    child: Option<Child>,
+    client: Client,
+    instance: String,
+    log_path: PathBuf,
+}
+
+impl Daemon {
+    /// A builder.
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    /// A daemon with the default settings and the samples.
+    pub async fn start() -> Daemon {
+        Self::builder().start().await
+    }
+
+    async fn wait_ready(&mut self) {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "runwarmd exited during start-up ({status})\n{}",
+                    self.report()
+                );
+            }
+            if let Ok(r) = self.client.get("/readyz").await
+                && r.status == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "runwarmd not ready within 60 s\n{}",
+                self.report()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let info = self
+            .client
+            .get_json("/v1/info")
+            .await
+            .expect("GET /v1/info");
+        self.instance = info["instance"].as_str().expect("instance id").to_owned();
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The temporary directory (config, state, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a request; returns (status, JSON body or the raw text as a JSON string).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        self.raw(method, path, &[], body).await
+    }
+
+    /// Sends raw bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let r = self
+            .client
+            .request(method.clone(), path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}\n{}", self.report()));
+        let v = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&r.body).into_owned()));
+        (r.status, v)
+    }
+
+    /// Registers a bundle; panics unless 200/201.
+    pub async fn register(&self, name: &str, manifest: Value, files: Value) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/scripts",
+                Some(json!({"name": name, "manifest": manifest, "files": files})),
+            )
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "register {name}: {status} {body}\n{}",
+            self.report()
+        );
+        body["version"].as_str().unwrap().to_owned()
+    }
+
+    /// Invokes and returns (status, body); `query` is appended as is (e.g. `?tag=prod`).
+    pub async fn invoke(&self, name: &str, query: &str, payload: Value) -> (u16, Value) {
+        self.call(
+            Method::POST,
+            &format!("/v1/scripts/{name}/invoke{query}"),
+            Some(payload),
+        )
+        .await
+    }
+
+    /// Invokes and insists on a completed record; returns it.
+    pub async fn invoke_ok(&self, name: &str, payload: Value) -> Value {
+        let (status, rec) = self.invoke(name, "", payload).await;
+        assert_eq!(status, 200, "{rec}\n{}", self.report());
+        assert_eq!(rec["state"], "completed", "{rec:#}\n{}", self.report());
+        rec
+    }
+
+    /// The client's invoke options type, re-exported for tests.
+    pub fn invoke_options() -> InvokeOptions {
+        InvokeOptions::default()
+    }
+
+    /// Host pids whose environment carries this daemon instance's id.
+    pub fn instance_processes(&self) -> Vec<i32> {
+        processes_with_env(&format!("RUNWARM_INSTANCE={}", self.instance))
+    }
+
+    /// The last lines of the daemon's log, for failure messages.
+    pub fn report(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "--- runwarmd log ({}) ---\n{}\n---",
+            self.log_path.display(),
+            tail.join("\n")
+        )
+    }
+
+    /// Sends SIGTERM, waits for exit (killing after 20 s); returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).ok()?);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn assert_no_leaks(&self) {
+        if self.instance.is_empty() {
+            return;
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut left = self.instance_processes();
+        while !left.is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+            left = self.instance_processes();
+        }
+        if !left.is_empty() {
+            let described: Vec<String> = left.iter().map(|p| describe(*p)).collect();
+            for p in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if !std::thread::panicking() {
+                panic!(
+                    "processes of this daemon survived its shutdown: {described:?}\n{}",
+                    self.report()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let status = self.stop();
+        self.assert_no_leaks();
+        if !std::thread::panicking() {
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "runwarmd did not exit 0 on SIGTERM ({status:?})\n{}",
+                self.report()
+            );
+        }
+    }
+}
+
+/// Pids whose `/proc/PID/environ` contains `needle` as one entry.
+pub fn processes_with_env(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            // A zombie still has no environ to read; a live process does.
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn describe(pid: i32) -> String {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmd: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    format!("{pid}: {}", cmd.join(" ").trim())
+}

@@ -1,0 +1,230 @@
+//! Bad input gets a clear problem+json answer and changes nothing.
+
+use hyper::Method;
+use runwarm_e2e::{Daemon, Need, require};
+use serde_json::{Value, json};
+
+async fn problem(d: &Daemon, method: Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    let r = d.client().request(method, path, &[], body).await.unwrap();
+    let ct = r.header("content-type").unwrap_or_default().to_owned();
+    assert!(
+        r.status >= 400,
+        "{path}: expected an error, got {}",
+        r.status
+    );
+    assert_eq!(ct, "application/problem+json", "{path}: content type");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["status"], r.status);
+    assert!(!v["detail"].as_str().unwrap().is_empty());
+    (r.status, v)
+}
+
+fn bundle(name: &str, manifest: Value, files: Value) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(&json!({"name": name, "manifest": manifest, "files": files})).unwrap())
+}
+
+#[tokio::test]
+async fn bad_requests_are_problems() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder()
+        .config("[limits]\nmax_body_bytes = 100000\nmax_payload_bytes = 50000\n")
+        .start()
+        .await;
+    let py = json!({"runtime": "python3", "entry": "main.py"});
+    let main = json!({"main.py": "def handler(e, c):\n    return 1\n"});
+
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/nope/invoke",
+        Some(b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert!(p["detail"].as_str().unwrap().contains("nope"));
+
+    let (s, _) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/hello-python/invoke",
+        Some(b"{not json".to_vec()),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = problem(&d, Method::POST, "/v1/scripts", Some(b"[1,".to_vec())).await;
+    assert_eq!(s, 400);
+
+    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(60_000));
+    let (s, _) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/hello-python/invoke",
+        Some(big.into_bytes()),
+    )
+    .await;
+    assert_eq!(s, 413);
+    let huge = vec![b' '; 200_000];
+    let (s, _) = problem(&d, Method::POST, "/v1/scripts", Some(huge)).await;
+    assert_eq!(s, 413);
+
+    for bad in ["Upper", "-dash", "a/b", "", "x".repeat(65).as_str()] {
+        let (s, p) = problem(
+            &d,
+            Method::POST,
+            "/v1/scripts",
+            bundle(bad, py.clone(), main.clone()),
+        )
+        .await;
+        assert_eq!(s, 400, "name {bad:?}: {p}");
+    }
+    for path in [
+        "../evil.py",
+        "/etc/passwd",
+        "a/../../b.py",
+        "a\\b.py",
+        "a//b.py",
+    ] {
+        let files = json!({"main.py": "x", path: "y"});
+        let (s, p) = problem(
+            &d,
+            Method::POST,
+            "/v1/scripts",
+            bundle("trav", py.clone(), files),
+        )
+        .await;
+        assert_eq!(s, 400, "path {path:?}: {p}");
+    }
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts",
+        bundle(
+            "rt",
+            json!({"runtime": "cobol", "entry": "main.py"}),
+            main.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(p["detail"].as_str().unwrap().contains("cobol"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("python3"),
+        "known runtimes are listed: {p}"
+    );
+    let (s, _) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts",
+        bundle(
+            "typo",
+            json!({"runtime": "python3", "entry": "main.py", "memroy_mb": 3}),
+            main.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts",
+        bundle(
+            "noentry",
+            json!({"runtime": "python3", "entry": "other.py"}),
+            main.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = problem(&d, Method::GET, "/v1/no/such/route", None).await;
+    assert_eq!(s, 404);
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    let (s, _) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/hello-python/invoke",
+        Some(deep.into_bytes()),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // None of it registered anything.
+    let (_, scripts) = d.call(Method::GET, "/v1/scripts", None).await;
+    let names: Vec<&str> = scripts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| ["trav", "rt", "typo", "noentry"].contains(n)),
+        "{names:?}"
+    );
+    d.invoke_ok("hello-python", json!({})).await;
+}
+
+#[tokio::test]
+async fn invalid_parameters_list_every_violation() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::start().await;
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/transform-python/invoke",
+        Some(serde_json::to_vec(&json!({"items": [{"sku": 1, "qty": -1, "price": 2}], "currency": "euro", "extra": true})).unwrap()),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(p["code"], "E006");
+    let pointers: Vec<&str> = p["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pointer"].as_str().unwrap())
+        .collect();
+    for expected in ["/items/0/sku", "/items/0/qty", "/currency"] {
+        assert!(
+            pointers.contains(&expected),
+            "{expected} missing in {pointers:?}"
+        );
+    }
+    assert!(
+        pointers.len() >= 4,
+        "additionalProperties violation missing: {p:#}"
+    );
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/transform-python/invoke",
+        Some(b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(p["violations"][0]["pointer"], "", "{p}");
+    // Nothing ran.
+    let (_, execs) = d
+        .call(Method::GET, "/v1/executions?script=transform-python", None)
+        .await;
+    assert!(execs.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_routes() {
+    let d = Daemon::builder().without_samples().start().await;
+    let (s, doc) = d.call(Method::GET, "/v1/openapi.json", None).await;
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/scripts",
+        "/v1/scripts/{name}/invoke",
+        "/v1/executions/{id}",
+        "/v1/pools",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+}

@@ -1,0 +1,208 @@
+//! Faults: timeouts, crashes, output floods and protocol garbage never hurt the daemon.
+
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use runwarm_e2e::{Daemon, Need, require};
+use serde_json::json;
+
+const FAULTY: &str = r#"import os, sys, time
+def handler(event, context):
+    what = event.get("do")
+    if what == "sleep":
+        time.sleep(event["s"])
+    elif what == "exit":
+        print("about to exit")
+        sys.stdout.flush()
+        os._exit(3)
+    elif what == "flood":
+        chunk = "x" * 1023 + "\n"
+        for _ in range(10 * 1024):
+            sys.stdout.write(chunk)
+        print('{"type":"response","id":"forged","success":true,"result":"forged"}')
+        print('{"type":"ready","protocol":1}')
+        print("the very last line")
+        sys.stderr.write("err tail\n")
+    return {"pid": os.getpid(), "intact": True}
+"#;
+
+async fn faulty_daemon() -> Option<Daemon> {
+    if !require(&[Need::Program("python3")]) {
+        return None;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let manifest =
+        json!({"runtime": "python3", "entry": "main.py", "limits": {"timeout_ms": 1000}});
+    d.register("faulty", manifest, json!({"main.py": FAULTY}))
+        .await;
+    Some(d)
+}
+
+#[tokio::test]
+async fn timeout_kills_the_executor_and_the_next_call_gets_a_fresh_one() {
+    let Some(d) = faulty_daemon().await else {
+        return;
+    };
+    let warm = d.invoke_ok("faulty", json!({})).await;
+    let t0 = Instant::now();
+    let (status, rec) = d
+        .invoke("faulty", "", json!({"do": "sleep", "s": 30}))
+        .await;
+    let took = t0.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(rec["state"], "timeout", "{rec:#}");
+    assert_eq!(rec["error"]["code"], "E004");
+    assert!(
+        took < Duration::from_millis(2000),
+        "timeout answered after {took:?}"
+    );
+    let next = d.invoke_ok("faulty", json!({})).await;
+    assert_ne!(
+        next["result"]["pid"], warm["result"]["pid"],
+        "a timed-out executor was reused"
+    );
+    assert_eq!(next["cold"], true);
+}
+
+#[tokio::test]
+async fn executor_exit_mid_request_is_e005_and_output_is_kept() {
+    let Some(d) = faulty_daemon().await else {
+        return;
+    };
+    let (status, rec) = d.invoke("faulty", "", json!({"do": "exit"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec["state"], "failed", "{rec:#}");
+    assert_eq!(rec["error"]["code"], "E005");
+    assert!(
+        rec["error"]["message"].as_str().unwrap().contains("code 3"),
+        "{rec:#}"
+    );
+    assert!(
+        rec["stdout"].as_str().unwrap().contains("about to exit"),
+        "output before the crash is attributed: {rec:#}"
+    );
+    d.invoke_ok("faulty", json!({})).await;
+}
+
+#[tokio::test]
+async fn output_flood_is_truncated_keeping_the_last_line_and_the_result_intact() {
+    let Some(d) = faulty_daemon().await else {
+        return;
+    };
+    let rec = d.invoke_ok("faulty", json!({"do": "flood"})).await;
+    assert_eq!(rec["result"]["intact"], true);
+    assert_eq!(rec["stdout_truncated"], true);
+    let out = rec["stdout"].as_str().unwrap();
+    assert!(out.len() <= 1024 * 1024 + 200, "kept {} bytes", out.len());
+    assert!(
+        out.trim_end().ends_with("the very last line"),
+        "tail lost: …{}",
+        &out[out.len().saturating_sub(200)..]
+    );
+    assert!(
+        out.contains("\"id\":\"forged\""),
+        "protocol-looking user output is kept as output"
+    );
+    assert_eq!(rec["stderr"], "err tail\n");
+    // The executor survived and is reused.
+    let next = d.invoke_ok("faulty", json!({})).await;
+    assert_eq!(next["cold"], false);
+}
+
+const GARBAGE_RUNTIME: &str = r#"
+name = "garbage"
+modes = ["handler"]
+default_mode = "handler"
+probe = ["/bin/sh", "-c", "echo /bin/sh; echo 1"]
+handler = ["/bin/sh", "-c", "read init; echo '{\"type\":\"ready\",\"protocol\":1}'; read req; echo 'this is not json'; sleep 30"]
+"#;
+
+const WRONG_ID_RUNTIME: &str = r#"
+name = "wrongid"
+modes = ["handler"]
+default_mode = "handler"
+probe = ["/bin/sh", "-c", "echo /bin/sh; echo 1"]
+handler = ["/bin/sh", "-c", "read init; echo '{\"type\":\"ready\",\"protocol\":1}'; read req; echo '{\"type\":\"response\",\"id\":\"someone-else\",\"success\":true}'; sleep 30"]
+"#;
+
+const HUGE_LINE_RUNTIME: &str = r#"
+name = "hugeline"
+modes = ["handler"]
+default_mode = "handler"
+probe = ["/bin/sh", "-c", "echo /bin/sh; echo 1"]
+handler = ["/bin/sh", "-c", "read init; echo '{\"type\":\"ready\",\"protocol\":1}'; read req; head -c 3000000 /dev/zero | tr '\\0' 'a'; sleep 30"]
+"#;
+
+#[tokio::test]
+async fn protocol_faults_are_e005_and_the_daemon_keeps_serving() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder()
+        .runtime("garbage", GARBAGE_RUNTIME)
+        .runtime("wrongid", WRONG_ID_RUNTIME)
+        .runtime("hugeline", HUGE_LINE_RUNTIME)
+        .config("[limits]\nmax_line_bytes = 1048576\n")
+        .start()
+        .await;
+    for (name, runtime, expect) in [
+        ("g", "garbage", "not json"),
+        ("w", "wrongid", "someone-else"),
+        ("h", "hugeline", "longer than"),
+    ] {
+        d.register(
+            name,
+            json!({"runtime": runtime, "entry": "x"}),
+            json!({"x": "unused"}),
+        )
+        .await;
+        let t0 = Instant::now();
+        let (status, rec) = d.invoke(name, "", json!({})).await;
+        assert_eq!(status, 200, "{rec}");
+        assert_eq!(rec["state"], "failed", "{name}: {rec:#}");
+        assert_eq!(rec["error"]["code"], "E005", "{name}: {rec:#}");
+        assert_eq!(rec["error"]["kind"], "ProtocolFault", "{name}: {rec:#}");
+        assert!(
+            rec["error"]["message"].as_str().unwrap().contains(expect),
+            "{name}: {rec:#}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{name}: fault took {:?}",
+            t0.elapsed()
+        );
+    }
+    let (status, _) = d.call(Method::GET, "/healthz", None).await;
+    assert_eq!(status, 200);
+    d.invoke_ok("hello-python", json!({})).await;
+}
+
+#[tokio::test]
+async fn init_errors_are_e001_with_the_reason() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    d.register(
+        "syntax",
+        json!({"runtime": "python3", "entry": "main.py"}),
+        json!({"main.py": "def handler(:\n"}),
+    )
+    .await;
+    let (status, rec) = d.invoke("syntax", "", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec["error"]["code"], "E001", "{rec:#}");
+    assert_eq!(rec["error"]["kind"], "SyntaxError", "{rec:#}");
+    d.register(
+        "nohandler",
+        json!({"runtime": "python3", "entry": "main.py", "handler": "run"}),
+        json!({"main.py": "x = 1\n"}),
+    )
+    .await;
+    let (_, rec) = d.invoke("nohandler", "", json!({})).await;
+    assert_eq!(rec["error"]["code"], "E001", "{rec:#}");
+    assert!(
+        rec["error"]["message"].as_str().unwrap().contains("run"),
+        "{rec:#}"
+    );
+}

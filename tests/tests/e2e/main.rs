@@ -1,0 +1,8 @@
+//! End-to-end tests: one binary (link time matters on a small machine), one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod cli;
+mod faults;
+mod pools;
+mod runtimes;

@@ -1,0 +1,231 @@
+//! Pools: concurrency bounded by `max`, versions side by side, tag moves, prewarm.
+
+use std::collections::HashSet;
+
+use hyper::Method;
+use runwarm_e2e::{Daemon, Need, require};
+use serde_json::json;
+
+const ECHO_V: &str = "def handler(event, context):\n    return {'v': VERSION, 'echo': event}\n";
+
+fn echo_files(version: u32) -> serde_json::Value {
+    json!({"main.py": format!("VERSION = {version}\n{ECHO_V}")})
+}
+
+#[tokio::test]
+async fn thirty_two_parallel_calls_use_at_most_max_executors() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let manifest = json!({"runtime": "python3", "entry": "main.py", "pool": {"max": 4}});
+    d.register(
+        "par",
+        manifest,
+        json!({"main.py": "import time\ndef handler(e, c):\n    time.sleep(0.05)\n    return e\n"}),
+    )
+    .await;
+    let calls = (0..32).map(|i| {
+        let d = &d;
+        async move { d.invoke("par", "", json!({"i": i})).await }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let mut pids = HashSet::new();
+    for (i, (status, rec)) in results.iter().enumerate() {
+        assert_eq!(*status, 200, "{rec}");
+        assert_eq!(rec["state"], "completed", "{rec:#}");
+        assert_eq!(rec["result"]["i"], i);
+        pids.insert(rec["executor"]["pid"].as_u64().unwrap());
+    }
+    assert!(pids.len() <= 4, "{} executors served the calls", pids.len());
+    let (_, pools) = d.call(Method::GET, "/v1/pools", None).await;
+    let pool = pools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["script"] == "par")
+        .unwrap();
+    assert!(pool["spawned"].as_u64().unwrap() <= 4, "{pool}");
+    assert_eq!(pool["busy"], 0);
+}
+
+#[tokio::test]
+async fn two_versions_are_warm_at_once_and_tags_switch_what_runs() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let m = json!({"runtime": "python3", "entry": "main.py"});
+    let v1 = d.register("multi", m.clone(), echo_files(1)).await;
+    let v2 = d.register("multi", m.clone(), echo_files(2)).await;
+    assert_ne!(v1, v2);
+    // Identical content gives the same id and is not a new version.
+    let (status, again) = d
+        .call(
+            Method::POST,
+            "/v1/scripts",
+            Some(json!({"name": "multi", "manifest": m, "files": echo_files(1)})),
+        )
+        .await;
+    assert_eq!(
+        (status, again["created"].clone(), again["version"].clone()),
+        (200, json!(false), json!(v1))
+    );
+
+    let latest = d.invoke_ok("multi", json!({})).await;
+    assert_eq!(
+        latest["result"]["v"], 2,
+        "latest is the newest registration"
+    );
+    let (_, r1) = d
+        .invoke("multi", &format!("?version={v1}"), json!({}))
+        .await;
+    assert_eq!(r1["result"]["v"], 1);
+    let (_, r2) = d
+        .invoke("multi", &format!("?version={v2}"), json!({}))
+        .await;
+    assert_eq!(r2["result"]["v"], 2);
+    let (_, r1b) = d
+        .invoke("multi", &format!("?version={v1}"), json!({}))
+        .await;
+    assert_eq!(
+        (r1b["cold"].clone(), r1b["executor"]["pid"].clone()),
+        (json!(false), r1["executor"]["pid"].clone())
+    );
+    let (_, pools) = d.call(Method::GET, "/v1/pools", None).await;
+    let warm: Vec<_> = pools
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["script"] == "multi" && p["idle"] == 1)
+        .collect();
+    assert_eq!(warm.len(), 2, "both versions stay warm: {pools:#}");
+
+    // Tags: prod → v1; then move latest back to v1, and un-versioned calls run v1.
+    let (status, _) = d
+        .call(
+            Method::PUT,
+            "/v1/scripts/multi/tags/prod",
+            Some(json!({"version": v1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, p) = d.invoke("multi", "?tag=prod", json!({})).await;
+    assert_eq!(p["result"]["v"], 1);
+    assert_eq!(p["version"], v1);
+    let (status, _) = d
+        .call(
+            Method::PUT,
+            "/v1/scripts/multi/tags/latest",
+            Some(json!({"version": v1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let un = d.invoke_ok("multi", json!({})).await;
+    assert_eq!(
+        un["result"]["v"], 1,
+        "after the tag move, un-versioned calls run v1"
+    );
+    let (_, versions) = d
+        .call(Method::GET, "/v1/scripts/multi/versions", None)
+        .await;
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn prewarm_makes_the_first_call_warm_and_disable_refuses() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::start().await;
+    let (status, body) = d
+        .call(
+            Method::POST,
+            "/v1/prewarm",
+            Some(json!({"scripts": [{"name": "hello-python", "count": 2}]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["scripts"][0]["started"], 2);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, pools) = d.call(Method::GET, "/v1/pools", None).await;
+        let idle = pools
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["script"] == "hello-python")
+            .map(|p| p["idle"].as_u64().unwrap());
+        if idle == Some(2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "prewarm did not finish: {pools:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rec = d.invoke_ok("hello-python", json!({})).await;
+    assert_eq!(rec["cold"], false);
+
+    let (status, _) = d
+        .call(Method::POST, "/v1/scripts/hello-python/disable", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, problem) = d.invoke("hello-python", "", json!({})).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "E006");
+    let (status, _) = d
+        .call(Method::POST, "/v1/scripts/hello-python/enable", None)
+        .await;
+    assert_eq!(status, 200);
+    d.invoke_ok("hello-python", json!({})).await;
+}
+
+#[tokio::test]
+async fn executions_are_recorded_and_listed() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::start().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            d.invoke_ok("hello-python", json!({"name": format!("n{i}")}))
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let (status, one) = d
+        .call(Method::GET, &format!("/v1/executions/{}", ids[0]), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(one["result"]["greeting"], "hello n0");
+    let (_, page1) = d
+        .call(
+            Method::GET,
+            "/v1/executions?script=hello-python&limit=3",
+            None,
+        )
+        .await;
+    let page1 = page1.as_array().unwrap().clone();
+    assert_eq!(page1.len(), 3);
+    assert_eq!(page1[0]["id"], ids[4].as_str(), "newest first");
+    let last = page1[2]["id"].as_str().unwrap();
+    let (_, page2) = d
+        .call(
+            Method::GET,
+            &format!("/v1/executions?script=hello-python&limit=3&before={last}"),
+            None,
+        )
+        .await;
+    assert_eq!(page2.as_array().unwrap().len(), 2);
+    let (_, failed) = d
+        .call(Method::GET, "/v1/executions?state=failed", None)
+        .await;
+    assert!(failed.as_array().unwrap().is_empty());
+    let (status, _) = d.call(Method::GET, "/v1/executions/nope", None).await;
+    assert_eq!(status, 404);
+}
