@@ -137,6 +137,8 @@ pub struct Warm {
     pub daemon_total: Option<Summary>,
     pub daemon_run: Option<Summary>,
     pub daemon_queue: Option<Summary>,
+    /// `GET /healthz` over the same connection: the HTTP, socket and client floor.
+    pub http_floor: Option<Summary>,
     /// Distinct executor pids that served the measured calls.
     pub executors: usize,
 }
@@ -167,6 +169,7 @@ pub async fn measure_warm(client: &Client, calls: usize, warmup: usize) -> Resul
             Err(e) => errors.add(e),
         }
     }
+    let http_floor = measure_http_floor(client, calls.min(1000)).await?;
     Ok(Warm {
         calls,
         warmup,
@@ -175,8 +178,25 @@ pub async fn measure_warm(client: &Client, calls: usize, warmup: usize) -> Resul
         daemon_total: Summary::of_micros(total),
         daemon_run: Summary::of_micros(run),
         daemon_queue: Summary::of_micros(queue),
+        http_floor,
         executors: pids.len(),
     })
+}
+
+/// Sequential `GET /healthz`, the cheapest route: what any call pays before the daemon does work.
+async fn measure_http_floor(client: &Client, calls: usize) -> Result<Option<Summary>> {
+    let mut latencies = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let answer = client.get("/healthz").await.context("GET /healthz")?;
+        latencies.push(started.elapsed());
+        ensure!(
+            answer.status == 200,
+            "GET /healthz answered {}",
+            answer.status
+        );
+    }
+    Ok(Summary::of_durations(&latencies))
 }
 
 /// Cold starts: a new version per call.
