@@ -74,6 +74,9 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: &Flags) -> Result<()> {
+    // Checked before anything starts, so a typo does not cost a daemon start and two phases.
+    let window = Duration::try_from_secs_f64(flags.seconds)
+        .with_context(|| format!("--seconds {} is not a duration", flags.seconds))?;
     let host = Host::probe();
     // One thread is plenty to drive the clients and leaves the CPUs to the daemon and its
     // executors, which are what is being measured.
@@ -86,7 +89,7 @@ fn run(flags: &Flags) -> Result<()> {
         warm,
         cold,
         load,
-    } = runtime.block_on(measure_daemon(flags, host.cpus))?;
+    } = runtime.block_on(measure_daemon(flags, host.cpus, window))?;
     progress(&format!(
         "baseline: {} fresh python3 processes (+{PATH_RUNS} through PATH)",
         flags.baseline_runs
@@ -126,7 +129,7 @@ struct PhaseFigures {
     load: load::Load,
 }
 
-async fn measure_daemon(flags: &Flags, cpus: usize) -> Result<DaemonFigures> {
+async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<DaemonFigures> {
     let own = match &flags.socket {
         Some(_) => None,
         None => {
@@ -142,7 +145,7 @@ async fn measure_daemon(flags: &Flags, cpus: usize) -> Result<DaemonFigures> {
         ),
         (None, None) => bail!("no daemon to measure: neither --socket nor an own daemon"),
     };
-    let measured = measure_phases(flags, cpus, &socket).await;
+    let measured = measure_phases(flags, cpus, window, &socket).await;
     let measured = match (measured, &own) {
         (Err(error), Some(own)) => Err(anyhow!(
             "{error:#}\nthe daemon's log ends with:\n{}",
@@ -173,6 +176,7 @@ async fn measure_daemon(flags: &Flags, cpus: usize) -> Result<DaemonFigures> {
 async fn measure_phases(
     flags: &Flags,
     cpus: usize,
+    window: Duration,
     socket: &std::path::Path,
 ) -> Result<PhaseFigures> {
     let client = Client::new(socket).with_timeout(REQUEST_TIMEOUT);
@@ -189,8 +193,6 @@ async fn measure_phases(
     progress(&format!("cold start: {} new versions", flags.cold));
     let cold = scenarios::measure_cold(&client, flags.cold.max(1)).await?;
     let pool_max = flags.pool_max.unwrap_or(cpus * 2).max(1);
-    let window = Duration::try_from_secs_f64(flags.seconds)
-        .with_context(|| format!("--seconds {} is not a duration", flags.seconds))?;
     progress(&format!(
         "throughput: {} clients for {:.1} s, pool max {pool_max}",
         flags.clients, flags.seconds
