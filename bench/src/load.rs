@@ -32,6 +32,8 @@ pub struct Load {
     pub latency: Option<Summary>,
     /// Distinct executor pids that served the measured calls.
     pub executors: usize,
+    /// Calls in the window that started an executor (recycling after `pool.max_requests`).
+    pub cold_calls: usize,
 }
 
 impl Load {
@@ -46,6 +48,7 @@ struct ClientRun {
     latencies: Vec<Duration>,
     errors: Errors,
     pids: BTreeSet<i64>,
+    cold_calls: usize,
 }
 
 pub async fn measure_load(
@@ -78,6 +81,7 @@ pub async fn measure_load(
     let mut latencies = Vec::new();
     let mut errors = Errors::default();
     let mut pids = BTreeSet::new();
+    let mut cold_calls = 0;
     while let Some(joined) = tasks.join_next().await {
         let run = joined.context("a load client task failed")?;
         latencies.extend(run.latencies);
@@ -86,6 +90,7 @@ pub async fn measure_load(
             errors.first = run.errors.first;
         }
         pids.extend(run.pids);
+        cold_calls += run.cold_calls;
     }
     let elapsed = opened.elapsed();
     Ok(Load {
@@ -96,6 +101,7 @@ pub async fn measure_load(
         errors,
         latency: Summary::of_durations(&latencies),
         executors: pids.len(),
+        cold_calls,
     })
 }
 
@@ -116,6 +122,7 @@ async fn run_client(
         latencies: Vec::new(),
         errors: Errors::default(),
         pids: BTreeSet::new(),
+        cold_calls: 0,
     };
     while Instant::now() < until {
         let done = call(&client, name, None, &payload, &expected).await;
@@ -123,6 +130,7 @@ async fn run_client(
         match done.outcome {
             Ok(record) => {
                 run.pids.extend(record["executor"]["pid"].as_i64());
+                run.cold_calls += usize::from(record["cold"] == true);
             }
             Err(e) => {
                 run.errors.add(e);

@@ -229,10 +229,12 @@ pub fn text(run: &Run) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:.0} calls/s ({} calls), served by {} executor process(es)",
+        "  {:.0} calls/s ({} calls), served by {} executor process(es), {} cold call(s) \
+         (executors are recycled after pool.max_requests)",
         l.rate(),
         l.calls,
-        l.executors
+        l.executors,
+        l.cold_calls
     );
     if let Some(s) = &l.latency {
         header(&mut out, "µs");
@@ -341,6 +343,7 @@ pub fn json(run: &Run) -> Value {
             "calls_per_s": round1(l.rate()),
             "latency": opt(&l.latency),
             "executors": l.executors,
+            "cold_calls": l.cold_calls,
             "errors": errors_json(&l.errors),
         },
         "baseline": {
