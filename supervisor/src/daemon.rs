@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::net::UnixListener;
 
+use crate::admission::Admission;
 use crate::api::{self, AppState, peer::Peer};
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::history::{History, HistoryConfig};
 use crate::invocation::Invoker;
 use crate::pool::Pools;
@@ -40,8 +42,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .context("opening execution history")?;
+    // Accepted work a previous daemon never started is read before anything else touches the
+    // history; what had started can never finish and fails with E005.
+    let resumable = history
+        .queued()
+        .context("reading executions accepted by the previous daemon")?;
     let recovered = history
-        .recover_interrupted()
+        .recover_started()
         .context("recovering interrupted executions")?;
     if recovered > 0 {
         tracing::warn!(
@@ -49,6 +56,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "executions interrupted by the previous daemon marked failed (E005)"
         );
     }
+    let idempotency = crate::idempotency::IdempotencyStore::open(&config.state_dir)
+        .context("opening the idempotency key store")?;
 
     let executors_dir = crate::executors::install(&config.state_dir)
         .context("installing executor shims into the state directory")?;
@@ -105,17 +114,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
     let ready = Arc::new(AtomicBool::new(false));
+    let invoker = Invoker::new(pools.clone());
+    let dispatcher = Dispatcher::new(
+        invoker.clone(),
+        history.clone(),
+        Admission::new(config.max_workers + config.queue_max, None),
+    );
     let state = AppState {
         registry,
         history: history.clone(),
-        invoker: Invoker::new(pools.clone()),
+        invoker,
         pools: pools.clone(),
         config: Arc::clone(&config),
         samples,
         ready: Arc::clone(&ready),
         started,
         target_cache: Arc::default(),
+        dispatcher,
+        idempotency,
     };
+    crate::recovery::resume(&state, resumable);
 
     let listener = bind_socket(&config.socket)?;
     let maintenance = {

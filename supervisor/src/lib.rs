@@ -4,17 +4,22 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
+pub mod events;
 pub mod execution;
 pub mod executors;
 pub mod history;
+pub mod idempotency;
 pub mod invocation;
 pub mod manifest;
 pub mod pool;
+pub mod recovery;
 pub mod registry;
 pub mod runtime;
 pub mod samples;

@@ -47,6 +47,10 @@ pub struct AppState {
     pub started: Instant,
     /// Pool targets by version.
     pub target_cache: Arc<invoke::TargetCache>,
+    /// Runs, accepts and cancels executions.
+    pub dispatcher: crate::dispatch::Dispatcher,
+    /// `Idempotency-Key` store.
+    pub idempotency: crate::idempotency::IdempotencyStore,
 }
 
 /// The route table.
@@ -73,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/scripts/{name}/invoke", post(invoke::invoke))
         .route("/v1/executions", get(executions::list))
         .route("/v1/executions/{id}", get(executions::show))
+        .route("/v1/executions/{id}/events", get(executions::events))
+        .route("/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/v1/executions/{id}/replay", post(executions::replay))
         .route("/v1/pools", get(system::pools))
         .route("/v1/prewarm", post(system::prewarm))
         .route("/v1/samples", get(system::samples))
