@@ -131,6 +131,7 @@ impl DaemonBuilder {
             .expect("start runwarmd");
         let socket = dir.path().join("s.sock");
         let mut daemon = Daemon {
+            config_path: config_path.clone(),
             dir,
             socket: socket.clone(),
             child: Some(child),
@@ -160,6 +161,7 @@ pub struct Daemon {
     client: Client,
     instance: String,
     log_path: PathBuf,
+    config_path: PathBuf,
 }
 
 impl Daemon {
@@ -324,6 +326,34 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: no drain, no flush) and waits for it to die.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same config and state directory (after [`Daemon::kill9`]
+    /// or [`Daemon::stop`]); its log is appended to the same file.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a daemon that still runs");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(bin_dir().join("runwarmd"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("restart runwarmd");
+        self.child = Some(child);
+        self.wait_ready().await;
     }
 
     fn assert_no_leaks(&self) {
