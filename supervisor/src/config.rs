@@ -29,6 +29,15 @@ pub struct RawConfig {
     history: RawHistory,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    admission: RawAdmission,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmission {
+    rate_per_uid: Option<i64>,
+    burst: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -123,6 +132,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Invocations per second per caller uid (`0`: no limit).
+    pub rate_per_uid: u64,
+    /// Invocations a caller may make at once after a quiet spell.
+    pub rate_burst: u64,
 }
 
 /// Every problem found in a configuration.
@@ -229,6 +242,8 @@ impl Config {
             1,
         );
         let retention_days = int("history.retention_days", raw.history.retention_days, 30, 0);
+        let rate_per_uid = int("admission.rate_per_uid", raw.admission.rate_per_uid, 0, 0);
+        let rate_burst = int("admission.burst", raw.admission.burst, 20, 1);
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
             "human" => LogFormat::Human,
@@ -287,6 +302,8 @@ impl Config {
                 .then(|| Duration::from_secs(retention_days * 86_400)),
             log_format,
             log_level,
+            rate_per_uid,
+            rate_burst,
         })
     }
 }

@@ -118,7 +118,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let dispatcher = Dispatcher::new(
         invoker.clone(),
         history.clone(),
-        Admission::new(config.max_workers + config.queue_max, None),
+        Admission::new(
+            config.max_workers + config.queue_max,
+            crate::admission::rate_limit(config.rate_per_uid as f64, config.rate_burst as f64),
+        ),
     );
     let state = AppState {
         registry,

@@ -286,3 +286,23 @@ async fn max_concurrency_refuses_with_429_and_retry_after() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     d.invoke_ok("s", json!({})).await;
 }
+
+#[tokio::test]
+async fn the_rate_limit_per_caller_answers_429() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder()
+        .without_samples()
+        .config("[admission]\nrate_per_uid = 1\nburst = 2\n")
+        .start()
+        .await;
+    let manifest = json!({"runtime": "python3", "entry": "main.py"});
+    d.register("s", manifest, json!({"main.py": SCRIPT})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(invoke_async(&d, json!({}), None).await.0);
+    }
+    assert_eq!(statuses[..2], [202, 202]);
+    assert_eq!(statuses[2], 429, "{statuses:?}");
+}
