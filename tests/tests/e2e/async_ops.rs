@@ -99,7 +99,7 @@ async fn accepted_async_work_survives_kill_9() {
     let mut ids = Vec::new();
     for n in 0..200 {
         let (status, body) =
-            invoke_async(&d, json!({"do": "sleep", "s": 0.02, "n": n}), None).await;
+            invoke_async(&d, json!({"do": "sleep", "s": 0.05, "n": n}), None).await;
         assert_eq!(status, 202, "{body}");
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
@@ -118,6 +118,11 @@ async fn accepted_async_work_survives_kill_9() {
         }
     }
     assert_eq!(completed + restarted, 200);
+    let log = std::fs::read_to_string(d.dir().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("resubmitted"),
+        "the kill came after all work was done: nothing was resumed"
+    );
     assert!(
         restarted <= 2,
         "only what was running may fail: {restarted}"
@@ -305,4 +310,36 @@ async fn the_rate_limit_per_caller_answers_429() {
     }
     assert_eq!(statuses[..2], [202, 202]);
     assert_eq!(statuses[2], 429, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_spawn_failure_is_retried_twice_with_backoff() {
+    // The probe succeeds but names an interpreter that does not exist: every spawn fails.
+    let ghost = r#"name = "ghost"
+language = "python"
+extensions = ["py"]
+modes = ["handler"]
+default_mode = "handler"
+probe = ["sh", "-c", "echo /nonexistent/runwarm-ghost; echo 1.0"]
+handler = ["{interpreter}", "{entry}"]
+"#;
+    let d = Daemon::builder()
+        .without_samples()
+        .runtime("ghost", ghost)
+        .start()
+        .await;
+    d.register(
+        "g",
+        json!({"runtime": "ghost", "entry": "main.py"}),
+        json!({"main.py": "def handler(e, c): return 1\n"}),
+    )
+    .await;
+    let t0 = Instant::now();
+    let (status, rec) = d.invoke("g", "", json!({})).await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["state"], "failed");
+    assert_eq!(rec["error"]["code"], "E005", "{rec:#}");
+    assert_eq!(rec["error"]["kind"], "SpawnFailed");
+    assert_eq!(rec["attempt"], 3);
+    assert!(t0.elapsed() >= Duration::from_millis(250), "no backoff");
 }
