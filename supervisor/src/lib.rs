@@ -18,4 +18,5 @@ pub mod pool;
 pub mod registry;
 pub mod runtime;
 pub mod samples;
+pub mod sandbox;
 pub mod worker;
