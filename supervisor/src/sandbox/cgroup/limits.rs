@@ -64,6 +64,12 @@ pub(crate) fn plan_writes(
                     optional: true,
                     ..required("memory.swap.max", 0)
                 });
+                // An OOM kill takes the whole executor, not just the biggest process in it, so
+                // every OOM ends the same way: the executor dies and the invocation is E003.
+                out.push(LimitWrite {
+                    optional: true,
+                    ..required("memory.oom.group", 1)
+                });
             }
             Version::V1 => {
                 // memsw (memory + swap) must be set after, and never below, the memory limit.
@@ -139,6 +145,7 @@ mod tests {
             [
                 ("memory.max", "33554432"),
                 ("memory.swap.max", "0"),
+                ("memory.oom.group", "1"),
                 ("pids.max", "5"),
                 ("cpu.max", "50000 100000"),
             ]

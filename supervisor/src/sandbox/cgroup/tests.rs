@@ -22,6 +22,7 @@ fn v2_cgroup(dir: &Path, controllers: &str) {
         "cpu.stat",
         "memory.max",
         "memory.swap.max",
+        "memory.oom.group",
         "memory.events",
         "pids.max",
         "cpu.max",
@@ -58,6 +59,7 @@ fn unified_detect_enables_controllers_down_the_subtree_and_creates_with_limits()
     let read = |f: &str| fs::read_to_string(r.join("runwarm/inst/e1").join(f)).unwrap();
     assert_eq!(read("memory.max"), "67108864");
     assert_eq!(read("memory.swap.max"), "0");
+    assert_eq!(read("memory.oom.group"), "1");
     assert_eq!(read("pids.max"), "32");
     assert_eq!(read("cpu.max"), "150000 100000");
     assert_eq!(e1.procs_files(), [r.join("runwarm/inst/e1/cgroup.procs")]);
