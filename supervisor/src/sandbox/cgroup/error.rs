@@ -51,10 +51,15 @@ impl CgroupError {
                      and mount /sys/fs/cgroup read-write",
                 )
             }
-            CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EBUSY) => Some(
-                "cgroup v2 allows controllers only on cgroups without processes: start runwarmd \
-                 in its own delegated cgroup (systemd: Delegate=yes)",
-            ),
+            CgroupError::Io { source, path, .. }
+                if source.raw_os_error() == Some(libc::EBUSY)
+                    && path.ends_with("cgroup.subtree_control") =>
+            {
+                Some(
+                    "cgroup v2 allows controllers only on cgroups without processes: start runwarmd \
+                     in its own delegated cgroup (systemd: Delegate=yes)",
+                )
+            }
             CgroupError::Io { .. } => None,
             CgroupError::NoControllers { .. } => Some(
                 "enable the controllers for the daemon's cgroup (v2: add them to the parent's \

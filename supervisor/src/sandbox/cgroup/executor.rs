@@ -25,7 +25,9 @@ pub struct CgroupStats {
     pub cpu_system_ms: Option<f64>,
 }
 
-/// The cgroup of one executor. Dropping it kills whatever is left inside and removes it.
+/// The cgroup of one executor. Dropping it kills whatever is left inside and removes it; that
+/// blocks for up to about two seconds, so drop it (or call [`ExecutorCgroup::remove`]) on a
+/// blocking thread, not on an async worker.
 #[derive(Debug)]
 pub struct ExecutorCgroup {
     pub(crate) members: Vec<Member>,

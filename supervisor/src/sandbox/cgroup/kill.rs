@@ -87,9 +87,12 @@ fn kill_v1(members: &[Member]) -> Result<(), CgroupError> {
     let freezer = members
         .iter()
         .find(|m| m.controllers.contains(&Controller::Freezer));
-    let state = freezer.map(|m| m.dir.join("freezer.state"));
+    // A freezer that cannot be used (gone, or the write refused) only loses the fork race
+    // protection: the kill loop in `kill_cgroup` still re-kills until the cgroup is empty.
+    let state = freezer
+        .map(|m| m.dir.join("freezer.state"))
+        .filter(|state| cgroupfs::write(state, "FROZEN").is_ok());
     if let Some(state) = &state {
-        cgroupfs::write(state, "FROZEN")?;
         wait_for_state(state, "FROZEN", Duration::from_millis(200));
     }
     // Every hierarchy should hold the same processes, but a helper that died half-way through

@@ -70,9 +70,9 @@ fn unified_detect_enables_controllers_down_the_subtree_and_creates_with_limits()
 }
 
 #[test]
-fn unified_with_processes_in_our_cgroup_moves_the_daemon_into_a_leaf() {
-    // The kernel's EBUSY cannot be faked in a fixture, but an already delegated cgroup can: the
-    // daemon must not rewrite subtree_control that already has what it needs.
+fn delegated_v2_cgroup_is_nested_below_and_its_subtree_control_left_alone() {
+    // A systemd-delegated cgroup already has the controllers on: rewriting its subtree_control
+    // would fail with EBUSY while the daemon is in it, so it must not be touched.
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     v2_cgroup(r, "cpu memory pids\n");
