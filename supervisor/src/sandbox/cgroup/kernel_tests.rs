@@ -252,3 +252,62 @@ fn detect_reports_this_hosts_layout_and_controllers() {
         assert!(active.iter().any(|a| a == c), "{c} not active: {active:?}");
     }
 }
+
+#[test]
+fn kill_all_gets_a_double_forked_setsid_grandchild() {
+    if !require_root() {
+        return;
+    }
+    let tree = TestTree::new(&instance_name());
+    let cg = tree
+        .cgroups
+        .create("daemonized", &CgroupLimits::default())
+        .unwrap();
+    // The subshell forks a new session leader and exits: its `sleep` is reparented away from
+    // our child and shares neither its process group nor its session.
+    let mut child = spawn_attached(&cg, "(setsid sleep 30 &); exec sleep 30");
+    let mut inside = Vec::new();
+    for _ in 0..300 {
+        inside = pids_in(&cg);
+        if inside.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(inside.len(), 2, "{inside:?}");
+    cg.kill_all().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    for pid in &inside {
+        assert!(is_dead(*pid), "pid {pid} survived kill_all");
+    }
+}
+
+#[test]
+fn create_and_remove_cost_is_small() {
+    if !require_root() {
+        return;
+    }
+    let tree = TestTree::new(&instance_name());
+    let limits = CgroupLimits {
+        memory_bytes: Some(64 << 20),
+        pids: Some(64),
+        cpu_cores: Some(1.0),
+    };
+    let mut micros: Vec<u128> = (0..20)
+        .map(|i| {
+            let start = std::time::Instant::now();
+            let cg = tree.cgroups.create(&format!("cost{i}"), &limits).unwrap();
+            cg.remove().unwrap();
+            start.elapsed().as_micros()
+        })
+        .collect();
+    micros.sort_unstable();
+    let median = micros[micros.len() / 2];
+    let _ = writeln!(
+        std::io::stderr(),
+        "cgroups: create+limits+remove median {median} µs over 20 ({} hierarchies)",
+        tree.cgroups.parent_dirs().len()
+    );
+    // Generous: the budget for the whole sandbox is 5 ms per cold start.
+    assert!(median < 20_000, "median {median} µs");
+}
