@@ -135,6 +135,8 @@ impl Cgroups {
                 .parents
                 .first()
                 .map_or_else(|| root.to_path_buf(), |p| p.dir.clone());
+            // Nothing will run there: do not leave the directories just made behind.
+            let _ = cgroups.remove_parents();
             return Err(CgroupError::NoControllers {
                 path,
                 wanted: "memory, pids, cpu".into(),

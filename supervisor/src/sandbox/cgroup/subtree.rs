@@ -80,7 +80,9 @@ pub(crate) fn prepare_v2(h: &Hierarchy, components: &[&str]) -> Result<PathBuf, 
         .collect();
     match enable_controllers(&h.base, &wanted) {
         Err(CgroupError::Io { source, .. })
-            if source.raw_os_error() == Some(libc::EBUSY) && h.base != h.mount =>
+            // The real root is exempt, so EBUSY means a delegated cgroup or a container's
+            // namespace root, where the daemon shares its cgroup with nothing it must keep.
+            if source.raw_os_error() == Some(libc::EBUSY) =>
         {
             move_self_to_leaf(&h.base)?;
             enable_controllers(&h.base, &wanted)?;
