@@ -23,4 +23,5 @@ pub mod recovery;
 pub mod registry;
 pub mod runtime;
 pub mod samples;
+pub mod sandbox;
 pub mod worker;
