@@ -58,6 +58,8 @@ pub struct InvokeRequest {
     pub attempt: u32,
     /// Events, cancellation and progress records of an async execution.
     pub live: Option<Live>,
+    /// When it was accepted, if not now (work resumed after a restart keeps its time).
+    pub queued_at: Option<String>,
 }
 
 /// Runs invocations against the pools.
@@ -107,7 +109,7 @@ impl Invoker {
             exit_code: None,
             caller: req.caller,
             timings: Timings {
-                queued_at: now_rfc3339(),
+                queued_at: req.queued_at.clone().unwrap_or_else(now_rfc3339),
                 ..Timings::default()
             },
             resources: Resources::default(),

@@ -48,6 +48,7 @@ pub fn resume(app: &AppState, queued: Vec<ExecutionRecord>) {
             timeout: Duration::from_millis(timeout_ms),
             attempt: rec.attempt.max(1),
             live: None,
+            queued_at: Some(rec.timings.queued_at),
         });
     }
     tracing::info!(

@@ -152,6 +152,7 @@ pub(crate) fn request(
         timeout: Duration::from_millis(timeout_ms),
         attempt: 1,
         live: None,
+        queued_at: None,
     }
 }
 
