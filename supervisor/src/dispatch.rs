@@ -136,6 +136,13 @@ impl Dispatcher {
             let id = req.id.clone();
             let rec = match inner.invoker.run(req).await {
                 Ok(rec) => rec,
+                Err(AcquireError::ShuttingDown) => {
+                    // Its durable `queued` record stays as it is: the next start runs it.
+                    tracing::info!(execution_id = %id, "daemon stopping: accepted execution left queued for the next start");
+                    inner.active.remove(&id);
+                    inner.hub.end(&id, &queued);
+                    return;
+                }
                 Err(e) => refused_record(queued, &e),
             };
             drop(permit);

@@ -343,3 +343,59 @@ handler = ["{interpreter}", "{entry}"]
     assert_eq!(rec["attempt"], 3);
     assert!(t0.elapsed() >= Duration::from_millis(250), "no backoff");
 }
+
+#[tokio::test]
+async fn runwarm_logs_follow_prints_the_lines_of_an_async_execution() {
+    let Some(d) = daemon_with(json!({})).await else {
+        return;
+    };
+    let (_, accepted) = invoke_async(&d, json!({"do": "lines"}), None).await;
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let socket = d.socket().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(runwarm_e2e::bin_dir().join("runwarm"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["logs", "-f", &id])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "one\ntwo\nthree\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn accepted_work_still_queued_at_a_graceful_stop_runs_after_the_restart() {
+    let Some(mut d) = daemon_with(json!({"pool": {"max": 1}})).await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let (status, body) = invoke_async(&d, json!({"do": "sleep", "s": 0.5, "n": n}), None).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let status = d.stop();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    d.restart().await;
+    let mut completed = 0;
+    for id in &ids {
+        let rec = wait_terminal(&d, id).await;
+        if rec["state"] == "completed" {
+            completed += 1;
+        } else {
+            assert_eq!(rec["error"]["code"], "E005", "{rec:#}");
+        }
+    }
+    assert!(
+        completed >= 4,
+        "queued work was lost at the stop: {completed} completed"
+    );
+}
