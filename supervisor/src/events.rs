@@ -19,7 +19,7 @@ use crate::worker::OutputChunk;
 /// Events kept per execution; older ones are dropped first (the end is always kept).
 pub const MAX_EVENTS: usize = 2000;
 /// Bytes of event data kept per execution.
-pub const MAX_BYTES: usize = 2 * 1024 * 1024;
+pub const MAX_BYTES: usize = 256 * 1024;
 /// How long a finished execution's log stays for late subscribers.
 pub const KEEP_AFTER_END: Duration = Duration::from_secs(60);
 /// A line longer than this is sent in pieces.
@@ -96,7 +96,8 @@ struct LogInner {
 
 impl Default for EventLog {
     fn default() -> Self {
-        let (tx, _) = broadcast::channel(1024);
+        // Live subscribers that fall this far behind skip events (they are told so).
+        let (tx, _) = broadcast::channel(256);
         EventLog {
             inner: Mutex::default(),
             tx,
@@ -273,6 +274,19 @@ mod tests {
         assert_eq!(events.len(), MAX_EVENTS);
         assert_eq!(dropped, 10);
         assert_eq!(events[0].data, r#"{"text":"10"}"#);
+    }
+
+    #[test]
+    fn the_log_is_bounded_in_bytes_too() {
+        let log = EventLog::default();
+        let line = "y".repeat(10 * 1024) + "\n";
+        for _ in 0..100 {
+            log.output(OutputChunk::Stdout(line.as_bytes()));
+        }
+        let (events, _, dropped) = log.subscribe();
+        let bytes: usize = events.iter().map(|e| e.data.len()).sum();
+        assert!(bytes <= MAX_BYTES, "{bytes}");
+        assert_eq!(events.len() as u64 + dropped, 100);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::execution::State as ExecState;
 use crate::history::ListQuery;
 use crate::registry::Selector;
 
+/// How often an idle event stream gets a comment line.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 pub(crate) async fn list(
     State(app): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -77,8 +80,14 @@ pub(crate) async fn events(
 ) -> Result<Response, Problem> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     if let Some(log) = app.dispatcher.events(&id) {
-        let (past, live, _dropped) = log.subscribe();
+        let (past, live, dropped) = log.subscribe();
         tokio::spawn(async move {
+            if dropped > 0 {
+                let note = Bytes::from(format!(": {dropped} earlier events dropped\n\n"));
+                if tx.send(note).await.is_err() {
+                    return;
+                }
+            }
             for ev in &past {
                 if tx.send(frame(ev)).await.is_err() {
                     return;
@@ -86,7 +95,18 @@ pub(crate) async fn events(
             }
             let Some(mut live) = live else { return };
             loop {
-                match live.recv().await {
+                let Ok(next) = tokio::time::timeout(KEEP_ALIVE, live.recv()).await else {
+                    // A comment line: keeps idle connections open and finds gone subscribers.
+                    if tx
+                        .send(Bytes::from_static(b": keep-alive\n\n"))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                };
+                match next {
                     Ok(ev) => {
                         if tx.send(frame(&ev)).await.is_err() || ev.is_end() {
                             return;
