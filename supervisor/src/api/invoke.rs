@@ -99,14 +99,21 @@ pub(crate) async fn invoke(
     // record is still written.
     let invoker = app.invoker.clone();
     let history = app.history.clone();
+    let metrics = Arc::clone(&app.metrics);
+    let runtime = version.manifest.runtime.clone();
     let task = tokio::spawn(async move {
         let out = invoker.run(req).await;
         if let Ok(rec) = &out {
             history.record(rec.clone());
+            metrics.observe(rec, &runtime);
             tracing::info!(
                 execution_id = %rec.id, script = %rec.script, version = %rec.version,
-                state = rec.state.as_str(), code = rec.error.as_ref().map(|e| e.code.as_str()),
-                caller_uid = rec.caller.uid, cold = rec.cold, total_ms = rec.timings.total_ms,
+                runtime = %runtime, state = rec.state.as_str(),
+                code = rec.error.as_ref().map(|e| e.code.as_str()),
+                caller_uid = rec.caller.uid, caller_gid = rec.caller.gid,
+                caller_pid = rec.caller.pid, cold = rec.cold,
+                queue_ms = rec.timings.queue_ms, cold_start_ms = rec.timings.cold_start_ms,
+                total_ms = rec.timings.total_ms,
                 "execution finished"
             );
         }

@@ -3,6 +3,7 @@
 //! Handlers parse and validate input, call the domain (registry, invocation, history, pools)
 //! and map the result; they hold no business logic of their own.
 
+pub mod access;
 mod body;
 mod executions;
 mod invoke;
@@ -47,6 +48,10 @@ pub struct AppState {
     pub started: Instant,
     /// Pool targets by version.
     pub target_cache: Arc<invoke::TargetCache>,
+    /// Who may do what (swapped on reload).
+    pub access: Arc<access::AccessState>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The route table.
@@ -77,7 +82,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/prewarm", post(system::prewarm))
         .route("/v1/samples", get(system::samples))
         .route("/v1/samples/{id}/clone", post(system::clone_sample))
+        .route("/metrics", get(system::metrics))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::enforce,
+        ))
         .with_state(state)
 }
