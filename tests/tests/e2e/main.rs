@@ -4,5 +4,6 @@
 mod bad_input;
 mod cli;
 mod faults;
+mod ops;
 mod pools;
 mod runtimes;
