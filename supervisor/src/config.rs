@@ -376,4 +376,26 @@ mod tests {
         let err = parse("[pools]\nmax_wrokers = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_wrokers"), "{err}");
     }
+
+    #[test]
+    fn readme_configuration_table_lists_every_key() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Configuration").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let table: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let mut keys = Vec::new();
+        for (k, v) in &table {
+            match v.as_table() {
+                Some(t) => keys.extend(t.keys().map(|leaf| (format!("{k}.{leaf}"), leaf.clone()))),
+                None => keys.push((k.clone(), k.clone())),
+            }
+        }
+        assert!(keys.len() > 15);
+        for (full, leaf) in keys {
+            assert!(
+                section.contains(&format!("`{full}`")) || section.contains(&format!("`{leaf}`")),
+                "README's configuration table does not list {full}"
+            );
+        }
+    }
 }
