@@ -347,6 +347,15 @@ mod tests {
             Role::Admin
         );
         assert_eq!(required_role(&Method::POST, "/v1/prewarm"), Role::Admin);
+        assert_eq!(required_role(&Method::DELETE, "/v1/scripts/a"), Role::Admin);
+        assert_eq!(
+            required_role(&Method::POST, "/v1/scripts/a/disable"),
+            Role::Admin
+        );
+        assert_eq!(
+            required_role(&Method::POST, "/v1/samples/x/clone"),
+            Role::Admin
+        );
         assert_eq!(
             required_role(&Method::POST, "/v1/executions/x/cancel"),
             Role::Invoke(None)
