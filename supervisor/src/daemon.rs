@@ -135,9 +135,11 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
     let ready = Arc::new(AtomicBool::new(false));
     let access = Arc::new(AccessState::new(config.access.clone()));
+    let inflight = Arc::new(crate::shutdown::InFlight::default());
     let state = AppState {
         access: Arc::clone(&access),
         metrics: Arc::new(Metrics::new()),
+        inflight: Arc::clone(&inflight),
         registry,
         history: history.clone(),
         invoker: Invoker::new(pools.clone()),
@@ -247,6 +249,12 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             "requests still open after the shutdown grace; their executors are killed"
         ),
         Err(e) => tracing::error!(error = %e, "the server task failed"),
+    }
+    for rec in inflight.cut_off() {
+        tracing::warn!(execution_id = %rec.id, script = %rec.script, version = %rec.version,
+            caller_uid = rec.caller.uid, caller_gid = rec.caller.gid, caller_pid = rec.caller.pid,
+            state = rec.state.as_str(), code = "E005", "execution cut off by the shutdown grace");
+        history.record(rec);
     }
     if let Some(w) = watchdog {
         w.abort();

@@ -100,9 +100,13 @@ pub(crate) async fn invoke(
     let invoker = app.invoker.clone();
     let history = app.history.clone();
     let metrics = Arc::clone(&app.metrics);
+    let inflight = Arc::clone(&app.inflight);
+    inflight.begin(crate::invocation::Invoker::queued_record(&req));
     let runtime = version.manifest.runtime.clone();
     let task = tokio::spawn(async move {
+        let id = req.id.clone();
         let out = invoker.run(req).await;
+        inflight.end(&id);
         if let Ok(rec) = &out {
             history.record(rec.clone());
             metrics.observe(rec, &runtime);

@@ -52,6 +52,8 @@ pub struct AppState {
     pub access: Arc<access::AccessState>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Invocations being run (for the shutdown grace).
+    pub inflight: Arc<crate::shutdown::InFlight>,
 }
 
 /// The route table.

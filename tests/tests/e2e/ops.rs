@@ -486,6 +486,13 @@ async fn sigterm_bounds_the_drain_by_shutdown_grace() {
     );
     // The caller hears that its request was cut, rather than hanging.
     let _ = call.await.unwrap();
+    let log = d.log();
+    let cut = log
+        .lines()
+        .find(|l| l.contains("execution cut off by the shutdown grace"))
+        .unwrap_or_else(|| panic!("no cut-off line\n{}", d.report()));
+    assert!(cut.contains("\"code\":\"E005\""), "{cut}");
+    assert!(cut.contains("\"state\":\"failed\""), "{cut}");
     // Dropping the daemon checks that no executor process is left.
 }
 
