@@ -20,7 +20,7 @@ use crate::api::peer::Peer;
 /// Limits of the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// Most connections at once; above it the loop stops accepting.
+    /// Most connections at once; above it new connections are closed.
     pub max_connections: usize,
     /// Time a client gets to send a request's headers.
     pub header_read_timeout: Duration,
@@ -42,14 +42,8 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout);
+    let own_pid = i32::try_from(std::process::id()).unwrap_or(0);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stopped(&mut stop) => break,
-        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -63,6 +57,21 @@ pub async fn serve(
             _ = stopped(&mut stop) => break,
         };
         let peer = Peer::of(&stream);
+        // Over the cap a connection is closed at once (the client sees a reset, not a hang),
+        // except the watchdog's own probe: a busy daemon is not a dead one.
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) if peer.0.pid == own_pid => None,
+            Err(_) => {
+                tracing::debug!(
+                    caller_uid = peer.0.uid,
+                    caller_pid = peer.0.pid,
+                    "connection refused: server.max_connections reached"
+                );
+                drop(stream);
+                continue;
+            }
+        };
         let router = app.clone();
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

@@ -497,10 +497,18 @@ async fn sigterm_bounds_the_drain_by_shutdown_grace() {
 }
 
 #[tokio::test]
-async fn the_connection_cap_holds_new_connections_until_one_closes() {
+async fn the_connection_cap_turns_connections_away_until_one_closes() {
+    let tmp = tempfile::Builder::new()
+        .prefix("rwc")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let notify = tmp.path().join("notify.sock");
+    let rx = UnixDatagram::bind(&notify).unwrap();
     let d = Daemon::builder()
         .without_samples()
         .config("[server]\nmax_connections = 2\n")
+        .env("NOTIFY_SOCKET", notify.to_str().unwrap())
+        .env("WATCHDOG_USEC", "400000")
         .start()
         .await;
     // The harness's own client may hold a kept-alive connection: fill the cap with raw ones.
@@ -513,9 +521,42 @@ async fn the_connection_cap_holds_new_connections_until_one_closes() {
         held.is_err(),
         "a request was served over the connection cap"
     );
+    // A full daemon is busy, not dead: the watchdog keeps pinging.
+    // Drop what was sent before the cap was reached.
+    rx.set_nonblocking(true).unwrap();
+    let mut pings_before = 0;
+    while let Ok(n) = rx.recv(&mut [0u8; 4096]) {
+        pings_before += usize::from(n > 0);
+    }
+    rx.set_nonblocking(false).unwrap();
+    let mut seen = Vec::new();
+    let waited = Instant::now();
+    collect_notify(&rx, &mut seen, |s| {
+        s.iter().filter(|l| *l == "WATCHDOG=1").count() >= 2
+    });
+    // Well under the header timeout (10 s) that would free the cap by itself.
+    assert!(
+        seen.iter().filter(|l| *l == "WATCHDOG=1").count() >= 2
+            && waited.elapsed() < Duration::from_secs(3),
+        "no watchdog pings while the connection cap was reached ({pings_before} before)\n{}",
+        d.report()
+    );
     drop(a);
     drop(b);
-    let fresh = Client::new(d.socket()).with_timeout(Duration::from_secs(5));
-    let r = fresh.get("/healthz").await.unwrap();
-    assert_eq!(r.status, 200);
+    // The server notices the closed connections asynchronously.
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let fresh = Client::new(d.socket()).with_timeout(Duration::from_secs(5));
+        match fresh.get("/healthz").await {
+            Ok(r) => {
+                assert_eq!(r.status, 200);
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < until,
+                "still refused after the cap freed: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
