@@ -53,12 +53,62 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
     if old.access != new.access {
         changed.push("access");
     }
+    // Everything else is read once at start; say so instead of pretending it applied.
     let ignored: Vec<&str> = [
         ("socket", old.socket != new.socket),
         ("state_dir", old.state_dir != new.state_dir),
+        ("exec_command", old.exec_command != new.exec_command),
         (
             "log",
             old.log_level != new.log_level || old.log_format != new.log_format,
+        ),
+        (
+            "pools.init_timeout_ms/default_timeout_ms",
+            (old.init_timeout, old.default_timeout) != (new.init_timeout, new.default_timeout),
+        ),
+        (
+            "limits",
+            (
+                old.max_line_bytes,
+                old.max_output_bytes,
+                old.max_body_bytes,
+                old.max_payload_bytes,
+                old.max_files,
+                old.max_file_bytes,
+                old.max_bundle_bytes,
+            ) != (
+                new.max_line_bytes,
+                new.max_output_bytes,
+                new.max_body_bytes,
+                new.max_payload_bytes,
+                new.max_files,
+                new.max_file_bytes,
+                new.max_bundle_bytes,
+            ),
+        ),
+        (
+            "history",
+            (
+                old.history_batch_max,
+                old.history_flush_interval,
+                old.history_retention,
+            ) != (
+                new.history_batch_max,
+                new.history_flush_interval,
+                new.history_retention,
+            ),
+        ),
+        (
+            "server",
+            (
+                old.max_connections,
+                old.header_read_timeout,
+                old.shutdown_grace,
+            ) != (
+                new.max_connections,
+                new.header_read_timeout,
+                new.shutdown_grace,
+            ),
         ),
     ]
     .into_iter()

@@ -197,6 +197,13 @@ async fn sighup_reloads_runtimes_and_refuses_a_broken_config() {
     std::fs::write(d.dir().join("runtimes/greet.toml"), greeting_runtime("two")).unwrap();
     d.signal(Signal::SIGHUP);
     wait_for_log(&d, "configuration reloaded", 1).await;
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("needs_restart"), "{line}");
     // A new version gets a new pool, hence a new executor with the new runtime env.
     d.register("greeter", m.clone(), files(2)).await;
     assert_eq!(
