@@ -20,6 +20,7 @@ pub mod registry;
 pub mod reload;
 pub mod runtime;
 pub mod samples;
+pub mod sandbox;
 pub mod server;
 pub mod shutdown;
 pub mod systemd;
