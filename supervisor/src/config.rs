@@ -31,6 +31,10 @@ pub struct RawConfig {
     log: RawLog,
     #[serde(default)]
     admission: RawAdmission,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    access: crate::api::access::RawAccess,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,6 +42,14 @@ pub struct RawConfig {
 struct RawAdmission {
     rate_per_uid: Option<i64>,
     burst: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_connections: Option<i64>,
+    header_read_timeout_ms: Option<i64>,
+    shutdown_grace_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -136,6 +148,14 @@ pub struct Config {
     pub rate_per_uid: u64,
     /// Invocations a caller may make at once after a quiet spell.
     pub rate_burst: u64,
+    /// Most connections served at once; the listener pauses above it.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Who may do what, and the socket's owner group and mode.
+    pub access: crate::api::access::AccessPolicy,
 }
 
 /// Every problem found in a configuration.
@@ -244,6 +264,19 @@ impl Config {
         let retention_days = int("history.retention_days", raw.history.retention_days, 30, 0);
         let rate_per_uid = int("admission.rate_per_uid", raw.admission.rate_per_uid, 0, 0);
         let rate_burst = int("admission.burst", raw.admission.burst, 20, 1);
+        let max_connections = int("server.max_connections", raw.server.max_connections, 256, 1);
+        let header_read_timeout_ms = int(
+            "server.header_read_timeout_ms",
+            raw.server.header_read_timeout_ms,
+            10_000,
+            1,
+        );
+        let shutdown_grace_ms = int(
+            "server.shutdown_grace_ms",
+            raw.server.shutdown_grace_ms,
+            30_000,
+            0,
+        );
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
             "human" => LogFormat::Human,
@@ -259,6 +292,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             v.push(format!("log.level: {e}"));
         }
+        let access = crate::api::access::AccessPolicy::validate(raw.access, &mut v);
         let exec_command = match raw.exec_command {
             Some(p) if !p.as_os_str().is_empty() => abs(p),
             _ => exe_dir.join("runwarm-exec-command"),
@@ -304,6 +338,10 @@ impl Config {
             log_level,
             rate_per_uid,
             rate_burst,
+            max_connections: max_connections as usize,
+            header_read_timeout: Duration::from_millis(header_read_timeout_ms),
+            shutdown_grace: Duration::from_millis(shutdown_grace_ms),
+            access,
         })
     }
 }

@@ -59,11 +59,19 @@ struct Inner {
     hub: Arc<EventHub>,
     active: DashMap<String, CancellationToken>,
     admission: Admission,
+    metrics: Arc<crate::metrics::Metrics>,
+    inflight: Arc<crate::shutdown::InFlight>,
 }
 
 impl Dispatcher {
     /// A dispatcher over the invoker and history.
-    pub fn new(invoker: Invoker, history: History, admission: Admission) -> Self {
+    pub fn new(
+        invoker: Invoker,
+        history: History,
+        admission: Admission,
+        metrics: Arc<crate::metrics::Metrics>,
+        inflight: Arc<crate::shutdown::InFlight>,
+    ) -> Self {
         Dispatcher {
             inner: Arc::new(Inner {
                 invoker,
@@ -71,6 +79,8 @@ impl Dispatcher {
                 hub: Arc::default(),
                 active: DashMap::new(),
                 admission,
+                metrics,
+                inflight,
             }),
         }
     }
@@ -88,12 +98,16 @@ impl Dispatcher {
     pub async fn run_sync(&self, req: InvokeRequest) -> Result<ExecutionRecord, Refused> {
         let permit = self.admit(&req, false)?;
         let inner = Arc::clone(&self.inner);
+        inner.inflight.begin(Invoker::queued_record(&req));
         let task = tokio::spawn(async move {
+            let id = req.id.clone();
+            let runtime = req.target.manifest.runtime.clone();
             let out = inner.invoker.run(req).await;
             drop(permit);
+            inner.inflight.end(&id);
             if let Ok(rec) = &out {
                 inner.history.record(rec.clone());
-                log_finished(rec);
+                inner.finished(rec, &runtime);
             }
             out
         });
@@ -134,22 +148,26 @@ impl Dispatcher {
         tokio::spawn(async move {
             let queued = Invoker::queued_record(&req);
             let id = req.id.clone();
+            let runtime = req.target.manifest.runtime.clone();
+            inner.inflight.begin(queued.clone());
             let rec = match inner.invoker.run(req).await {
                 Ok(rec) => rec,
                 Err(AcquireError::ShuttingDown) => {
                     // Its durable `queued` record stays as it is: the next start runs it.
                     tracing::info!(execution_id = %id, "daemon stopping: accepted execution left queued for the next start");
                     inner.active.remove(&id);
+                    inner.inflight.end(&id);
                     inner.hub.end(&id, &queued);
                     return;
                 }
                 Err(e) => refused_record(queued, &e),
             };
             drop(permit);
+            inner.inflight.end(&id);
             inner.history.record(rec.clone());
             inner.active.remove(&id);
             inner.hub.end(&id, &rec);
-            log_finished(&rec);
+            inner.finished(&rec, &runtime);
         });
     }
 
@@ -209,11 +227,18 @@ fn refused_record(mut rec: ExecutionRecord, e: &AcquireError) -> ExecutionRecord
     rec
 }
 
-fn log_finished(rec: &ExecutionRecord) {
-    tracing::info!(
-        execution_id = %rec.id, script = %rec.script, version = %rec.version,
-        state = rec.state.as_str(), code = rec.error.as_ref().map(|e| e.code.as_str()),
-        caller_uid = rec.caller.uid, cold = rec.cold, attempt = rec.attempt,
-        total_ms = rec.timings.total_ms, "execution finished"
-    );
+impl Inner {
+    /// Counts a terminal record in the metrics and writes its one log line.
+    fn finished(&self, rec: &ExecutionRecord, runtime: &str) {
+        self.metrics.observe(rec, runtime);
+        tracing::info!(
+            execution_id = %rec.id, script = %rec.script, version = %rec.version,
+            runtime = %runtime, state = rec.state.as_str(),
+            code = rec.error.as_ref().map(|e| e.code.as_str()),
+            caller_uid = rec.caller.uid, caller_gid = rec.caller.gid,
+            caller_pid = rec.caller.pid, cold = rec.cold, attempt = rec.attempt,
+            queue_ms = rec.timings.queue_ms, cold_start_ms = rec.timings.cold_start_ms,
+            total_ms = rec.timings.total_ms, "execution finished"
+        );
+    }
 }

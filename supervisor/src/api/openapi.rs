@@ -51,6 +51,15 @@ const ROUTES: &[Route] = &[
     },
     Route {
         method: HttpMethod::Get,
+        path: "/metrics",
+        tag: "health",
+        summary: "Prometheus metrics (text format): invocations, durations, pools, queue, faults",
+        body: None,
+        query: &[],
+        answers: &[("200", "text exposition format")],
+    },
+    Route {
+        method: HttpMethod::Get,
         path: "/v1/info",
         tag: "health",
         summary: "Daemon version, uptime, worker budget, confinement layers",

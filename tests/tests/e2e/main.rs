@@ -5,5 +5,6 @@ mod async_ops;
 mod bad_input;
 mod cli;
 mod faults;
+mod ops;
 mod pools;
 mod runtimes;
