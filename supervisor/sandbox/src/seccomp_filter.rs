@@ -84,7 +84,7 @@ pub fn build_filters() -> Result<Vec<BpfProgram>, SeccompBuildError> {
 
     let mut denied: BTreeMap<i64, Vec<SeccompRule>> = DENIED_SYSCALLS
         .iter()
-        .map(|&(_, nr)| (i64::from(nr), Vec::new()))
+        .map(|&(_, nr)| (nr, Vec::new()))
         .collect();
     // One rule per flag: rules are OR'ed, so any namespace bit set in arg 0 matches.
     let mut clone_rules = Vec::new();
@@ -99,13 +99,12 @@ pub fn build_filters() -> Result<Vec<BpfProgram>, SeccompBuildError> {
         .map_err(SeccompBuildError::Compile)?;
         clone_rules.push(SeccompRule::new(vec![cond]).map_err(SeccompBuildError::Compile)?);
     }
-    denied.insert(i64::from(libc::SYS_clone), clone_rules);
+    denied.insert(libc::SYS_clone, clone_rules);
     let deny = SeccompFilter::new(denied, SeccompAction::Allow, eperm, target)
         .map_err(SeccompBuildError::Compile)?;
 
-    let clone3: BTreeMap<i64, Vec<SeccompRule>> = [(i64::from(libc::SYS_clone3), Vec::new())]
-        .into_iter()
-        .collect();
+    let clone3: BTreeMap<i64, Vec<SeccompRule>> =
+        [(libc::SYS_clone3, Vec::new())].into_iter().collect();
     let no_clone3 = SeccompFilter::new(
         clone3,
         SeccompAction::Allow,

@@ -330,7 +330,8 @@ mod tests {
 
     #[test]
     fn validation_rejects_each_bad_field() {
-        let cases: Vec<(fn(&mut SandboxSpec), &str)> = vec![
+        type Mutation = fn(&mut SandboxSpec);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|s| s.program = "sh".into(), "program"),
             (|s| s.cwd = "/var/task/../etc".into(), "cwd"),
             (|s| s.task_dir = "".into(), "task_dir"),
