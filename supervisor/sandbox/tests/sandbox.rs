@@ -363,3 +363,39 @@ fn the_helper_joins_its_cgroups_before_anything_starts() {
         done.stdout
     );
 }
+
+#[test]
+fn sigkill_of_the_helper_takes_the_whole_sandbox_down() {
+    if !privileged() {
+        return;
+    }
+    let task = task_dir();
+    let mut started = start(&spec(task.path(), "sleep 60 & echo ready; exec sleep 60"));
+    let mut out = BufReader::new(started.child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let init = children_of(started.child.id());
+    assert_eq!(init.len(), 1);
+    let mut inside: Vec<u32> = children_of(init[0]);
+    assert_eq!(inside.len(), 1, "one executor");
+    inside.extend(children_of(inside[0]));
+    assert_eq!(inside.len(), 2, "the executor's background child");
+    // What the daemon's kill_on_drop does: SIGKILL to the helper only.
+    started.child.kill().unwrap();
+    // Only the helper is waited for: reading its pipes would wait for the survivors themselves.
+    started.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alive = |pid: &u32| {
+        Path::new(&format!("/proc/{pid}/status")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .contains("State:\tZ")
+    };
+    while init.iter().chain(&inside).any(alive) {
+        assert!(
+            Instant::now() < deadline,
+            "sandbox processes outlived the helper"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -40,6 +40,8 @@ pub(crate) enum BindSource {
 pub(crate) struct Plan {
     system: Vec<BindSource>,
     dev: Vec<BindSource>,
+    /// The host `/proc`, bound when there is no pid namespace of ours to mount a fresh one for.
+    host_proc: Option<BindSource>,
 }
 
 /// Opens every bind source (system binds, the task dir, device nodes) with the helper's host
@@ -57,7 +59,16 @@ pub(crate) fn open_bind_sources(spec: &SandboxSpec) -> Result<Plan, StepFailure>
             dev.push(open_source(&host, &host)?);
         }
     }
-    Ok(Plan { system, dev })
+    let host_proc = if spec.layers.pid_ns {
+        None
+    } else {
+        Some(open_source(Path::new("/proc"), Path::new("/proc"))?)
+    };
+    Ok(Plan {
+        system,
+        dev,
+        host_proc,
+    })
 }
 
 fn open_source(host: &Path, inside: &Path) -> Result<BindSource, StepFailure> {
@@ -224,14 +235,18 @@ pub(crate) fn build_new_root(spec: &SandboxSpec, plan: Plan) -> Result<PathBuf, 
     )?;
     let proc = root.join("proc");
     mkdir_p(&proc)?;
-    mount(
-        Some("proc"),
-        &proc,
-        Some("proc"),
-        nosuid_nodev | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(fail("mount proc".to_owned()))?;
+    if let Some(host_proc) = &plan.host_proc {
+        bind(&root, host_proc, false)?;
+    } else {
+        mount(
+            Some("proc"),
+            &proc,
+            Some("proc"),
+            nosuid_nodev | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(fail("mount proc".to_owned()))?;
+    }
     let dev = root.join("dev");
     mkdir_p(&dev)?;
     tmpfs(

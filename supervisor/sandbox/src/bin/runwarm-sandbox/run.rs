@@ -72,10 +72,6 @@ pub(crate) fn run(spec: &SandboxSpec, status: &mut StatusPipe) -> Result<i32, St
         // The parent failed and reported it; leave quietly.
         return Ok(runwarm_sandbox::EXIT_STEP_FAILED);
     }
-    // Die with the outer helper (the daemon kills it on drop); as pid 1 that takes the executor
-    // and everything it started with us.
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| StepFailure::sys(Step::SyncMaps, e, "PR_SET_PDEATHSIG"))?;
     if !spec.layers.pid_ns {
         // Without a pid namespace, orphans of the executor must still come back to us to be reaped.
         nix::sys::prctl::set_child_subreaper(true)
@@ -112,6 +108,12 @@ pub(crate) fn run(spec: &SandboxSpec, status: &mut StatusPipe) -> Result<i32, St
     if spec.layers.net_ns && !spec.network_host {
         network::bring_up_loopback()?;
     }
+
+    // Die with the outer helper (the daemon kills it on drop); as pid 1 that takes the executor
+    // and everything it started with us. Set here, after the fs id change above, because any
+    // credential change clears the parent-death signal.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| StepFailure::sys(Step::ForkExecutor, e, "PR_SET_PDEATHSIG"))?;
 
     // Fork the executor (pid 2): the init must stay behind to reap zombies, and pid 1 ignores
     // signals it has no handler for, which would make the executor unkillable from inside.
