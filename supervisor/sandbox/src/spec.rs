@@ -1,0 +1,378 @@
+//! [`SandboxSpec`]: everything the helper needs to confine one executor, serialised by the daemon
+//! into `runwarm-sandbox --spec JSON`. [`SandboxSpec::validate`] is pure (no file system access), so
+//! the daemon can check a spec before spawning and the helper re-checks it as its first step.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How to confine and start one executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSpec {
+    /// The executor to exec, as a path inside the sandbox.
+    pub program: PathBuf,
+    /// Its arguments (argv\[1..\]; argv\[0\] is `program`).
+    pub args: Vec<String>,
+    /// The complete environment of the executor (nothing else is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    pub cwd: PathBuf,
+    /// `cgroup.procs` files the helper writes its own pid into before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Outside (host) uid the sandbox user maps to.
+    pub uid: u32,
+    /// Outside (host) gid the sandbox group maps to.
+    pub gid: u32,
+    /// uid the executor runs as inside the user namespace.
+    pub inside_uid: u32,
+    /// gid the executor runs as inside the user namespace.
+    pub inside_gid: u32,
+    /// Share the host's network namespace instead of an empty one with loopback only.
+    pub network_host: bool,
+    /// Hostname inside the UTS namespace.
+    pub hostname: String,
+    /// Read-only binds `(host path, inside path)`; a host symlink becomes the same symlink inside.
+    pub ro_binds: Vec<(PathBuf, PathBuf)>,
+    /// The script version, bound read-only at `/var/task`.
+    pub task_dir: PathBuf,
+    /// Size of the private `/tmp` tmpfs.
+    pub tmp_size_bytes: u64,
+    /// Size of the `/dev/shm` tmpfs; 0 for none.
+    pub dev_shm_size_bytes: u64,
+    /// Resource limits set on the executor.
+    pub rlimits: Rlimits,
+    /// Which layers to apply (best-effort mode turns off the ones the host lacks).
+    pub layers: Layers,
+}
+
+/// Resource limits (soft = hard) applied to the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rlimits {
+    /// `RLIMIT_CORE` in bytes (0: no core dumps).
+    pub core: u64,
+    /// `RLIMIT_FSIZE`: largest file the executor may write, in bytes.
+    pub fsize: u64,
+    /// `RLIMIT_NOFILE`: open files.
+    pub nofile: u64,
+}
+
+/// The layers of confinement; each can be turned off when the host lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Layers {
+    /// User namespace with the uid/gid maps (needed for every other namespace when not root).
+    pub user_ns: bool,
+    /// Mount namespace with the minimal root (`pivot_root`).
+    pub mount_ns: bool,
+    /// Pid namespace with the helper as its init.
+    pub pid_ns: bool,
+    /// Empty network namespace (ignored when `network_host`).
+    pub net_ns: bool,
+    /// IPC and UTS namespaces.
+    pub ipc_uts_ns: bool,
+    /// Drop every capability (bounding, permitted, effective, inheritable, ambient).
+    pub capabilities: bool,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privs: bool,
+    /// The seccomp filter.
+    pub seccomp: bool,
+}
+
+/// Why a [`SandboxSpec`] is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A path that must be absolute and plain is not.
+    #[error("{field} must be an absolute path without `..`: {path}")]
+    NotAbsolute {
+        /// The field.
+        field: &'static str,
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A bind would cover a path the sandbox builds itself.
+    #[error(
+        "read-only bind target {path} covers a reserved path (/, /proc, /dev, /tmp, /var/task)"
+    )]
+    ReservedTarget {
+        /// The offending inside path.
+        path: PathBuf,
+    },
+    /// A cgroup path does not name a `cgroup.procs` file.
+    #[error("cgroup path {path} does not end in cgroup.procs")]
+    NotCgroupProcs {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// An environment variable name is empty or holds `=` or NUL, or a value holds NUL.
+    #[error("environment variable {name:?} is not valid")]
+    BadEnv {
+        /// The name.
+        name: String,
+    },
+    /// An argument holds a NUL byte.
+    #[error("argument {index} contains a NUL byte")]
+    BadArg {
+        /// Its index in `args`.
+        index: usize,
+    },
+    /// The hostname is empty, longer than 64 bytes or has characters outside `[A-Za-z0-9.-]`.
+    #[error("hostname {0:?} is not valid")]
+    BadHostname(String),
+    /// A size or limit is zero or an id is the invalid id `u32::MAX`.
+    #[error("{field} is out of range: {value}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+}
+
+impl Default for SandboxSpec {
+    fn default() -> Self {
+        Self {
+            program: PathBuf::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: PathBuf::from("/var/task"),
+            cgroup_procs: Vec::new(),
+            uid: 65534,
+            gid: 65534,
+            inside_uid: 1000,
+            inside_gid: 1000,
+            network_host: false,
+            hostname: "runwarm".to_owned(),
+            ro_binds: Vec::new(),
+            task_dir: PathBuf::new(),
+            tmp_size_bytes: 64 << 20,
+            dev_shm_size_bytes: 0,
+            rlimits: Rlimits::default(),
+            layers: Layers::default(),
+        }
+    }
+}
+
+impl Default for Rlimits {
+    fn default() -> Self {
+        Self {
+            core: 0,
+            fsize: 1 << 30,
+            nofile: 1024,
+        }
+    }
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Self {
+            user_ns: true,
+            mount_ns: true,
+            pid_ns: true,
+            net_ns: true,
+            ipc_uts_ns: true,
+            capabilities: true,
+            no_new_privs: true,
+            seccomp: true,
+        }
+    }
+}
+
+/// Host system directories a runtime needs, bound read-only where they exist.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+];
+
+/// Files and directories of `/etc` a runtime needs. `/etc/shadow` and the like stay out.
+const ETC_ENTRIES: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/localtime",
+    "/etc/alternatives",
+];
+
+impl SandboxSpec {
+    /// The system binds for this host: the directories of `SYSTEM_DIRS` as they are (a symlinked
+    /// `/bin` stays a symlink inside) and the selected `/etc` entries, resolved, so a
+    /// `/etc/resolv.conf` that links into `/run` still has its content inside.
+    pub fn default_ro_binds() -> Vec<(PathBuf, PathBuf)> {
+        let mut binds = Vec::new();
+        for dir in SYSTEM_DIRS {
+            let path = Path::new(dir);
+            if path.symlink_metadata().is_ok() {
+                binds.push((path.to_path_buf(), path.to_path_buf()));
+            }
+        }
+        for entry in ETC_ENTRIES {
+            if let Ok(real) = Path::new(entry).canonicalize() {
+                binds.push((real, PathBuf::from(entry)));
+            }
+        }
+        binds
+    }
+
+    /// Checks the spec without touching the file system.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        plain_absolute("program", &self.program)?;
+        plain_absolute("cwd", &self.cwd)?;
+        if self.layers.mount_ns {
+            plain_absolute("task_dir", &self.task_dir)?;
+        }
+        for (host, inside) in &self.ro_binds {
+            plain_absolute("ro_binds host path", host)?;
+            plain_absolute("ro_binds inside path", inside)?;
+            let reserved = ["/", "/proc", "/dev", "/tmp", "/var/task"];
+            if reserved
+                .iter()
+                .any(|r| inside.starts_with(r) && (*r != "/" || inside == Path::new("/")))
+            {
+                return Err(SpecError::ReservedTarget {
+                    path: inside.clone(),
+                });
+            }
+        }
+        for path in &self.cgroup_procs {
+            plain_absolute("cgroup_procs", path)?;
+            if path.file_name().is_none_or(|n| n != "cgroup.procs") {
+                return Err(SpecError::NotCgroupProcs { path: path.clone() });
+            }
+        }
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+                return Err(SpecError::BadEnv { name: name.clone() });
+            }
+        }
+        if let Some(index) = self.args.iter().position(|a| a.contains('\0')) {
+            return Err(SpecError::BadArg { index });
+        }
+        let host_ok = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+        if self.hostname.is_empty()
+            || self.hostname.len() > 64
+            || !self.hostname.chars().all(host_ok)
+        {
+            return Err(SpecError::BadHostname(self.hostname.clone()));
+        }
+        for (field, value) in [
+            ("uid", self.uid),
+            ("gid", self.gid),
+            ("inside_uid", self.inside_uid),
+            ("inside_gid", self.inside_gid),
+        ] {
+            if value == u32::MAX {
+                return Err(SpecError::OutOfRange {
+                    field,
+                    value: value.into(),
+                });
+            }
+        }
+        for (field, value) in [
+            ("tmp_size_bytes", self.tmp_size_bytes),
+            ("rlimits.fsize", self.rlimits.fsize),
+            ("rlimits.nofile", self.rlimits.nofile),
+        ] {
+            if value == 0 {
+                return Err(SpecError::OutOfRange { field, value });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn plain_absolute(field: &'static str, path: &Path) -> Result<(), SpecError> {
+    let plain = path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path.as_os_str().as_encoded_bytes().contains(&0);
+    if plain {
+        Ok(())
+    } else {
+        Err(SpecError::NotAbsolute {
+            field,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> SandboxSpec {
+        SandboxSpec {
+            program: "/bin/sh".into(),
+            task_dir: "/srv/task".into(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cgroup_procs: vec!["/sys/fs/cgroup/pids/runwarm/x/cgroup.procs".into()],
+            ro_binds: vec![("/usr".into(), "/usr".into())],
+            ..SandboxSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_plain_spec_is_valid_and_round_trips_through_json() {
+        let spec = good();
+        assert_eq!(spec.validate(), Ok(()));
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<SandboxSpec>(&json).unwrap(), spec);
+        // Omitted fields take the defaults, so the daemon can send only what differs.
+        let minimal: SandboxSpec = serde_json::from_str(r#"{"program":"/x"}"#).unwrap();
+        assert_eq!(minimal.uid, 65534);
+        assert!(minimal.layers.seccomp);
+    }
+
+    #[test]
+    fn validation_rejects_each_bad_field() {
+        type Mutation = fn(&mut SandboxSpec);
+        let cases: Vec<(Mutation, &str)> = vec![
+            (|s| s.program = "sh".into(), "program"),
+            (|s| s.cwd = "/var/task/../etc".into(), "cwd"),
+            (|s| s.task_dir = "".into(), "task_dir"),
+            (
+                |s| s.ro_binds.push(("/etc".into(), "/proc/x".into())),
+                "reserved",
+            ),
+            (|s| s.ro_binds.push(("/etc".into(), "/".into())), "reserved"),
+            (
+                |s| s.cgroup_procs.push("/sys/fs/cgroup/x/tasks".into()),
+                "cgroup.procs",
+            ),
+            (|s| s.env.push(("A=B".into(), "c".into())), "environment"),
+            (|s| s.args.push("a\0b".into()), "NUL"),
+            (|s| s.hostname = "a b".into(), "hostname"),
+            (|s| s.uid = u32::MAX, "uid"),
+            (|s| s.tmp_size_bytes = 0, "tmp_size_bytes"),
+        ];
+        for (mutate, needle) in cases {
+            let mut spec = good();
+            mutate(&mut spec);
+            let err = spec.validate().expect_err(needle).to_string();
+            assert!(err.contains(needle), "{err:?} should mention {needle}");
+        }
+        let mut spec = good();
+        spec.ro_binds.push(("/opt/x".into(), "/opt/x".into()));
+        assert_eq!(
+            spec.validate(),
+            Ok(()),
+            "a bind below / that is not reserved is fine"
+        );
+    }
+
+    #[test]
+    fn default_binds_never_include_secrets() {
+        let binds = SandboxSpec::default_ro_binds();
+        assert!(binds.iter().any(|(_, inside)| inside == Path::new("/usr")));
+        assert!(
+            !binds
+                .iter()
+                .any(|(h, i)| h.starts_with("/etc/shadow") || i == Path::new("/etc"))
+        );
+    }
+}
