@@ -32,9 +32,21 @@ pub struct RawConfig {
     #[serde(default)]
     admission: RawAdmission,
     #[serde(default)]
+    sandbox: RawSandbox,
+    #[serde(default)]
     server: RawServer,
     #[serde(default)]
     access: crate::api::access::RawAccess,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    mode: Option<String>,
+    binary: Option<PathBuf>,
+    uid: Option<i64>,
+    gid: Option<i64>,
+    tmp_size_mb: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -144,6 +156,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Executor confinement.
+    pub sandbox: crate::sandbox::SandboxSettings,
     /// Invocations per second per caller uid (`0`: no limit).
     pub rate_per_uid: u64,
     /// Invocations a caller may make at once after a quiet spell.
@@ -277,6 +291,9 @@ impl Config {
             30_000,
             0,
         );
+        let sandbox_uid = int("sandbox.uid", raw.sandbox.uid, 65534, 1);
+        let sandbox_gid = int("sandbox.gid", raw.sandbox.gid, 65534, 1);
+        let tmp_size_mb = int("sandbox.tmp_size_mb", raw.sandbox.tmp_size_mb, 64, 1);
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
             "human" => LogFormat::Human,
@@ -305,6 +322,29 @@ impl Config {
                 socket.as_os_str().len()
             ));
         }
+        let is_root = nix::unistd::geteuid().is_root();
+        let mode_text = raw
+            .sandbox
+            .mode
+            .clone()
+            .unwrap_or_else(|| "auto".to_owned());
+        let sandbox_mode =
+            crate::sandbox::SandboxMode::parse(&mode_text, is_root).unwrap_or_else(|| {
+                v.push(format!(
+                    "sandbox.mode: must be auto, required, best-effort or off, got {mode_text:?}"
+                ));
+                crate::sandbox::SandboxMode::Off
+            });
+        let sandbox = crate::sandbox::SandboxSettings {
+            mode: sandbox_mode,
+            binary: match raw.sandbox.binary {
+                Some(p) if !p.as_os_str().is_empty() => abs(p),
+                _ => exe_dir.join("runwarm-sandbox"),
+            },
+            uid: u32::try_from(sandbox_uid).unwrap_or(65534),
+            gid: u32::try_from(sandbox_gid).unwrap_or(65534),
+            tmp_size_bytes: tmp_size_mb << 20,
+        };
         if !v.is_empty() {
             return Err(v);
         }
@@ -336,6 +376,7 @@ impl Config {
                 .then(|| Duration::from_secs(retention_days * 86_400)),
             log_format,
             log_level,
+            sandbox,
             rate_per_uid,
             rate_burst,
             max_connections: max_connections as usize,

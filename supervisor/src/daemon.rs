@@ -107,6 +107,13 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     if !config.exec_command.exists() {
         tracing::warn!(path = %config.exec_command.display(), "command-mode executor binary not found; command-mode scripts will fail (set exec_command)");
     }
+    let confinement = Arc::new(
+        crate::sandbox::Confinement::detect(
+            config.sandbox.clone(),
+            &config.state_dir.join("sandbox-probe"),
+        )
+        .await?,
+    );
     let launcher = Arc::new(Launcher::new(
         catalog,
         executors_dir,
@@ -116,6 +123,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             max_output_bytes: config.max_output_bytes,
             init_timeout: config.init_timeout,
         },
+        Arc::clone(&confinement),
     ));
 
     let registry = Arc::new(
@@ -288,6 +296,8 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     status.abort();
     maintenance.abort();
     pools.shutdown(EXECUTOR_GRACE).await;
+    kill_remaining_executors(&confinement).await;
+    remove_cgroup_parents(&confinement).await;
     history
         .close()
         .await
@@ -322,4 +332,60 @@ fn bind_socket(path: &Path, access: &AccessPolicy) -> anyhow::Result<UnixListene
     fs_err::set_permissions(path, std::fs::Permissions::from_mode(access.socket_mode))
         .context("setting the socket's permissions (access.socket_mode)")?;
     Ok(listener)
+}
+
+/// Removes the daemon's own cgroup subtree once the executors' cgroups (removed in the
+/// background as workers drop) are gone; retried briefly, then left to the next start's sweep.
+async fn remove_cgroup_parents(confinement: &Arc<crate::sandbox::Confinement>) {
+    let confinement = Arc::clone(confinement);
+    let removed = tokio::task::spawn_blocking(move || {
+        let Some(cgroups) = confinement.cgroups() else {
+            return Ok(());
+        };
+        let mut last = Ok(());
+        for _ in 0..30 {
+            last = cgroups.remove_parents();
+            if last.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        last
+    })
+    .await;
+    match removed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the daemon's cgroups were not all removed; the next start sweeps them")
+        }
+        Err(e) => tracing::warn!(error = %e, "removing the daemon's cgroups failed"),
+    }
+}
+
+/// Kills every process left in the daemon's executor cgroups: executors of requests that were
+/// cut off by the shutdown grace are still held by their request tasks.
+async fn kill_remaining_executors(confinement: &Arc<crate::sandbox::Confinement>) {
+    let confinement = Arc::clone(confinement);
+    let _ = tokio::task::spawn_blocking(move || {
+        let Some(cgroups) = confinement.cgroups() else {
+            return;
+        };
+        for parent in cgroups.parent_dirs() {
+            let Ok(children) = std::fs::read_dir(&parent) else {
+                continue;
+            };
+            for child in children.flatten().filter(|c| c.path().is_dir()) {
+                let procs =
+                    std::fs::read_to_string(child.path().join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // ESRCH (already gone) is fine.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    })
+    .await;
 }

@@ -149,21 +149,20 @@ impl Dispatcher {
             let queued = Invoker::queued_record(&req);
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
-            inner.inflight.begin(queued.clone());
             let rec = match inner.invoker.run(req).await {
                 Ok(rec) => rec,
                 Err(AcquireError::ShuttingDown) => {
                     // Its durable `queued` record stays as it is: the next start runs it.
                     tracing::info!(execution_id = %id, "daemon stopping: accepted execution left queued for the next start");
                     inner.active.remove(&id);
-                    inner.inflight.end(&id);
                     inner.hub.end(&id, &queued);
                     return;
                 }
                 Err(e) => refused_record(queued, &e),
             };
+            // Async runs are not in `inflight`: one still waiting at a stop keeps its durable
+            // `queued` record and runs after the restart instead of being cut off.
             drop(permit);
-            inner.inflight.end(&id);
             inner.history.record(rec.clone());
             inner.active.remove(&id);
             inner.hub.end(&id, &rec);

@@ -167,7 +167,9 @@ impl Invoker {
                 rec.stderr = e.stderr().to_owned();
                 let error = start_error(&e);
                 rec.timings.queue_ms = ms(accepted.elapsed());
-                let infra = matches!(e, StartError::Spawn(_));
+                // A program that cannot be exec'd inside the sandbox is a spawn failure too.
+                let infra = matches!(e, StartError::Spawn(_))
+                    || matches!(e, StartError::Sandbox { failure, .. } if failure.step == runwarm_sandbox::Step::Exec);
                 return Ok((finish(rec, State::Failed, Some(error), accepted), infra));
             }
             Some(Err(e)) => return Err(e),
@@ -199,6 +201,7 @@ impl Invoker {
             attempt,
             caller: req.caller,
         };
+        let oom_before = worker.oom_kills();
         let outcome = tokio::select! {
             o = worker.invoke(&req.id, req.payload.clone(), context, run_deadline) => Some(o),
             () = cancelled(cancel.as_ref()) => None,
@@ -221,6 +224,9 @@ impl Invoker {
         rec.stderr_truncated = outcome.stderr.truncated();
         rec.logs = outcome.logs;
         rec.timings.run_ms = ms(outcome.run_time);
+        rec.resources = worker.resources();
+        let oom = worker.oom_kills() > oom_before;
+        let memory_limit = worker.memory_limit();
         drop(lease);
         let infra = !delivered && matches!(outcome.result, Err(Fault::Crashed { .. }));
         let (state, error) = match outcome.result {
@@ -240,6 +246,18 @@ impl Invoker {
                     (State::Failed, Some(e))
                 }
             }
+            Err(Fault::Crashed { .. } | Fault::Timeout) if oom => (
+                State::Failed,
+                Some(ExecutionError::new(
+                    ErrorCode::E003,
+                    "MemoryLimit",
+                    format!(
+                        "the executor was killed for exceeding its memory limit of {} MiB (peak {} MiB)",
+                        memory_limit.map_or(0, |b| b >> 20),
+                        rec.resources.peak_memory_bytes.map_or(0, |b| b >> 20)
+                    ),
+                )),
+            ),
             Err(Fault::Timeout) => (
                 State::Timeout,
                 Some(ExecutionError::new(
@@ -305,6 +323,12 @@ fn start_error(e: &StartError) -> ExecutionError {
         }
         StartError::Unavailable { .. } => {
             ExecutionError::new(ErrorCode::E001, "RuntimeUnavailable", e.to_string())
+        }
+        StartError::Sandbox { failure, .. } if failure.step == runwarm_sandbox::Step::Exec => {
+            ExecutionError::new(ErrorCode::E005, "SpawnFailed", e.to_string())
+        }
+        StartError::Sandbox { .. } => {
+            ExecutionError::new(ErrorCode::E005, "SandboxFailed", e.to_string())
         }
         StartError::Spawn(_) => {
             let mut msg = e.to_string();

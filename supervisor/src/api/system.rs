@@ -46,7 +46,7 @@ pub(crate) async fn info(State(app): State<AppState>) -> Response {
         "state_dir": app.config.state_dir,
         "ready": app.ready.load(Ordering::Acquire),
         "workers": {"live": live, "max": app.config.max_workers, "waiting": waiting, "queue_max": app.config.queue_max},
-        "sandbox": {"mode": "off", "layers": {}, "note": "executors run unconfined: confinement is not built into this daemon yet"},
+        "sandbox": app.pools.launcher().confinement().report(),
     }))
     .into_response()
 }

@@ -62,7 +62,12 @@ fn main() -> ExitCode {
         }),
         systemd: SystemdEnv::from_process(),
     };
-    match runtime.block_on(runwarm_supervisor::daemon::run_with(config, opts)) {
+    let outcome = runtime.block_on(runwarm_supervisor::daemon::run_with(config, opts));
+    // Tasks still holding executors at this point (cut off by the shutdown grace) are dropped,
+    // which kills their executors; do not wait long for the clean-up they hand to blocking
+    // threads.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(3));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "runwarmd failed");

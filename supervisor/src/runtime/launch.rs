@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use super::Catalog;
 use crate::manifest::Manifest;
+use crate::sandbox::Confinement;
+use crate::sandbox::cgroup::CgroupLimits;
 use crate::worker::{LaunchSpec, StartError, Worker, WorkerOptions};
 
 /// Base environment of every executor; nothing of the daemon's own environment leaks in.
@@ -35,6 +37,7 @@ pub struct Launcher {
     exec_command: PathBuf,
     opts: WorkerOptions,
     instance: String,
+    confinement: Arc<Confinement>,
 }
 
 impl Launcher {
@@ -45,6 +48,7 @@ impl Launcher {
         executors_dir: PathBuf,
         exec_command: PathBuf,
         opts: WorkerOptions,
+        confinement: Arc<Confinement>,
     ) -> Self {
         let instance = uuid::Uuid::now_v7().simple().to_string();
         Self {
@@ -53,7 +57,13 @@ impl Launcher {
             exec_command,
             opts,
             instance,
+            confinement,
         }
+    }
+
+    /// The confinement executors start under.
+    pub fn confinement(&self) -> &Arc<Confinement> {
+        &self.confinement
     }
 
     /// This daemon instance's id. Every executor (and every process it starts) carries it in
@@ -102,9 +112,11 @@ impl Launcher {
     }
 
     /// Builds the launch spec without starting anything.
+    /// With `confined`, paths are written as the executor sees them inside the sandbox.
     pub fn plan(
         &self,
         script: ScriptRef<'_>,
+        confined: bool,
     ) -> Result<(LaunchSpec, InitScript, Map<String, Value>), StartError> {
         let catalog = self.catalog();
         let m = script.manifest;
@@ -131,7 +143,20 @@ impl Launcher {
                     mode.as_str()
                 ))
             })?;
-        let entry = script.root.join(&m.entry);
+        let (root, executors, exec_command) = if confined {
+            (
+                PathBuf::from(crate::sandbox::INSIDE_TASK),
+                PathBuf::from(crate::sandbox::INSIDE_EXECUTORS),
+                PathBuf::from(crate::sandbox::INSIDE_EXEC_COMMAND),
+            )
+        } else {
+            (
+                script.root.to_owned(),
+                self.executors_dir.clone(),
+                self.exec_command.clone(),
+            )
+        };
+        let entry = root.join(&m.entry);
         let interpreter = rt
             .interpreter
             .as_deref()
@@ -139,10 +164,10 @@ impl Launcher {
             .unwrap_or_default();
         let fill = |arg: &str| {
             arg.replace("{interpreter}", &interpreter)
-                .replace("{executors}", &self.executors_dir.to_string_lossy())
-                .replace("{exec_command}", &self.exec_command.to_string_lossy())
+                .replace("{executors}", &executors.to_string_lossy())
+                .replace("{exec_command}", &exec_command.to_string_lossy())
                 .replace("{entry}", &entry.to_string_lossy())
-                .replace("{root}", &script.root.to_string_lossy())
+                .replace("{root}", &root.to_string_lossy())
         };
         let mut argv = template.iter().map(|a| fill(a));
         let program = PathBuf::from(argv.next().unwrap_or_default());
@@ -165,7 +190,7 @@ impl Launcher {
         let init = InitScript {
             name: script.name.to_owned(),
             version: script.version.to_owned(),
-            root: script.root.to_string_lossy().into_owned(),
+            root: root.to_string_lossy().into_owned(),
             entry: m.entry.clone(),
             handler: m.handler.clone(),
             mode,
@@ -174,14 +199,15 @@ impl Launcher {
             program,
             args,
             env,
-            cwd: script.root.to_owned(),
+            cwd: root,
         };
         Ok((spec, init, init_env))
     }
 
     /// Starts a worker for the script and completes its handshake.
     pub async fn start(&self, script: ScriptRef<'_>) -> Result<Worker, StartError> {
-        let (spec, init, env) = self.plan(script)?;
+        let confined = self.confinement.namespaces();
+        let (spec, init, env) = self.plan(script, confined)?;
         let mut opts = self.opts.clone();
         if let Some(ms) = self
             .catalog()
@@ -190,6 +216,46 @@ impl Launcher {
         {
             opts.init_timeout = std::time::Duration::from_millis(ms);
         }
-        Worker::start(&spec, init, env, opts).await
+        if !confined {
+            return Worker::start(&spec, init, env, opts).await;
+        }
+        let catalog = self.catalog();
+        let m = script.manifest;
+        let rt = catalog.get(&m.runtime);
+        let defaults = rt.map(|r| r.def.limits).unwrap_or_default();
+        let limits = CgroupLimits {
+            memory_bytes: m.limits.memory_mb.or(defaults.memory_mb).map(|mb| mb << 20),
+            pids: m.limits.pids.or(defaults.pids),
+            cpu_cores: m.limits.cpu.or(defaults.cpu),
+        };
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let interpreter = rt.and_then(|r| r.interpreter.as_deref());
+        let wrapped = self
+            .confinement
+            .wrap(
+                &id,
+                &spec,
+                script.root,
+                &self.executors_dir,
+                &self.exec_command,
+                interpreter,
+                m.network == crate::manifest::Network::Host,
+                &limits,
+            )
+            .map_err(|detail| StartError::Unavailable { detail })?;
+        let started = Worker::start(&wrapped.launch, init, env, opts).await;
+        match started {
+            Ok(mut w) => {
+                w.set_cgroup(wrapped.cgroup, limits.memory_bytes);
+                Ok(w)
+            }
+            Err(e) => {
+                if let Some(cg) = wrapped.cgroup {
+                    // Killing and removing a cgroup waits for it to empty: not on this thread.
+                    tokio::task::spawn_blocking(move || drop(cg));
+                }
+                Err(e)
+            }
+        }
     }
 }

@@ -1,3 +1,162 @@
-//! Confinement of executor processes; `cgroup` is the daemon-side cgroup layer (limits, kill, OOM).
+//! Confinement of executor processes.
+//!
+//! `cgroup` is the daemon-side cgroup layer (limits, kill, OOM, stats); [`Confinement`] decides at
+//! start which layers this host really has (measured by running the `runwarm-sandbox` helper
+//! once, not assumed), and [`plan`] turns one executor launch into a `runwarm-sandbox --spec`
+//! command. The helper binary (crate `runwarm-sandbox`) does the confining between its own fork
+//! and exec, so nothing unsafe runs in this multi-threaded daemon.
 
 pub mod cgroup;
+mod plan;
+mod probe;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use plan::{INSIDE_EXEC_COMMAND, INSIDE_EXECUTORS, INSIDE_TASK, SandboxLaunch};
+pub use probe::LayerReport;
+
+use cgroup::{Cgroups, DEFAULT_ROOT};
+
+/// `sandbox` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Every layer must work, or the daemon refuses to start.
+    Required,
+    /// Use what works; say loudly what does not.
+    BestEffort,
+    /// Run executors unconfined (development).
+    Off,
+}
+
+impl SandboxMode {
+    /// Parses the config spelling; `auto` is `required` as root and `best-effort` otherwise.
+    pub fn parse(s: &str, is_root: bool) -> Option<SandboxMode> {
+        Some(match s {
+            "required" => SandboxMode::Required,
+            "best-effort" => SandboxMode::BestEffort,
+            "off" => SandboxMode::Off,
+            "auto" if is_root => SandboxMode::Required,
+            "auto" => SandboxMode::BestEffort,
+            _ => return None,
+        })
+    }
+}
+
+/// Settings of the confinement, from the config.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Mode.
+    pub mode: SandboxMode,
+    /// The `runwarm-sandbox` binary.
+    pub binary: PathBuf,
+    /// Host uid and gid executors map to.
+    pub uid: u32,
+    /// See `uid`.
+    pub gid: u32,
+    /// Size of each executor's private `/tmp`.
+    pub tmp_size_bytes: u64,
+}
+
+/// What confinement this daemon applies, decided once at start.
+#[derive(Debug)]
+pub struct Confinement {
+    settings: SandboxSettings,
+    /// Whether executors are started through the sandbox helper.
+    namespaces: bool,
+    cgroups: Option<Cgroups>,
+    report: LayerReport,
+}
+
+/// Why `required` confinement cannot be had.
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox = \"required\" but {missing} on this host: {detail}\nhint: {hint}")]
+pub struct ConfinementError {
+    missing: String,
+    detail: String,
+    hint: String,
+}
+
+impl Confinement {
+    /// Unconfined.
+    pub fn off(settings: SandboxSettings) -> Self {
+        let report = LayerReport::off();
+        Self {
+            settings,
+            namespaces: false,
+            cgroups: None,
+            report,
+        }
+    }
+
+    /// Measures which layers work here and applies the mode's rule.
+    pub async fn detect(
+        settings: SandboxSettings,
+        scratch: &Path,
+    ) -> Result<Self, ConfinementError> {
+        if settings.mode == SandboxMode::Off {
+            tracing::warn!(
+                "sandbox = \"off\": executors run unconfined, with the daemon's privileges"
+            );
+            return Ok(Self::off(settings));
+        }
+        let root = Path::new(DEFAULT_ROOT);
+        let swept = Cgroups::sweep_stale(root, "runwarm");
+        if swept > 0 {
+            tracing::warn!(swept, "removed cgroups left behind by a previous daemon");
+        }
+        let subtree = format!("runwarm/{}", cgroup::instance_name());
+        let (cgroups, cgroup_error) = match Cgroups::detect(root, &subtree) {
+            Ok(c) => (Some(c), None),
+            Err(e) => {
+                let hint = e.hint().unwrap_or_default();
+                (None, Some(format!("{e} ({hint})")))
+            }
+        };
+        let mut report = probe::run(&settings, scratch).await;
+        report.set_cgroups(cgroups.as_ref(), cgroup_error);
+        let missing = report.missing();
+        if !missing.is_empty() {
+            if settings.mode == SandboxMode::Required {
+                return Err(ConfinementError {
+                    missing: format!("these layers do not work: {}", missing.join(", ")),
+                    detail: report.detail(),
+                    hint: "run runwarmd as root (or with Delegate=yes under systemd) on a kernel with user namespaces and cgroups, or set sandbox = \"best-effort\" (or \"off\" for development) in the config".into(),
+                });
+            }
+            tracing::warn!(missing = ?missing, detail = %report.detail(), "sandbox = \"best-effort\": some confinement layers are NOT active");
+        }
+        let namespaces = report.namespaces_work();
+        tracing::info!(layers = %serde_json::to_string(&report).unwrap_or_default(), "confinement measured");
+        Ok(Self {
+            settings,
+            namespaces,
+            cgroups,
+            report,
+        })
+    }
+
+    /// Whether executors start through the sandbox helper.
+    pub fn namespaces(&self) -> bool {
+        self.namespaces
+    }
+
+    /// The cgroup manager, when cgroups work.
+    pub fn cgroups(&self) -> Option<&Cgroups> {
+        self.cgroups.as_ref()
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &SandboxSettings {
+        &self.settings
+    }
+
+    /// What `/v1/info` reports.
+    pub fn report(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.report).unwrap_or_default();
+        v["mode"] = serde_json::to_value(self.settings.mode).unwrap_or_default();
+        v
+    }
+}

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use super::output::{Capture, LogScanner, log_from_object};
 use super::spawn::{LaunchSpec, SpawnError, spawn_executor};
 use crate::execution::LogRecord;
+use crate::sandbox::cgroup::ExecutorCgroup;
 
 /// How long output that was already written is read after a crash or kill.
 const DRAIN_AFTER_DEATH: Duration = Duration::from_millis(200);
@@ -42,6 +43,14 @@ pub enum StartError {
     /// The process could not be started.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// The sandbox helper failed a step before it could exec the executor.
+    #[error("sandbox step failed: {failure}")]
+    Sandbox {
+        /// The helper's typed report.
+        failure: runwarm_sandbox::StepFailure,
+        /// What was written to stderr.
+        stderr: String,
+    },
     /// The runtime cannot run this script on this host.
     #[error("{detail}")]
     Unavailable {
@@ -80,6 +89,7 @@ impl StartError {
         match self {
             StartError::Spawn(_) | StartError::Unavailable { .. } => "",
             StartError::Init { stderr, .. }
+            | StartError::Sandbox { stderr, .. }
             | StartError::Timeout { stderr, .. }
             | StartError::Broken { stderr, .. } => stderr,
         }
@@ -165,6 +175,8 @@ pub struct Worker {
     cold_start: Duration,
     sink: Option<OutputSink>,
     delivered: bool,
+    cgroup: Option<ExecutorCgroup>,
+    memory_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -204,6 +216,8 @@ impl Worker {
             cold_start: Duration::ZERO,
             sink: None,
             delivered: false,
+            cgroup: None,
+            memory_limit: None,
         };
         let init = SupervisorMessage::Init {
             protocol: PROTOCOL_VERSION,
@@ -281,6 +295,18 @@ impl Worker {
                     self.collect_after_death(&mut sink, &mut stderr, &mut LogScanner::default())
                         .await;
                     let status = self.exit_status().await;
+                    let text = stderr.text();
+                    // The sandbox helper reports a failed step as one JSON line on stderr.
+                    if let Some(failure) = text
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("runwarm-sandbox: "))
+                        .find_map(|l| serde_json::from_str::<runwarm_sandbox::StepFailure>(l).ok())
+                    {
+                        return Err(StartError::Sandbox {
+                            failure,
+                            stderr: text,
+                        });
+                    }
                     return Err(broken(
                         format!("executor exited before ready ({status})"),
                         &stderr,
@@ -614,6 +640,49 @@ impl Drop for Worker {
         // A worker dropped anywhere (a cancelled request task, a pool retiring it) must not
         // leave its process group running.
         self.kill();
+        // The cgroup catches what left the process group (setsid, double fork); killing it and
+        // removing it waits for it to empty, so that happens off the async threads.
+        if let Some(cg) = self.cgroup.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn_blocking(move || drop(cg));
+                }
+                Err(_) => drop(cg),
+            }
+        }
+    }
+}
+
+// === impl Worker: cgroup ===
+
+impl Worker {
+    /// Attaches the executor's cgroup (killed and removed with the worker).
+    pub fn set_cgroup(&mut self, cgroup: Option<ExecutorCgroup>, memory_limit: Option<u64>) {
+        self.cgroup = cgroup;
+        self.memory_limit = memory_limit;
+    }
+
+    /// CPU time and peak memory of the executor so far, when it has a cgroup.
+    pub fn resources(&self) -> crate::execution::Resources {
+        let Some(cg) = &self.cgroup else {
+            return crate::execution::Resources::default();
+        };
+        let st = cg.stats();
+        crate::execution::Resources {
+            cpu_user_ms: st.cpu_user_ms,
+            cpu_system_ms: st.cpu_system_ms,
+            peak_memory_bytes: st.peak_memory_bytes,
+        }
+    }
+
+    /// OOM kills in the executor's cgroup so far.
+    pub fn oom_kills(&self) -> u64 {
+        self.cgroup.as_ref().map_or(0, ExecutorCgroup::oom_kills)
+    }
+
+    /// The memory limit, when one is enforced.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 }
 

@@ -58,7 +58,7 @@ async fn timeout_kills_the_executor_and_the_next_call_gets_a_fresh_one() {
     );
     let next = d.invoke_ok("faulty", json!({})).await;
     assert_ne!(
-        next["result"]["pid"], warm["result"]["pid"],
+        next["executor"]["pid"], warm["executor"]["pid"],
         "a timed-out executor was reused"
     );
     assert_eq!(next["cold"], true);

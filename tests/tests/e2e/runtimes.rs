@@ -98,15 +98,11 @@ async fn bash_command_mode_disk_space_sample() {
         return;
     }
     let d = Daemon::start().await;
-    let ok = d
-        .invoke_ok("disk-space", json!({"path": "/", "max_percent": 100}))
-        .await;
+    let ok = d.invoke_ok("disk-space", json!({"max_percent": 100})).await;
     assert_eq!(ok["result"]["ok"], true, "{ok:#}");
     assert_eq!(ok["exit_code"], 0);
     assert!(ok["stdout"].as_str().unwrap().contains("full"));
-    let (_, failed) = d
-        .invoke("disk-space", "", json!({"path": "/", "max_percent": 1}))
-        .await;
+    let (_, failed) = d.invoke("disk-space", "", json!({"max_percent": 1})).await;
     // A host disk is never below 1% used, so the check must fail with exit code 1.
     assert_eq!(failed["state"], "failed", "{failed:#}");
     assert_eq!(failed["exit_code"], 1);
