@@ -29,6 +29,27 @@ pub struct RawConfig {
     history: RawHistory,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    admission: RawAdmission,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    access: crate::api::access::RawAccess,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmission {
+    rate_per_uid: Option<i64>,
+    burst: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_connections: Option<i64>,
+    header_read_timeout_ms: Option<i64>,
+    shutdown_grace_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -123,6 +144,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Invocations per second per caller uid (`0`: no limit).
+    pub rate_per_uid: u64,
+    /// Invocations a caller may make at once after a quiet spell.
+    pub rate_burst: u64,
+    /// Most connections served at once; the listener pauses above it.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Who may do what, and the socket's owner group and mode.
+    pub access: crate::api::access::AccessPolicy,
 }
 
 /// Every problem found in a configuration.
@@ -229,6 +262,21 @@ impl Config {
             1,
         );
         let retention_days = int("history.retention_days", raw.history.retention_days, 30, 0);
+        let rate_per_uid = int("admission.rate_per_uid", raw.admission.rate_per_uid, 0, 0);
+        let rate_burst = int("admission.burst", raw.admission.burst, 20, 1);
+        let max_connections = int("server.max_connections", raw.server.max_connections, 256, 1);
+        let header_read_timeout_ms = int(
+            "server.header_read_timeout_ms",
+            raw.server.header_read_timeout_ms,
+            10_000,
+            1,
+        );
+        let shutdown_grace_ms = int(
+            "server.shutdown_grace_ms",
+            raw.server.shutdown_grace_ms,
+            30_000,
+            0,
+        );
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
             "human" => LogFormat::Human,
@@ -244,6 +292,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             v.push(format!("log.level: {e}"));
         }
+        let access = crate::api::access::AccessPolicy::validate(raw.access, &mut v);
         let exec_command = match raw.exec_command {
             Some(p) if !p.as_os_str().is_empty() => abs(p),
             _ => exe_dir.join("runwarm-exec-command"),
@@ -287,6 +336,12 @@ impl Config {
                 .then(|| Duration::from_secs(retention_days * 86_400)),
             log_format,
             log_level,
+            rate_per_uid,
+            rate_burst,
+            max_connections: max_connections as usize,
+            header_read_timeout: Duration::from_millis(header_read_timeout_ms),
+            shutdown_grace: Duration::from_millis(shutdown_grace_ms),
+            access,
         })
     }
 }
@@ -337,5 +392,27 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = parse("[pools]\nmax_wrokers = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_wrokers"), "{err}");
+    }
+
+    #[test]
+    fn readme_configuration_table_lists_every_key() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Configuration").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let table: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let mut keys = Vec::new();
+        for (k, v) in &table {
+            match v.as_table() {
+                Some(t) => keys.extend(t.keys().map(|leaf| (format!("{k}.{leaf}"), leaf.clone()))),
+                None => keys.push((k.clone(), k.clone())),
+            }
+        }
+        assert!(keys.len() > 15);
+        for (full, leaf) in keys {
+            assert!(
+                section.contains(&format!("`{full}`")) || section.contains(&format!("`{leaf}`")),
+                "README's configuration table does not list {full}"
+            );
+        }
     }
 }

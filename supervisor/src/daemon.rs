@@ -12,22 +12,54 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::net::UnixListener;
 
-use crate::api::{self, AppState, peer::Peer};
+use crate::admission::Admission;
+
+use sd_notify::NotifyState;
+
+use crate::api::access::AccessPolicy;
+use crate::api::access::AccessState;
+use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::history::{History, HistoryConfig};
 use crate::invocation::Invoker;
+use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::registry::{Registry, RegistryLimits};
+use crate::reload::{ConfigLoader, Reloadable};
 use crate::runtime::{Catalog, Launcher};
 use crate::samples::Samples;
+use crate::server::ServeOptions;
+use crate::shutdown::SignalEvent;
+use crate::systemd::{Notifier, SystemdEnv};
 use crate::worker::WorkerOptions;
 
 /// How long executors get to exit after `shutdown` before they are killed.
 const EXECUTOR_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// How often `STATUS=` is refreshed for systemd.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// What the daemon takes from its surroundings besides the configuration.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Re-reads the configuration on SIGHUP; without it SIGHUP only logs.
+    pub reload: Option<ConfigLoader>,
+    /// The systemd environment (notify socket, watchdog, socket activation).
+    pub systemd: SystemdEnv,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, without systemd integration or reload.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_with(config, RunOptions::default()).await
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
+    let notifier = Notifier::new(&opts.systemd);
+    // Installed first: a SIGTERM during start-up must not kill the daemon half-way.
+    let mut signals = crate::shutdown::listen().context("installing signal handlers")?;
     let config = Arc::new(config);
     fs_err::create_dir_all(&config.state_dir).context("creating the state directory")?;
 
@@ -40,8 +72,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .context("opening execution history")?;
+    // Accepted work a previous daemon never started is read before anything else touches the
+    // history; what had started can never finish and fails with E005.
+    let resumable = history
+        .queued()
+        .context("reading executions accepted by the previous daemon")?;
     let recovered = history
-        .recover_interrupted()
+        .recover_started()
         .context("recovering interrupted executions")?;
     if recovered > 0 {
         tracing::warn!(
@@ -49,6 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "executions interrupted by the previous daemon marked failed (E005)"
         );
     }
+    let idempotency = crate::idempotency::IdempotencyStore::open(&config.state_dir)
+        .context("opening the idempotency key store")?;
 
     let executors_dir = crate::executors::install(&config.state_dir)
         .context("installing executor shims into the state directory")?;
@@ -105,19 +144,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
     let ready = Arc::new(AtomicBool::new(false));
+    let access = Arc::new(AccessState::new(config.access.clone()));
+    let inflight = Arc::new(crate::shutdown::InFlight::default());
+    let metrics = Arc::new(Metrics::new());
+    let invoker = Invoker::new(pools.clone());
+    let dispatcher = Dispatcher::new(
+        invoker.clone(),
+        history.clone(),
+        Admission::new(
+            config.max_workers + config.queue_max,
+            crate::admission::rate_limit(config.rate_per_uid as f64, config.rate_burst as f64),
+        ),
+        Arc::clone(&metrics),
+        Arc::clone(&inflight),
+    );
+
     let state = AppState {
+        access: Arc::clone(&access),
+        metrics,
+        inflight: Arc::clone(&inflight),
         registry,
         history: history.clone(),
-        invoker: Invoker::new(pools.clone()),
+        invoker,
         pools: pools.clone(),
         config: Arc::clone(&config),
         samples,
         ready: Arc::clone(&ready),
         started,
         target_cache: Arc::default(),
+        dispatcher,
+        idempotency,
     };
+    crate::recovery::resume(&state, resumable);
 
-    let listener = bind_socket(&config.socket)?;
+    let listener = match crate::systemd::inherited_listener(&opts.systemd)
+        .context("taking the socket passed by systemd (LISTEN_FDS)")?
+    {
+        Some(l) => {
+            tracing::info!("serving the socket passed by systemd");
+            UnixListener::from_std(l).context("registering the inherited socket")?
+        }
+        None => bind_socket(&config.socket, &config.access)?,
+    };
+    let served_path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+        .unwrap_or_else(|| config.socket.clone());
     let maintenance = {
         let pools = pools.clone();
         tokio::spawn(async move {
@@ -129,20 +202,90 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        api::router(state),
+        ServeOptions {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_read_timeout,
+            grace: config.shutdown_grace,
+        },
+        stop_rx,
+    ));
     ready.store(true, Ordering::Release);
-    tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "runwarmd ready");
-
-    let app = api::router(state).into_make_service_with_connect_info::<Peer>();
-    let ready_flag = Arc::clone(&ready);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_stop_signal().await;
-            ready_flag.store(false, Ordering::Release);
-            tracing::info!("stop signal received: draining");
+    notifier.notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+    tracing::info!(socket = %served_path.display(), state_dir = %config.state_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "runwarmd ready");
+    let watchdog = opts.systemd.watchdog.map(|interval| {
+        tokio::spawn(crate::systemd::watchdog_loop(
+            notifier.clone(),
+            interval,
+            served_path.clone(),
+        ))
+    });
+    let status = {
+        let (notifier, pools) = (notifier.clone(), pools.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_EVERY);
+            loop {
+                tick.tick().await;
+                let views = pools.views();
+                let (live, waiting) = pools.totals();
+                let busy: usize = views.iter().map(|v| v.busy).sum();
+                let line = format!("workers live={live} busy={busy}, waiting={waiting}");
+                notifier.notify(&[NotifyState::Status(&line)]);
+            }
         })
-        .await
-        .context("serving the API")?;
+    };
 
+    let reloadable = Reloadable {
+        pools: pools.clone(),
+        access,
+    };
+    let mut in_force = (*config).clone();
+    while let Some(ev) = signals.recv().await {
+        match ev {
+            SignalEvent::Stop => break,
+            SignalEvent::Reload => {
+                let Some(load) = &opts.reload else {
+                    tracing::warn!(
+                        "SIGHUP ignored: the daemon was started without a configuration file"
+                    );
+                    continue;
+                };
+                notifier.notify(&[NotifyState::Reloading]);
+                if let Some(c) = crate::reload::apply(&in_force, load(), &reloadable).await {
+                    in_force = c;
+                }
+                notifier.notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+            }
+        }
+    }
+
+    ready.store(false, Ordering::Release);
+    notifier.notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
+    tracing::info!(
+        grace_ms = config.shutdown_grace.as_millis() as u64,
+        "stop signal received: draining"
+    );
+    let _ = stop_tx.send(true);
+    match server.await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "requests still open after the shutdown grace; their executors are killed"
+        ),
+        Err(e) => tracing::error!(error = %e, "the server task failed"),
+    }
+    for rec in inflight.cut_off() {
+        tracing::warn!(execution_id = %rec.id, script = %rec.script, version = %rec.version,
+            caller_uid = rec.caller.uid, caller_gid = rec.caller.gid, caller_pid = rec.caller.pid,
+            state = rec.state.as_str(), code = "E005", "execution cut off by the shutdown grace");
+        history.record(rec);
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    status.abort();
     maintenance.abort();
     pools.shutdown(EXECUTOR_GRACE).await;
     history
@@ -154,8 +297,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds the socket, replacing a stale file but refusing to steal a live daemon's socket.
-fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+/// Binds the socket, replacing a stale file but refusing to steal a live daemon's socket, and
+/// gives it the configured mode and group.
+fn bind_socket(path: &Path, access: &AccessPolicy) -> anyhow::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir).context("creating the socket directory")?;
@@ -171,22 +315,11 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     }
     let listener = UnixListener::bind(path)
         .with_context(|| format!("binding the API socket {}", path.display()))?;
-    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .context("setting the socket's permissions")?;
-    Ok(listener)
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; the daemon stops only when killed");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    if let Some(gid) = access.socket_group {
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .with_context(|| format!("giving the socket to group {gid} (access.socket_group)"))?;
     }
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(access.socket_mode))
+        .context("setting the socket's permissions (access.socket_mode)")?;
+    Ok(listener)
 }

@@ -4,18 +4,42 @@
 //! request, and turns whatever happened into an [`ExecutionRecord`]. Every outcome in which
 //! something ran becomes a record; only "nothing could run" (queue full, no executor in time,
 //! shutting down) is returned as an error for the API to answer with 429/503.
+//!
+//! Infrastructure failures (the executor could not be spawned, or died before the request was
+//! written to it) are retried with backoff, at most [`BACKOFF`]`.len()` more times; script errors
+//! only when the manifest says `retry_safe`. An async execution also carries its [`Live`]
+//! part: the event log its output goes to, the token that cancels it, and the history that
+//! sees it start.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runwarm_protocol::{Caller, RequestContext};
 use serde_json::Value;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use crate::events::{Event, EventLog};
 use crate::execution::{
     ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, Resources, State, Timings,
 };
+use crate::history::History;
 use crate::pool::{AcquireError, Pools, Target};
-use crate::worker::{Fault, StartError};
+use crate::worker::{Fault, OutputSink, StartError};
+
+/// Waits before the second and third attempt of an infrastructure failure.
+pub const BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
+
+/// What an async execution has that a synchronous one does not.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Where state changes and output go.
+    pub events: Arc<EventLog>,
+    /// Cancels the execution: before it runs, or by killing its executor.
+    pub cancel: CancellationToken,
+    /// Sees the `running` record, so a crash leaves a trace of what had started.
+    pub history: History,
+}
 
 /// One invocation to run.
 #[derive(Debug, Clone)]
@@ -32,6 +56,10 @@ pub struct InvokeRequest {
     pub timeout: Duration,
     /// Attempt number.
     pub attempt: u32,
+    /// Events, cancellation and progress records of an async execution.
+    pub live: Option<Live>,
+    /// When it was accepted, if not now (work resumed after a restart keeps its time).
+    pub queued_at: Option<String>,
 }
 
 /// Runs invocations against the pools.
@@ -81,7 +109,7 @@ impl Invoker {
             exit_code: None,
             caller: req.caller,
             timings: Timings {
-                queued_at: now_rfc3339(),
+                queued_at: req.queued_at.clone().unwrap_or_else(now_rfc3339),
                 ..Timings::default()
             },
             resources: Resources::default(),
@@ -91,20 +119,58 @@ impl Invoker {
     /// Runs the request to a terminal record, or says why nothing could run.
     pub async fn run(&self, req: InvokeRequest) -> Result<ExecutionRecord, AcquireError> {
         let accepted = Instant::now();
-        let mut rec = Self::queued_record(&req);
+        let mut attempt = req.attempt;
+        let mut backoff = BACKOFF.iter();
+        loop {
+            let (rec, infra) = self.run_once(&req, attempt, accepted).await?;
+            let script_error = rec
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == ErrorCode::E002);
+            let retry = infra || (script_error && req.target.manifest.retry_safe);
+            let cancelled = req.live.as_ref().is_some_and(|l| l.cancel.is_cancelled());
+            match backoff.next() {
+                Some(wait) if retry && !cancelled => {
+                    tracing::info!(execution_id = %req.id, attempt, infra,
+                        code = rec.error.as_ref().map(|e| e.code.as_str()), "retrying");
+                    tokio::time::sleep(*wait).await;
+                    attempt += 1;
+                }
+                _ => return Ok(rec),
+            }
+        }
+    }
+
+    /// One attempt; the flag says whether it failed before the script could have seen the
+    /// request (safe to retry).
+    async fn run_once(
+        &self,
+        req: &InvokeRequest,
+        attempt: u32,
+        accepted: Instant,
+    ) -> Result<(ExecutionRecord, bool), AcquireError> {
+        let mut rec = Self::queued_record(req);
+        rec.attempt = attempt;
+        let cancel = req.live.as_ref().map(|l| l.cancel.clone());
         // The wait for an executor is bounded by the same limit as the run: a request never
         // waits forever, and a caller's budget is not spent twice.
-        let wait_deadline = accepted + req.timeout;
-        let mut lease = match self.pools.acquire(&req.target, wait_deadline).await {
-            Ok(lease) => lease,
-            Err(AcquireError::Start(e)) => {
+        let wait_deadline = Instant::now() + req.timeout;
+        let acquired = tokio::select! {
+            r = self.pools.acquire(&req.target, wait_deadline) => Some(r),
+            () = cancelled(cancel.as_ref()) => None,
+        };
+        let mut lease = match acquired {
+            None => return Ok((cancelled_record(rec, accepted), false)),
+            Some(Ok(lease)) => lease,
+            Some(Err(AcquireError::Start(e))) => {
                 rec.cold = true;
                 rec.stderr = e.stderr().to_owned();
                 let error = start_error(&e);
                 rec.timings.queue_ms = ms(accepted.elapsed());
-                return Ok(finish(rec, State::Failed, Some(error), accepted));
+                let infra = matches!(e, StartError::Spawn(_));
+                return Ok((finish(rec, State::Failed, Some(error), accepted), infra));
             }
-            Err(e) => return Err(e),
+            Some(Err(e)) => return Err(e),
         };
         rec.cold = lease.cold;
         rec.timings.cold_start_ms = ms(lease.cold_start);
@@ -113,8 +179,15 @@ impl Invoker {
         rec.state = State::Running;
         let Some(worker) = lease.worker() else {
             let error = ExecutionError::new(ErrorCode::E005, "Internal", "lease without executor");
-            return Ok(finish(rec, State::Failed, Some(error), accepted));
+            return Ok((finish(rec, State::Failed, Some(error), accepted), false));
         };
+        if let Some(live) = &req.live {
+            live.events.publish(Event::state(State::Running));
+            live.history.record(rec.clone());
+            let events = Arc::clone(&live.events);
+            let sink: OutputSink = Arc::new(move |chunk| events.output(chunk));
+            worker.set_sink(Some(sink));
+        }
         let run_deadline = Instant::now() + req.timeout;
         let deadline_ms = SystemTime::now()
             .checked_add(req.timeout)
@@ -123,16 +196,25 @@ impl Invoker {
         let context = RequestContext {
             execution_id: req.id.clone(),
             deadline_ms,
-            attempt: req.attempt,
+            attempt,
             caller: req.caller,
         };
-        let outcome = worker
-            .invoke(&req.id, req.payload, context, run_deadline)
-            .await;
+        let outcome = tokio::select! {
+            o = worker.invoke(&req.id, req.payload.clone(), context, run_deadline) => Some(o),
+            () = cancelled(cancel.as_ref()) => None,
+        };
+        worker.set_sink(None);
         rec.executor = Some(ExecutorInfo {
             pid: worker.pid(),
             invocations: worker.invocations(),
         });
+        let Some(outcome) = outcome else {
+            // The executor may be half-way through the request: it is not reused.
+            worker.kill();
+            drop(lease);
+            return Ok((cancelled_record(rec, accepted), false));
+        };
+        let delivered = worker.delivered();
         rec.stdout = outcome.stdout.text();
         rec.stdout_truncated = outcome.stdout.truncated();
         rec.stderr = outcome.stderr.text();
@@ -140,6 +222,7 @@ impl Invoker {
         rec.logs = outcome.logs;
         rec.timings.run_ms = ms(outcome.run_time);
         drop(lease);
+        let infra = !delivered && matches!(outcome.result, Err(Fault::Crashed { .. }));
         let (state, error) = match outcome.result {
             Ok(resp) => {
                 rec.exit_code = resp.exit_code;
@@ -185,8 +268,25 @@ impl Invoker {
                 )),
             ),
         };
-        Ok(finish(rec, state, error, accepted))
+        Ok((finish(rec, state, error, accepted), infra))
     }
+}
+
+/// Resolves when the token is cancelled; never without one.
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn cancelled_record(rec: ExecutionRecord, accepted: Instant) -> ExecutionRecord {
+    let error = ExecutionError::new(
+        ErrorCode::E006,
+        "Cancelled",
+        "the execution was cancelled by a caller",
+    );
+    finish(rec, State::Cancelled, Some(error), accepted)
 }
 
 fn start_error(e: &StartError) -> ExecutionError {

@@ -4,18 +4,29 @@
 //! `pool` hands out a warm `worker` (or starts one through `runtime`) → the worker speaks the
 //! executor protocol → the `execution` record goes to `history`.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
+pub mod events;
 pub mod execution;
 pub mod executors;
 pub mod history;
+pub mod idempotency;
 pub mod invocation;
 pub mod manifest;
+pub mod metrics;
 pub mod pool;
+pub mod recovery;
 pub mod registry;
+pub mod reload;
 pub mod runtime;
 pub mod samples;
+pub mod sandbox;
+pub mod server;
+pub mod shutdown;
+pub mod systemd;
 pub mod worker;

@@ -84,6 +84,10 @@ pub struct PoolPolicy {
     pub idle_ttl_s: u64,
     /// An executor is recycled after serving this many requests.
     pub max_requests: u64,
+    /// Most executions of this script queued or running at once; more are refused with 429.
+    /// Left out of the serialisation when unset, so existing version ids do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 impl Default for PoolPolicy {
@@ -93,6 +97,7 @@ impl Default for PoolPolicy {
             max: 4,
             idle_ttl_s: 600,
             max_requests: 10_000,
+            max_concurrency: None,
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct DaemonBuilder {
     runtimes: Vec<(String, String)>,
     extra_config: String,
     no_samples: bool,
+    env: Vec<(String, String)>,
+    socket_activation: bool,
 }
 
 impl DaemonBuilder {
@@ -87,6 +89,19 @@ impl DaemonBuilder {
     pub fn config(mut self, toml: &str) -> Self {
         self.extra_config.push_str(toml);
         self.extra_config.push('\n');
+        self
+    }
+
+    /// Sets an environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The test binds the socket and hands it over as fd 3 with `LISTEN_FDS=1` and
+    /// `LISTEN_PID` set to the daemon's pid, the way systemd's socket activation does.
+    pub fn socket_activation(mut self) -> Self {
+        self.socket_activation = true;
         self
     }
 
@@ -121,22 +136,40 @@ impl DaemonBuilder {
         std::fs::write(&config_path, config).unwrap();
         let log_path = dir.path().join("daemon.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(bins.join("runwarmd"))
-            .arg("--config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
+        let socket = dir.path().join("s.sock");
+        let mut cmd = if self.socket_activation {
+            // The listener goes in as stdin and the shell moves it to fd 3, so no unsafe
+            // pre_exec is needed; `$$` is the pid runwarmd keeps after `exec`.
+            let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\" 3<&0 0</dev/null")
+                .arg(bins.join("runwarmd"))
+                .arg(&config_path)
+                .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)));
+            c
+        } else {
+            let mut c = Command::new(bins.join("runwarmd"));
+            c.arg("--config").arg(&config_path).stdin(Stdio::null());
+            c
+        };
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start runwarmd");
-        let socket = dir.path().join("s.sock");
         let mut daemon = Daemon {
+            config_path: config_path.clone(),
             dir,
             socket: socket.clone(),
             child: Some(child),
             client: Client::new(&socket).with_timeout(Duration::from_secs(120)),
             instance: String::new(),
             log_path,
+            exit_status: None,
         };
         daemon.wait_ready().await;
         daemon
@@ -160,6 +193,8 @@ pub struct Daemon {
     client: Client,
     instance: String,
     log_path: PathBuf,
+    config_path: PathBuf,
+    exit_status: Option<std::process::ExitStatus>,
 }
 
 impl Daemon {
@@ -219,6 +254,17 @@ impl Daemon {
     /// The temporary directory (config, state, log).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap());
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// The daemon's pid.
@@ -309,12 +355,15 @@ impl Daemon {
 
     /// Sends SIGTERM, waits for exit (killing after 20 s); returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
+        let Some(mut child) = self.child.take() else {
+            return self.exit_status;
+        };
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).ok()?);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let until = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
+                self.exit_status = Some(status);
                 return Some(status);
             }
             if Instant::now() > until {
@@ -324,6 +373,34 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: no drain, no flush) and waits for it to die.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same config and state directory (after [`Daemon::kill9`]
+    /// or [`Daemon::stop`]); its log is appended to the same file.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a daemon that still runs");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(bin_dir().join("runwarmd"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("restart runwarmd");
+        self.child = Some(child);
+        self.wait_ready().await;
     }
 
     fn assert_no_leaks(&self) {

@@ -1,15 +1,28 @@
-//! `GET /v1/executions` and `GET /v1/executions/{id}`.
+//! `GET /v1/executions`, `GET /v1/executions/{id}`, its event stream, cancel and replay.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::{broadcast, mpsc};
 
 use super::AppState;
+use super::invoke::{prefers_async, record_response, request, submit};
+use super::peer::Peer;
 use super::problem::Problem;
+use crate::dispatch::CancelOutcome;
+use crate::events::{Event, synthesize};
 use crate::execution::State as ExecState;
 use crate::history::ListQuery;
+use crate::registry::Selector;
+
+/// How often an idle event stream gets a comment line.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub(crate) async fn list(
     State(app): State<AppState>,
@@ -57,4 +70,155 @@ pub(crate) async fn show(
         Ok(None) => Err(Problem::not_found(format!("no execution with id {id:?}"))),
         Err(e) => Err(Problem::internal(format!("reading history: {e}"))),
     }
+}
+
+/// `GET /v1/executions/{id}/events`: Server-Sent Events, live while the execution runs and
+/// replayed for a late subscriber.
+pub(crate) async fn events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    if let Some(log) = app.dispatcher.events(&id) {
+        let (past, live, dropped) = log.subscribe();
+        tokio::spawn(async move {
+            if dropped > 0 {
+                let note = Bytes::from(format!(": {dropped} earlier events dropped\n\n"));
+                if tx.send(note).await.is_err() {
+                    return;
+                }
+            }
+            for ev in &past {
+                if tx.send(frame(ev)).await.is_err() {
+                    return;
+                }
+            }
+            let Some(mut live) = live else { return };
+            loop {
+                let Ok(next) = tokio::time::timeout(KEEP_ALIVE, live.recv()).await else {
+                    // A comment line: keeps idle connections open and finds gone subscribers.
+                    if tx
+                        .send(Bytes::from_static(b": keep-alive\n\n"))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                };
+                match next {
+                    Ok(ev) => {
+                        if tx.send(frame(&ev)).await.is_err() || ev.is_end() {
+                            return;
+                        }
+                    }
+                    // A subscriber too slow for the broadcast buffer misses events, not the end.
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let note = Bytes::from(format!(": {n} events skipped\n\n"));
+                        if tx.send(note).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    } else {
+        let rec = app
+            .history
+            .get(&id)
+            .await
+            .map_err(|e| Problem::internal(format!("reading history: {e}")))?
+            .ok_or_else(|| Problem::not_found(format!("no execution with id {id:?}")))?;
+        tokio::spawn(async move {
+            let mut rec = rec;
+            if !rec.state.is_terminal() {
+                if tx.send(frame(&Event::state(rec.state))).await.is_err() {
+                    return;
+                }
+                // Not run by this daemon's async machinery (a synchronous run still going):
+                // its record appears when it ends.
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if tx.is_closed() {
+                        return;
+                    }
+                    match app.history.get(&id).await {
+                        Ok(Some(r)) if r.state.is_terminal() => {
+                            rec = r;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            }
+            for ev in synthesize(&rec) {
+                if tx.send(frame(&ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+fn frame(ev: &Event) -> Bytes {
+    // The data is one line of JSON: serde_json escapes newlines inside strings.
+    Bytes::from(format!("event: {}\ndata: {}\n\n", ev.name, ev.data))
+}
+
+/// `POST /v1/executions/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let outcome = app
+        .dispatcher
+        .cancel(&id)
+        .await
+        .map_err(|e| Problem::internal(format!("reading history: {e}")))?;
+    match outcome {
+        CancelOutcome::Done(rec) => record_response(&rec),
+        CancelOutcome::AlreadyTerminal(rec) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "already-finished",
+            format!(
+                "execution {id} already ended ({}); it cannot be cancelled",
+                rec.state.as_str()
+            ),
+        )),
+        CancelOutcome::Unknown => Err(Problem::not_found(format!("no execution with id {id:?}"))),
+    }
+}
+
+/// `POST /v1/executions/{id}/replay`: the same script version and payload as a new execution.
+pub(crate) async fn replay(
+    State(app): State<AppState>,
+    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let rec = app
+        .history
+        .get(&id)
+        .await
+        .map_err(|e| Problem::internal(format!("reading history: {e}")))?
+        .ok_or_else(|| Problem::not_found(format!("no execution with id {id:?}")))?;
+    let version = app
+        .registry
+        .resolve(&rec.script, &Selector::Version(rec.version.clone()))
+        .map_err(|e| Problem::from(&e))?;
+    let req = request(&app, &version, rec.payload, caller, None);
+    submit(&app, req, prefers_async(&headers), None).await
 }

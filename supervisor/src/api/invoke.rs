@@ -1,4 +1,6 @@
-//! `POST /v1/scripts/{name}/invoke`: resolve, validate, run, record.
+//! `POST /v1/scripts/{name}/invoke`: resolve, validate, then run (`200` with the record) or
+//! accept (`Prefer: respond-async`: `202` with the id once the record is durable), honouring
+//! `Idempotency-Key`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,14 +8,19 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::body::json_body;
 use super::peer::Peer;
 use super::problem::{Problem, ViolationView};
-use crate::execution::ErrorCode;
+use runwarm_protocol::Caller;
+use serde_json::Value;
+
+use crate::dispatch::Refused;
+use crate::execution::{ErrorCode, ExecutionRecord};
+use crate::idempotency::{Claim, MAX_KEY_LEN, fingerprint};
 use crate::invocation::{InvokeRequest, new_execution_id};
 use crate::pool::{AcquireError, Target};
 use crate::registry::{Selector, Version};
@@ -48,6 +55,7 @@ pub(crate) async fn invoke(
     ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let selector = selector(&q)?;
@@ -56,7 +64,44 @@ pub(crate) async fn invoke(
         .resolve(&name, &selector)
         .map_err(|e| Problem::from(&e))?;
     let payload = json_body(body, app.config.max_payload_bytes, serde_json::json!({})).await?;
-    if let Err(violations) = version.validate_params(&payload) {
+    validate(&name, &version, &payload)?;
+    let timeout_ms = match q.get("timeout_ms") {
+        Some(t) => Some(
+            t.parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=MAX_TIMEOUT_MS).contains(ms))
+                .ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "timeout_ms must be 1..={MAX_TIMEOUT_MS}, got {t:?}"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let idempotency = match headers.get("idempotency-key") {
+        Some(key) => {
+            let key = key
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+                .ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "Idempotency-Key must be 1..={MAX_KEY_LEN} visible ASCII characters"
+                    ))
+                })?;
+            let selector_text = format!("{:?}/{:?}", q.get("version"), q.get("tag"));
+            let body = serde_json::to_vec(&payload).unwrap_or_default();
+            Some((key.to_owned(), fingerprint(&name, &selector_text, &body)))
+        }
+        None => None,
+    };
+    let req = request(&app, &version, payload, caller, timeout_ms);
+    submit(&app, req, prefers_async(&headers), idempotency).await
+}
+
+/// Checks the payload against the version's parameter schema.
+pub(crate) fn validate(name: &str, version: &Version, payload: &Value) -> Result<(), Problem> {
+    if let Err(violations) = version.validate_params(payload) {
         let mut p = Problem::bad_request(format!(
             "the payload does not match the parameters schema of {name} ({} violation{})",
             violations.len(),
@@ -72,56 +117,127 @@ pub(crate) async fn invoke(
             .collect();
         return Err(p);
     }
-    let timeout_ms = match q.get("timeout_ms") {
-        Some(t) => t
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| (1..=MAX_TIMEOUT_MS).contains(ms))
-            .ok_or_else(|| {
-                Problem::bad_request(format!(
-                    "timeout_ms must be 1..={MAX_TIMEOUT_MS}, got {t:?}"
-                ))
-            })?,
-        None => app.pools.launcher().timeout_ms(
+    Ok(())
+}
+
+/// Whether the caller sent `Prefer: respond-async`.
+pub(crate) fn prefers_async(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+        })
+    })
+}
+
+/// A new execution of `version`.
+pub(crate) fn request(
+    app: &AppState,
+    version: &Arc<Version>,
+    payload: Value,
+    caller: Caller,
+    timeout_ms: Option<u64>,
+) -> InvokeRequest {
+    let timeout_ms = timeout_ms.unwrap_or_else(|| {
+        app.pools.launcher().timeout_ms(
             &version.manifest,
             u64::try_from(app.config.default_timeout.as_millis()).unwrap_or(u64::MAX),
-        ),
-    };
-    let req = InvokeRequest {
+        )
+    });
+    InvokeRequest {
         id: new_execution_id(),
-        target: app.target_cache.get_or_insert(&version),
+        target: app.target_cache.get_or_insert(version),
         payload,
         caller,
         timeout: Duration::from_millis(timeout_ms),
         attempt: 1,
-    };
-    // The run is its own task: a caller that hangs up does not cancel the execution, and its
-    // record is still written.
-    let invoker = app.invoker.clone();
-    let history = app.history.clone();
-    let task = tokio::spawn(async move {
-        let out = invoker.run(req).await;
-        if let Ok(rec) = &out {
-            history.record(rec.clone());
-            tracing::info!(
-                execution_id = %rec.id, script = %rec.script, version = %rec.version,
-                state = rec.state.as_str(), code = rec.error.as_ref().map(|e| e.code.as_str()),
-                caller_uid = rec.caller.uid, cold = rec.cold, total_ms = rec.timings.total_ms,
-                "execution finished"
-            );
+        live: None,
+        queued_at: None,
+    }
+}
+
+/// Runs or accepts `req` and answers: `200` with the record, or `202` with the id.
+pub(crate) async fn submit(
+    app: &AppState,
+    req: InvokeRequest,
+    asynchronous: bool,
+    idempotency: Option<(String, String)>,
+) -> Result<Response, Problem> {
+    if let Some((key, fp)) = &idempotency {
+        let claim = app
+            .idempotency
+            .claim(key, fp, &req.id)
+            .await
+            .map_err(|e| Problem::internal(e.to_string()))?;
+        match claim {
+            Claim::New => {}
+            Claim::Existing(id) => {
+                return existing(app, &id, asynchronous, req.timeout).await;
+            }
+            Claim::Conflict => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency-key-reused",
+                    format!("Idempotency-Key {key:?} was used for a different request"),
+                )
+                .hint(Some(
+                    "use a new key for a new request; a key is remembered for 24 h".into(),
+                )));
+            }
         }
-        out
-    });
-    let rec = match task.await {
-        Ok(Ok(rec)) => rec,
-        Ok(Err(e)) => return Err(acquire_problem(&e)),
+    }
+    let id = req.id.clone();
+    let out = if asynchronous {
+        app.dispatcher.accept_async(req).await.map(|()| None)
+    } else {
+        app.dispatcher.run_sync(req).await.map(Some)
+    };
+    match out {
+        Ok(Some(rec)) => record_response(&rec),
+        Ok(None) => Ok(accepted_response(&id)),
         Err(e) => {
-            return Err(Problem::internal(format!(
-                "the invocation task failed: {e}"
-            )));
+            if let Some((key, _)) = &idempotency
+                && let Err(e) = app.idempotency.release(key, &id).await
+            {
+                tracing::warn!(error = %e, "idempotency key of a refused request not released");
+            }
+            Err(refused_problem(&e))
         }
-    };
-    let body = serde_json::to_vec(&rec).map_err(|e| Problem::internal(e.to_string()))?;
+    }
+}
+
+/// The answer to a repeated request: the execution the key already points to.
+async fn existing(
+    app: &AppState,
+    id: &str,
+    asynchronous: bool,
+    timeout: Duration,
+) -> Result<Response, Problem> {
+    if asynchronous {
+        return Ok(accepted_response(id));
+    }
+    let until = tokio::time::Instant::now() + timeout + Duration::from_secs(30);
+    loop {
+        let rec = app
+            .history
+            .get(id)
+            .await
+            .map_err(|e| Problem::internal(format!("reading history: {e}")))?;
+        if let Some(rec) = rec
+            && rec.state.is_terminal()
+        {
+            return record_response(&rec);
+        }
+        if tokio::time::Instant::now() >= until {
+            return Ok(accepted_response(id));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `200` with the record.
+pub(crate) fn record_response(rec: &ExecutionRecord) -> Result<Response, Problem> {
+    let body = serde_json::to_vec(rec).map_err(|e| Problem::internal(e.to_string()))?;
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -137,6 +253,36 @@ pub(crate) async fn invoke(
         HeaderValue::from_str(&rec.id).unwrap_or(HeaderValue::from_static("")),
     );
     Ok(resp)
+}
+
+/// `202` with the id and where to find the execution.
+fn accepted_response(id: &str) -> Response {
+    let body = serde_json::json!({"id": id, "state": "queued"}).to_string();
+    let mut resp = (StatusCode::ACCEPTED, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/executions/{id}")) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert("runwarm-execution-id", v);
+    }
+    resp
+}
+
+fn refused_problem(e: &Refused) -> Problem {
+    match e {
+        Refused::Acquire(e) => acquire_problem(e),
+        Refused::Admission(a) => {
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", a.to_string())
+                .code(ErrorCode::E006)
+                .retry_after(a.retry_after())
+        }
+        Refused::History(_) | Refused::Task(_) => Problem::internal(e.to_string()),
+    }
 }
 
 fn acquire_problem(e: &AcquireError) -> Problem {

@@ -3,6 +3,7 @@
 //! Handlers parse and validate input, call the domain (registry, invocation, history, pools)
 //! and map the result; they hold no business logic of their own.
 
+pub mod access;
 mod body;
 mod executions;
 mod invoke;
@@ -47,6 +48,16 @@ pub struct AppState {
     pub started: Instant,
     /// Pool targets by version.
     pub target_cache: Arc<invoke::TargetCache>,
+    /// Runs, accepts and cancels executions.
+    pub dispatcher: crate::dispatch::Dispatcher,
+    /// `Idempotency-Key` store.
+    pub idempotency: crate::idempotency::IdempotencyStore,
+    /// Who may do what (swapped on reload).
+    pub access: Arc<access::AccessState>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Invocations being run (for the shutdown grace).
+    pub inflight: Arc<crate::shutdown::InFlight>,
 }
 
 /// The route table.
@@ -73,11 +84,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/scripts/{name}/invoke", post(invoke::invoke))
         .route("/v1/executions", get(executions::list))
         .route("/v1/executions/{id}", get(executions::show))
+        .route("/v1/executions/{id}/events", get(executions::events))
+        .route("/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/v1/executions/{id}/replay", post(executions::replay))
         .route("/v1/pools", get(system::pools))
         .route("/v1/prewarm", post(system::prewarm))
         .route("/v1/samples", get(system::samples))
         .route("/v1/samples/{id}/clone", post(system::clone_sample))
+        .route("/metrics", get(system::metrics))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::enforce,
+        ))
         .with_state(state)
 }

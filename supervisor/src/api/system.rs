@@ -163,3 +163,18 @@ pub(crate) async fn method_not_allowed() -> Problem {
         "GET /v1/openapi.json lists every route and its methods".into(),
     ))
 }
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+    let text = app
+        .metrics
+        .render(&app.pools.views(), app.history.pending());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -6,12 +6,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use runwarm_supervisor::config::{Config, LogFormat};
+use runwarm_supervisor::daemon::RunOptions;
+use runwarm_supervisor::reload::ConfigLoader;
+use runwarm_supervisor::systemd::SystemdEnv;
 
 /// Runs scripts the way AWS Lambda runs functions, on this host, over a Unix socket.
 ///
 /// Without --config it runs on the embedded default: socket and state under ./.runwarm/,
 /// samples registered.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version)]
 struct Args {
     /// Configuration file (TOML); see `runwarmd --print-default-config`.
@@ -52,7 +55,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(runwarm_supervisor::daemon::run(config)) {
+    let opts = RunOptions {
+        reload: args.config.is_some().then(|| -> ConfigLoader {
+            let args = args.clone();
+            Box::new(move || load_config(&args))
+        }),
+        systemd: SystemdEnv::from_process(),
+    };
+    match runtime.block_on(runwarm_supervisor::daemon::run_with(config, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "runwarmd failed");

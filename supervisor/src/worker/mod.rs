@@ -9,5 +9,7 @@ mod session;
 mod spawn;
 
 pub use output::{Capture, LogScanner};
-pub use session::{Fault, InvokeOutcome, StartError, Worker, WorkerOptions};
+pub use session::{
+    Fault, InvokeOutcome, OutputChunk, OutputSink, StartError, Worker, WorkerOptions,
+};
 pub use spawn::{LaunchSpec, SpawnError, spawn_executor};

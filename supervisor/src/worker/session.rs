@@ -118,6 +118,21 @@ pub struct InvokeOutcome {
     pub run_time: Duration,
 }
 
+/// Output of a running request, as it arrives, for live subscribers.
+#[derive(Debug, Clone, Copy)]
+pub enum OutputChunk<'a> {
+    /// Bytes the script wrote to its stdout.
+    Stdout(&'a [u8]),
+    /// Bytes the script wrote to its stderr.
+    Stderr(&'a [u8]),
+    /// A structured log record sent with a protocol `log` message.
+    Log(&'a LogRecord),
+}
+
+/// Where a worker sends output as it arrives; called under no lock of the worker's, and must
+/// not block.
+pub type OutputSink = std::sync::Arc<dyn Fn(OutputChunk<'_>) + Send + Sync>;
+
 /// A response from the executor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
@@ -135,7 +150,6 @@ type Reader = FramedRead<ChildStdout, JsonLinesCodec<ExecutorMessage>>;
 type Writer = FramedWrite<ChildStdin, JsonLinesCodec<ExecutorMessage>>;
 
 /// One live executor process.
-#[derive(Debug)]
 pub struct Worker {
     child: Child,
     pid: u32,
@@ -149,6 +163,20 @@ pub struct Worker {
     runtime: String,
     started: Instant,
     cold_start: Duration,
+    sink: Option<OutputSink>,
+    delivered: bool,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("pid", &self.pid)
+            .field("runtime", &self.runtime)
+            .field("invocations", &self.invocations)
+            .field("healthy", &self.healthy)
+            .field("live_output", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Worker {
@@ -174,6 +202,8 @@ impl Worker {
             runtime: String::new(),
             started: t0,
             cold_start: Duration::ZERO,
+            sink: None,
+            delivered: false,
         };
         let init = SupervisorMessage::Init {
             protocol: PROTOCOL_VERSION,
@@ -290,6 +320,18 @@ impl Worker {
         self.started
     }
 
+    /// Sends the output of the next requests to `sink` as it arrives (`None`: stop). Without a
+    /// sink nothing is copied.
+    pub fn set_sink(&mut self, sink: Option<OutputSink>) {
+        self.sink = sink;
+    }
+
+    /// Whether the last request was written to the executor in full. A request that was not
+    /// never reached the script, so running it again is safe.
+    pub fn delivered(&self) -> bool {
+        self.delivered
+    }
+
     /// Sends one request and waits for its response until `deadline`.
     pub async fn invoke(
         &mut self,
@@ -304,6 +346,7 @@ impl Worker {
         let mut logs = Vec::new();
         self.discard_stale_output();
         self.invocations += 1;
+        self.delivered = false;
         let t0 = Instant::now();
         let request = SupervisorMessage::Request {
             id: id.to_owned(),
@@ -316,6 +359,7 @@ impl Worker {
                 status: format!("cannot send request: {e}"),
             }),
             Ok(Ok(())) => {
+                self.delivered = true;
                 self.await_response(
                     id,
                     deadline,
@@ -369,10 +413,14 @@ impl Worker {
     ) -> Result<Response, Fault> {
         loop {
             match self.next_event(deadline).await {
-                Event::Stderr(b) => stderr.push(&b),
+                Event::Stderr(b) => {
+                    stderr.push(&b);
+                    self.emit(OutputChunk::Stderr(&b));
+                }
                 Event::UserOut(b) => {
                     stdout.push(&b);
                     scanner.push(&b);
+                    self.emit(OutputChunk::Stdout(&b));
                 }
                 Event::Message(ExecutorMessage::Response {
                     id: rid,
@@ -404,7 +452,9 @@ impl Worker {
                     if lid == id && logs.len() < 1000 {
                         fields.insert("level".into(), Value::String(level));
                         fields.insert("message".into(), Value::String(message));
-                        logs.push(log_from_object(&mut fields));
+                        let rec = log_from_object(&mut fields);
+                        self.emit(OutputChunk::Log(&rec));
+                        logs.push(rec);
                     }
                 }
                 // A late pong from an earlier health check carries no risk; ignore it.
@@ -457,7 +507,17 @@ impl Worker {
     fn discard_stale_output(&mut self) {
         let mut sink_out = Capture::new(0);
         let mut sink_err = Capture::new(0);
+        let sink = self.sink.take();
         self.drain_available(&mut sink_out, &mut sink_err, &mut LogScanner::default());
+        self.sink = sink;
+    }
+
+    fn emit(&self, chunk: OutputChunk<'_>) {
+        if let Some(sink) = &self.sink
+            && !chunk_is_empty(chunk)
+        {
+            sink(chunk);
+        }
     }
 
     /// Reads whatever is in the output pipes right now, without waiting.
@@ -475,6 +535,7 @@ impl Worker {
                 }
                 stdout.push(&buf[..n]);
                 scanner.push(&buf[..n]);
+                self.emit(OutputChunk::Stdout(&buf[..n]));
             }
         }
         if let Some(rx) = &self.stderr {
@@ -483,6 +544,7 @@ impl Worker {
                     break;
                 }
                 stderr.push(&buf[..n]);
+                self.emit(OutputChunk::Stderr(&buf[..n]));
             }
         }
     }
@@ -573,6 +635,13 @@ async fn read_opt(rx: &mut Option<pipe::Receiver>, buf: &mut [u8]) -> Option<usi
             Ok(n) => Some(n),
         },
         None => std::future::pending().await,
+    }
+}
+
+fn chunk_is_empty(c: OutputChunk<'_>) -> bool {
+    match c {
+        OutputChunk::Stdout(b) | OutputChunk::Stderr(b) => b.is_empty(),
+        OutputChunk::Log(_) => false,
     }
 }
 

@@ -1,8 +1,10 @@
 //! End-to-end tests: one binary (link time matters on a small machine), one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod async_ops;
 mod bad_input;
 mod cli;
 mod faults;
+mod ops;
 mod pools;
 mod runtimes;

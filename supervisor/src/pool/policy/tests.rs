@@ -8,6 +8,7 @@ fn policy(max: u32) -> PoolPolicy {
         max,
         idle_ttl_s: 10,
         max_requests: 100,
+        max_concurrency: None,
     }
 }
 
@@ -147,6 +148,7 @@ fn idle_ttl_retires_oldest_but_keeps_min_warm() {
         max: 4,
         idle_ttl_s: 10,
         max_requests: 100,
+        max_concurrency: None,
     };
     for _ in 0..3 {
         assert!(matches!(
@@ -173,6 +175,7 @@ fn min_warm_reserves_starts() {
         max: 4,
         idle_ttl_s: 10,
         max_requests: 100,
+        max_concurrency: None,
     };
     assert!(t.reserve_start(&"a", warm, now));
     t.started_idle(&"a", 1, now);

@@ -1,0 +1,244 @@
+//! Accepting executions: synchronous runs, durable async acceptance, cancellation, and the
+//! re-submission of accepted work after a restart.
+//!
+//! Every run is its own task, so a caller that hangs up cancels nothing and the terminal record
+//! is always written. An async execution is accepted only once its `queued` record is fsync'd;
+//! its task then runs under the same pool rules as a synchronous call, publishes events while it
+//! runs, and can be cancelled through the token kept in `active`.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::{Admission, AdmissionError, Permit};
+use crate::events::{Event, EventHub, EventLog};
+use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, State};
+use crate::history::{History, HistoryError};
+use crate::invocation::{InvokeRequest, Invoker, Live, now_rfc3339};
+use crate::pool::AcquireError;
+
+/// Why an execution was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Over an admission limit.
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    /// No executor could be had (synchronous calls only).
+    #[error(transparent)]
+    Acquire(#[from] AcquireError),
+    /// The `queued` record could not be made durable.
+    #[error("recording the accepted execution: {0}")]
+    History(#[from] HistoryError),
+    /// The run task failed.
+    #[error("the invocation task failed: {0}")]
+    Task(String),
+}
+
+/// What a cancel request found.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    /// The execution is (now) cancelled, or ended while it was being cancelled.
+    Done(Box<ExecutionRecord>),
+    /// It had already ended.
+    AlreadyTerminal(Box<ExecutionRecord>),
+    /// No such execution.
+    Unknown,
+}
+
+/// The dispatcher; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    invoker: Invoker,
+    history: History,
+    hub: Arc<EventHub>,
+    active: DashMap<String, CancellationToken>,
+    admission: Admission,
+    metrics: Arc<crate::metrics::Metrics>,
+    inflight: Arc<crate::shutdown::InFlight>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over the invoker and history.
+    pub fn new(
+        invoker: Invoker,
+        history: History,
+        admission: Admission,
+        metrics: Arc<crate::metrics::Metrics>,
+        inflight: Arc<crate::shutdown::InFlight>,
+    ) -> Self {
+        Dispatcher {
+            inner: Arc::new(Inner {
+                invoker,
+                history,
+                hub: Arc::default(),
+                active: DashMap::new(),
+                admission,
+                metrics,
+                inflight,
+            }),
+        }
+    }
+
+    fn admit(&self, req: &InvokeRequest, asynchronous: bool) -> Result<Permit, AdmissionError> {
+        self.inner.admission.admit(
+            &req.target.name,
+            req.target.manifest.pool.max_concurrency,
+            Some(req.caller.uid),
+            asynchronous,
+        )
+    }
+
+    /// Runs `req` and waits for its record.
+    pub async fn run_sync(&self, req: InvokeRequest) -> Result<ExecutionRecord, Refused> {
+        let permit = self.admit(&req, false)?;
+        let inner = Arc::clone(&self.inner);
+        inner.inflight.begin(Invoker::queued_record(&req));
+        let task = tokio::spawn(async move {
+            let id = req.id.clone();
+            let runtime = req.target.manifest.runtime.clone();
+            let out = inner.invoker.run(req).await;
+            drop(permit);
+            inner.inflight.end(&id);
+            if let Ok(rec) = &out {
+                inner.history.record(rec.clone());
+                inner.finished(rec, &runtime);
+            }
+            out
+        });
+        match task.await {
+            Ok(out) => Ok(out?),
+            Err(e) => Err(Refused::Task(e.to_string())),
+        }
+    }
+
+    /// Accepts `req` for an async run: returns once its `queued` record is durable.
+    pub async fn accept_async(&self, req: InvokeRequest) -> Result<(), Refused> {
+        let permit = self.admit(&req, true)?;
+        self.inner
+            .history
+            .record_durable(Invoker::queued_record(&req))
+            .await?;
+        self.spawn_async(req, Some(permit));
+        Ok(())
+    }
+
+    /// Runs accepted work a previous daemon never started; its `queued` record is already
+    /// durable, and it was admitted then.
+    pub fn resume(&self, req: InvokeRequest) {
+        self.spawn_async(req, None);
+    }
+
+    fn spawn_async(&self, mut req: InvokeRequest, permit: Option<Permit>) {
+        let cancel = CancellationToken::new();
+        let events = self.inner.hub.create(&req.id);
+        events.publish(Event::state(State::Queued));
+        self.inner.active.insert(req.id.clone(), cancel.clone());
+        req.live = Some(Live {
+            events,
+            cancel,
+            history: self.inner.history.clone(),
+        });
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let queued = Invoker::queued_record(&req);
+            let id = req.id.clone();
+            let runtime = req.target.manifest.runtime.clone();
+            inner.inflight.begin(queued.clone());
+            let rec = match inner.invoker.run(req).await {
+                Ok(rec) => rec,
+                Err(AcquireError::ShuttingDown) => {
+                    // Its durable `queued` record stays as it is: the next start runs it.
+                    tracing::info!(execution_id = %id, "daemon stopping: accepted execution left queued for the next start");
+                    inner.active.remove(&id);
+                    inner.inflight.end(&id);
+                    inner.hub.end(&id, &queued);
+                    return;
+                }
+                Err(e) => refused_record(queued, &e),
+            };
+            drop(permit);
+            inner.inflight.end(&id);
+            inner.history.record(rec.clone());
+            inner.active.remove(&id);
+            inner.hub.end(&id, &rec);
+            inner.finished(&rec, &runtime);
+        });
+    }
+
+    /// The live event log of an async execution, while it is kept.
+    pub fn events(&self, id: &str) -> Option<Arc<EventLog>> {
+        self.inner.hub.get(id)
+    }
+
+    /// Cancels an execution: a queued one never runs, a running one's executor is killed.
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, HistoryError> {
+        let token = self.inner.active.get(id).map(|t| t.clone());
+        let Some(token) = token else {
+            return Ok(match self.inner.history.get(id).await? {
+                Some(rec) if rec.state.is_terminal() => {
+                    CancelOutcome::AlreadyTerminal(Box::new(rec))
+                }
+                // Left by a daemon that is gone, or a sync run not yet recorded: nothing to stop.
+                Some(rec) => CancelOutcome::Done(Box::new(rec)),
+                None => CancelOutcome::Unknown,
+            });
+        };
+        let log = self.inner.hub.get(id);
+        let rx = log.as_ref().and_then(|l| l.subscribe().1);
+        token.cancel();
+        // The task writes the terminal record; wait for its end event.
+        if let Some(mut rx) = rx {
+            let wait = async {
+                while let Ok(ev) = rx.recv().await {
+                    if ev.is_end() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+        }
+        Ok(match self.inner.history.get(id).await? {
+            Some(rec) => CancelOutcome::Done(Box::new(rec)),
+            None => CancelOutcome::Unknown,
+        })
+    }
+}
+
+/// The terminal record of accepted work that could not get an executor.
+fn refused_record(mut rec: ExecutionRecord, e: &AcquireError) -> ExecutionRecord {
+    let (code, kind) = match e {
+        AcquireError::ShuttingDown => (ErrorCode::E005, "ShuttingDown"),
+        AcquireError::Start(_) => (ErrorCode::E005, "SpawnFailed"),
+        AcquireError::QueueFull { .. } | AcquireError::WaitTimeout { .. } => {
+            (ErrorCode::E006, "Overloaded")
+        }
+    };
+    rec.finish(
+        State::Failed,
+        Some(ExecutionError::new(code, kind, e.to_string())),
+    );
+    rec.timings.finished_at = Some(now_rfc3339());
+    rec
+}
+
+impl Inner {
+    /// Counts a terminal record in the metrics and writes its one log line.
+    fn finished(&self, rec: &ExecutionRecord, runtime: &str) {
+        self.metrics.observe(rec, runtime);
+        tracing::info!(
+            execution_id = %rec.id, script = %rec.script, version = %rec.version,
+            runtime = %runtime, state = rec.state.as_str(),
+            code = rec.error.as_ref().map(|e| e.code.as_str()),
+            caller_uid = rec.caller.uid, caller_gid = rec.caller.gid,
+            caller_pid = rec.caller.pid, cold = rec.cold, attempt = rec.attempt,
+            queue_ms = rec.timings.queue_ms, cold_start_ms = rec.timings.cold_start_ms,
+            total_ms = rec.timings.total_ms, "execution finished"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Confinement of executor processes; `cgroup` is the daemon-side cgroup layer (limits, kill, OOM).
+
+pub mod cgroup;
