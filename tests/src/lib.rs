@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 pub enum Need {
     /// A program on PATH.
     Program(&'static str),
+    /// Running as root (confinement needs it).
+    Root,
 }
 
 /// Whether the needs hold. Outside strict mode an unmet need prints a loud skip line (to the
@@ -28,15 +30,19 @@ pub enum Need {
 /// `RUNWARM_TEST_STRICT=1` or `CI=true` it fails the test.
 pub fn require(needs: &[Need]) -> bool {
     for need in needs {
-        let Need::Program(p) = need;
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let (found, reason) = match need {
+            Need::Program(p) => (
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {p}")])
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success()),
+                format!("needs `{p}` on PATH"),
+            ),
+            Need::Root => (nix::unistd::geteuid().is_root(), "needs root (run via .ci/run)".to_owned()),
+        };
         if !found {
             let test = std::thread::current().name().unwrap_or("?").to_owned();
-            let reason = format!("needs `{p}` on PATH");
             let strict = std::env::var("RUNWARM_TEST_STRICT").is_ok_and(|v| v == "1")
                 || std::env::var("CI").is_ok_and(|v| v == "true");
             if strict {

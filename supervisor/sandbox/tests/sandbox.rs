@@ -399,3 +399,78 @@ fn sigkill_of_the_helper_takes_the_whole_sandbox_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The host's real Python prefix (pyenv shims are scripts that need the whole pyenv tree).
+fn python_prefix() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.base_prefix)"])
+        .output()
+        .ok()?;
+    let prefix = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    prefix.join("bin/python3").exists().then_some(prefix)
+}
+
+#[test]
+fn seccomp_answers_each_denied_call_and_namespace_clones() {
+    if !privileged() {
+        return;
+    }
+    let Some(prefix) = python_prefix() else {
+        let strict = std::env::var("RUNWARM_TEST_STRICT").is_ok_and(|v| v == "1");
+        assert!(!strict, "python3 is needed for the seccomp test");
+        let _ = writeln!(
+            std::io::stderr(),
+            "*** SKIPPED *** seccomp test: needs python3"
+        );
+        return;
+    };
+    // Raw syscalls with harmless arguments: the filter answers before the kernel looks at them
+    // (ptrace gets an invalid request, which the kernel alone would answer with ESRCH).
+    let calls = [
+        ("ptrace", libc::SYS_ptrace, "12345678, 0, 0, 0", "EPERM"),
+        ("bpf", libc::SYS_bpf, "0, 0, 0", "EPERM"),
+        ("keyctl", libc::SYS_keyctl, "0, 0, 0", "EPERM"),
+        ("setns", libc::SYS_setns, "0, 0", "EPERM"),
+        ("userfaultfd", libc::SYS_userfaultfd, "0", "EPERM"),
+        ("clone3", libc::SYS_clone3, "0, 0", "ENOSYS"),
+        // clone(CLONE_NEWUSER|SIGCHLD): denied by flag; a plain fork still works below.
+        (
+            "clone_newuser",
+            libc::SYS_clone,
+            "0x10000011, 0, 0, 0, 0",
+            "EPERM",
+        ),
+    ];
+    let mut script = String::from(
+        "import ctypes, errno, os\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+         def check(name, nr, args):\n    \
+             r = eval('libc.syscall(%d, %s)' % (nr, args))\n    \
+             if r == 0 and name.startswith('clone'): os._exit(0)\n    \
+             print(name, errno.errorcode.get(ctypes.get_errno(), r) if r == -1 else 'ALLOWED')\n",
+    );
+    for (name, nr, args, _) in calls {
+        script.push_str(&format!("check('{name}', {nr}, '{args}')\n"));
+    }
+    script.push_str(
+        "pid = os.fork()\nif pid == 0: os._exit(7)\nprint('fork', os.waitpid(pid, 0)[1] >> 8)\n",
+    );
+    let task = task_dir();
+    let mut s = spec(task.path(), "");
+    s.program = prefix.join("bin/python3");
+    s.args = vec!["-c".into(), script];
+    s.ro_binds.push((prefix.clone(), prefix));
+    let done = run(&s);
+    for (name, _, _, want) in calls {
+        assert!(
+            done.stdout.contains(&format!("{name} {want}\n")),
+            "{name}: want {want} in:\n{}{}",
+            done.stdout,
+            done.stderr
+        );
+    }
+    assert!(
+        done.stdout.contains("fork 7\n"),
+        "plain fork must work: {}",
+        done.stdout
+    );
+}

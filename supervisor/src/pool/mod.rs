@@ -338,6 +338,11 @@ impl Pools {
                         lease.cold_start = cold_start;
                         Ok(lease)
                     }
+                    // An executor killed mid-start because the daemon is stopping is not the
+                    // script's failure: the caller keeps its work queued for the next start.
+                    Err(_) if self.inner.closed.load(Ordering::Acquire) => {
+                        Err(AcquireError::ShuttingDown)
+                    }
                     Err(e) => Err(AcquireError::Start(e)),
                 }
             }

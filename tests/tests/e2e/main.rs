@@ -5,6 +5,7 @@ mod async_ops;
 mod bad_input;
 mod cli;
 mod faults;
+mod hostile;
 mod ops;
 mod pools;
 mod runtimes;
