@@ -39,7 +39,10 @@ pub fn require(needs: &[Need]) -> bool {
                     .is_ok_and(|s| s.success()),
                 format!("needs `{p}` on PATH"),
             ),
-            Need::Root => (nix::unistd::geteuid().is_root(), "needs root (run via .ci/run)".to_owned()),
+            Need::Root => (
+                nix::unistd::geteuid().is_root(),
+                "needs root (run via .ci/run)".to_owned(),
+            ),
         };
         if !found {
             let test = std::thread::current().name().unwrap_or("?").to_owned();

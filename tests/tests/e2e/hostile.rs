@@ -21,8 +21,10 @@ def attempt(fn):
         return e.errno
 
 def write(path, size=1):
+    chunk = b"x" * min(size, 1 << 20)
     with open(path, "wb") as f:
-        f.write(b"x" * size)
+        for _ in range(max(1, size // len(chunk))):
+            f.write(chunk)
 
 def handler(event, context):
     do = event["do"]
@@ -99,10 +101,12 @@ async fn hostile_daemon(extra: &[(&str, Value)]) -> Option<Daemon> {
     }
     let d = Daemon::builder().start().await;
     let manifest = json!({"runtime": "python3", "entry": "main.py",
-        "limits": {"timeout_ms": 2000, "memory_mb": 64, "pids": 32}});
-    d.register("hostile", manifest, json!({"main.py": HOSTILE})).await;
+        "limits": {"timeout_ms": 2000, "memory_mb": 128, "pids": 32}});
+    d.register("hostile", manifest, json!({"main.py": HOSTILE}))
+        .await;
     for (name, manifest) in extra {
-        d.register(name, manifest.clone(), json!({"main.py": HOSTILE})).await;
+        d.register(name, manifest.clone(), json!({"main.py": HOSTILE}))
+            .await;
     }
     let (_, info) = d.call(hyper::Method::GET, "/v1/info", None).await;
     assert_eq!(info["sandbox"]["mode"], "required", "{info:#}");
@@ -111,28 +115,52 @@ async fn hostile_daemon(extra: &[(&str, Value)]) -> Option<Daemon> {
 
 #[tokio::test]
 async fn fork_bomb_is_held_by_the_pids_limit() {
-    let Some(d) = hostile_daemon(&[("bomb", json!({"runtime": "python3", "entry": "main.py",
-        "limits": {"timeout_ms": 3000, "pids": 32}, "pool": {"max_requests": 1}}))]).await else { return };
+    let Some(d) = hostile_daemon(&[(
+        "bomb",
+        json!({"runtime": "python3", "entry": "main.py",
+        "limits": {"timeout_ms": 3000, "pids": 32}, "pool": {"max_requests": 1}}),
+    )])
+    .await
+    else {
+        return;
+    };
     let before = d.instance_processes().len();
     let rec = d.invoke_ok("bomb", json!({"do": "fork"})).await;
     assert!(rec["result"]["forked"].as_u64().unwrap() < 32, "{rec:#}");
-    assert_eq!(rec["result"]["errno"], 11, "fork fails with EAGAIN at the limit: {rec:#}");
+    assert_eq!(
+        rec["result"]["errno"], 11,
+        "fork fails with EAGAIN at the limit: {rec:#}"
+    );
     // max_requests = 1 retires the executor: its cgroup is killed with every child.
     let until = Instant::now() + Duration::from_secs(10);
     while d.instance_processes().len() > before && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(d.instance_processes().len() <= before, "fork bomb children survived the recycle");
+    assert!(
+        d.instance_processes().len() <= before,
+        "fork bomb children survived the recycle"
+    );
     d.invoke_ok("hello-python", json!({})).await;
 }
 
 #[tokio::test]
 async fn memory_bomb_is_e003_and_cpu_spin_is_e004() {
-    let Some(d) = hostile_daemon(&[]).await else { return };
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
     let (_, rec) = d.invoke("hostile", "", json!({"do": "memory"})).await;
     assert_eq!(rec["error"]["code"], "E003", "{rec:#}");
-    assert!(rec["error"]["message"].as_str().unwrap().contains("64 MiB"), "{rec:#}");
-    assert!(rec["resources"]["peak_memory_bytes"].as_u64().unwrap() > 32 << 20, "{rec:#}");
+    assert!(
+        rec["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("128 MiB"),
+        "{rec:#}"
+    );
+    assert!(
+        rec["resources"]["peak_memory_bytes"].as_u64().unwrap() > 64 << 20,
+        "{rec:#}"
+    );
     let t0 = Instant::now();
     let (_, rec) = d.invoke("hostile", "", json!({"do": "spin"})).await;
     assert_eq!(rec["error"]["code"], "E004", "{rec:#}");
@@ -143,7 +171,9 @@ async fn memory_bomb_is_e003_and_cpu_spin_is_e004() {
 
 #[tokio::test]
 async fn file_system_is_minimal_and_read_only() {
-    let Some(d) = hostile_daemon(&[]).await else { return };
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
     let state = d.dir().join("state");
     let payload = json!({"do": "fs", "db": state.join("registry.db"), "versions": state.join("versions"), "state": state});
     let rec = d.invoke_ok("hostile", payload).await;
@@ -161,7 +191,9 @@ async fn file_system_is_minimal_and_read_only() {
 
 #[tokio::test]
 async fn dangerous_syscalls_get_eperm() {
-    let Some(d) = hostile_daemon(&[]).await else { return };
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
     let rec = d.invoke_ok("hostile", json!({"do": "syscalls"})).await;
     for key in ["ptrace", "mount", "unshare", "bpf", "keyctl", "setns"] {
         assert_eq!(rec["result"][key], EPERM, "{key}: {rec:#}");
@@ -170,13 +202,30 @@ async fn dangerous_syscalls_get_eperm() {
 
 #[tokio::test]
 async fn host_processes_are_invisible_and_unsignallable() {
-    let Some(d) = hostile_daemon(&[]).await else { return };
-    let rec = d.invoke_ok("hostile", json!({"do": "procs", "daemon_pid": d.pid()})).await;
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
+    let rec = d
+        .invoke_ok("hostile", json!({"do": "procs", "daemon_pid": d.pid()}))
+        .await;
     let r = &rec["result"];
     assert_eq!(r["daemon_visible"], false, "{r}");
-    assert_eq!(r["signal_daemon"], 3, "ESRCH: the daemon is not in this pid namespace: {r}");
-    assert_eq!(r["ppid"], 1, "the executor's parent is the sandbox init, which survived: {r}");
-    assert!(r["pids"].as_array().unwrap().iter().all(|p| p.as_u64().unwrap() < 100), "{r}");
+    assert_eq!(
+        r["signal_daemon"], 3,
+        "ESRCH: the daemon is not in this pid namespace: {r}"
+    );
+    assert_eq!(
+        r["ppid"], 1,
+        "the executor's parent is the sandbox init, which survived: {r}"
+    );
+    assert!(
+        r["pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.as_u64().unwrap() < 100),
+        "{r}"
+    );
     d.invoke_ok("hostile", json!({"do": "nothing"})).await;
 }
 
@@ -184,28 +233,51 @@ async fn host_processes_are_invisible_and_unsignallable() {
 async fn network_is_loopback_only_unless_the_manifest_says_host() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let Some(d) = hostile_daemon(&[("nethost", json!({"runtime": "python3", "entry": "main.py", "network": "host"}))]).await else { return };
-    let closed = d.invoke_ok("hostile", json!({"do": "connect", "port": port})).await;
+    let Some(d) = hostile_daemon(&[(
+        "nethost",
+        json!({"runtime": "python3", "entry": "main.py", "network": "host"}),
+    )])
+    .await
+    else {
+        return;
+    };
+    let closed = d
+        .invoke_ok("hostile", json!({"do": "connect", "port": port}))
+        .await;
     assert_ne!(closed["result"]["connect"], "ok", "{closed:#}");
-    let open = d.invoke_ok("nethost", json!({"do": "connect", "port": port})).await;
+    let open = d
+        .invoke_ok("nethost", json!({"do": "connect", "port": port}))
+        .await;
     assert_eq!(open["result"]["connect"], "ok", "{open:#}");
 }
 
 #[tokio::test]
 async fn daemonized_grandchild_dies_with_its_executor() {
-    let Some(d) = hostile_daemon(&[("dz", json!({"runtime": "python3", "entry": "main.py", "pool": {"max_requests": 1}}))]).await else { return };
+    let Some(d) = hostile_daemon(&[(
+        "dz",
+        json!({"runtime": "python3", "entry": "main.py", "pool": {"max_requests": 1}}),
+    )])
+    .await
+    else {
+        return;
+    };
     let before = d.instance_processes().len();
     d.invoke_ok("dz", json!({"do": "daemonize"})).await;
     let until = Instant::now() + Duration::from_secs(10);
     while d.instance_processes().len() > before && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(d.instance_processes().len() <= before, "a setsid grandchild survived its executor");
+    assert!(
+        d.instance_processes().len() <= before,
+        "a setsid grandchild survived its executor"
+    );
 }
 
 #[tokio::test]
 async fn command_mode_scripts_see_only_fds_0_to_3() {
-    let Some(d) = hostile_daemon(&[]).await else { return };
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
     d.register(
         "fds",
         json!({"runtime": "python3", "mode": "command", "entry": "fds.py"}),
@@ -213,13 +285,20 @@ async fn command_mode_scripts_see_only_fds_0_to_3() {
     )
     .await;
     let rec = d.invoke_ok("fds", json!({})).await;
-    let fds: Vec<u64> = rec["result"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let fds: Vec<u64> = rec["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
     assert!(fds.iter().all(|f| *f <= 3), "{fds:?}");
 }
 
 #[tokio::test]
 async fn hostile_load_does_not_hurt_benign_callers() {
-    let Some(d) = hostile_daemon(&[]).await else { return };
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
     let hostile = (0..20).map(|i| {
         let d = &d;
         let what = ["memory", "spin", "fork"][i % 3];
@@ -227,9 +306,15 @@ async fn hostile_load_does_not_hurt_benign_callers() {
     });
     let benign = (0..20).map(|i| {
         let d = &d;
-        async move { d.invoke("hello-python", "", json!({"name": format!("b{i}")})).await }
+        async move {
+            d.invoke("hello-python", "", json!({"name": format!("b{i}")}))
+                .await
+        }
     });
-    let (_, good) = futures_util::join!(futures_util::future::join_all(hostile), futures_util::future::join_all(benign));
+    let (_, good) = futures_util::join!(
+        futures_util::future::join_all(hostile),
+        futures_util::future::join_all(benign)
+    );
     for (status, rec) in good {
         assert_eq!(status, 200, "{rec}");
         assert_eq!(rec["state"], "completed", "{rec:#}");
