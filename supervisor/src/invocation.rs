@@ -201,7 +201,6 @@ impl Invoker {
             attempt,
             caller: req.caller,
         };
-        let oom_before = worker.oom_kills();
         let outcome = tokio::select! {
             o = worker.invoke(&req.id, req.payload.clone(), context, run_deadline) => Some(o),
             () = cancelled(cancel.as_ref()) => None,
@@ -225,7 +224,9 @@ impl Invoker {
         rec.logs = outcome.logs;
         rec.timings.run_ms = ms(outcome.run_time);
         rec.resources = worker.resources();
-        let oom = worker.oom_kills() > oom_before;
+        // Only a dead executor can have been OOM-killed; reading the counter on every call would
+        // put cgroup file reads on the warm path for nothing.
+        let oom = outcome.result.is_err() && worker.oom_kills() > 0;
         let memory_limit = worker.memory_limit();
         drop(lease);
         let infra = !delivered && matches!(outcome.result, Err(Fault::Crashed { .. }));
