@@ -40,8 +40,9 @@ pub struct Stopped {
 }
 
 impl OwnDaemon {
-    /// Starts `runwarmd` from the directory of this executable and waits until it is ready.
-    pub async fn start() -> Result<OwnDaemon> {
+    /// Starts `runwarmd` from the directory of this executable and waits until it is ready;
+    /// `extra_config` is appended to its TOML config (e.g. a `[sandbox]` table).
+    pub async fn start(extra_config: &str) -> Result<OwnDaemon> {
         let bins = release_dir()?;
         let binary = bins.join("runwarmd");
         let exec_command = bins.join("runwarm-exec-command");
@@ -61,7 +62,7 @@ impl OwnDaemon {
         let socket = dir.path().join("s.sock");
         let config_path = dir.path().join("runwarmd.toml");
         let config = format!(
-            "socket = {}\nstate_dir = {}\nexec_command = {}\n\n[log]\nlevel = \"warn\"\n",
+            "socket = {}\nstate_dir = {}\nexec_command = {}\n\n[log]\nlevel = \"warn\"\n{extra_config}",
             toml_string(&socket),
             toml_string(&dir.path().join("state")),
             toml_string(&exec_command),
@@ -203,7 +204,7 @@ impl Drop for OwnDaemon {
 }
 
 /// The directory of this executable, where cargo also puts `runwarmd` (`target/release`).
-fn release_dir() -> Result<PathBuf> {
+pub fn release_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the benchmark's own executable")?;
     exe.parent()
         .map(Path::to_path_buf)

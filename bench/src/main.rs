@@ -5,7 +5,9 @@
 //! Progress goes to stderr, the report to stdout. The exit code says whether the benchmark ran,
 //! not whether the targets were met.
 
+mod anchor;
 mod baseline;
+mod confinement;
 mod daemon;
 mod load;
 mod measure;
@@ -25,7 +27,7 @@ use crate::daemon::OwnDaemon;
 use crate::report::{DaemonUnderTest, Host, Run};
 
 /// Deadline of any single request; a call that takes this long is a hang, not a figure.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Fresh `python3` processes started through PATH (the slow shim path) for the baseline.
 const PATH_RUNS: usize = 10;
 
@@ -57,6 +59,9 @@ struct Flags {
     /// Fresh python3 processes timed for the baseline.
     #[arg(long, default_value_t = 50)]
     baseline_runs: usize,
+    /// Skip the confinement-cost section (two more daemons and the /bin/true anchor).
+    #[arg(long)]
+    no_sandbox_compare: bool,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
@@ -95,6 +100,22 @@ fn run(flags: &Flags) -> Result<()> {
         flags.baseline_runs
     ));
     let baseline = baseline::measure(flags.baseline_runs, PATH_RUNS, &scenarios::payload())?;
+    let confinement = if flags.no_sandbox_compare {
+        None
+    } else {
+        progress(&format!(
+            "confinement cost: {} cold starts and {} warm calls on a confined and an unconfined daemon",
+            confinement::COLD_RUNS,
+            confinement::WARM_CALLS
+        ));
+        let compare = runtime.block_on(confinement::measure())?;
+        progress(&format!(
+            "confinement anchor: /bin/true x{} directly, through runwarm-sandbox and bwrap",
+            anchor::RUNS
+        ));
+        let anchor = anchor::measure(&daemon::release_dir()?)?;
+        Some((compare, anchor))
+    };
     let run = Run {
         host,
         daemon,
@@ -105,10 +126,17 @@ fn run(flags: &Flags) -> Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     if flags.json {
-        let text = serde_json::to_string_pretty(&report::json(&run))?;
+        let mut summary = report::json(&run);
+        if let (Some((compare, anchor)), Some(map)) = (&confinement, summary.as_object_mut()) {
+            map.insert("confinement".into(), confinement::json(compare, anchor));
+        }
+        let text = serde_json::to_string_pretty(&summary)?;
         writeln!(stdout, "{text}")?;
     } else {
         write!(stdout, "{}", report::text(&run))?;
+        if let Some((compare, anchor)) = &confinement {
+            write!(stdout, "{}", confinement::text(compare, anchor))?;
+        }
     }
     Ok(())
 }
@@ -134,7 +162,7 @@ async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<
         Some(_) => None,
         None => {
             progress("starting runwarmd from target/release");
-            Some(OwnDaemon::start().await?)
+            Some(OwnDaemon::start("").await?)
         }
     };
     let (socket, label) = match (&flags.socket, &own) {
