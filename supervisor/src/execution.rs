@@ -166,10 +166,10 @@ pub struct Timings {
 /// Resources the execution used, when the host can measure them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Resources {
-    /// User CPU time in milliseconds.
+    /// User CPU time of this execution in milliseconds.
     #[serde(default)]
     pub cpu_user_ms: Option<f64>,
-    /// System CPU time in milliseconds.
+    /// System CPU time of this execution in milliseconds.
     #[serde(default)]
     pub cpu_system_ms: Option<f64>,
     /// Peak memory of the executor in bytes.

@@ -11,7 +11,7 @@ mod status;
 pub use seccomp_filter::{
     DENIED_SYSCALLS, NAMESPACE_CLONE_FLAGS, SeccompBuildError, build_filters,
 };
-pub use spec::{Layers, Rlimits, SandboxSpec, SpecError};
+pub use spec::{CgroupJoin, CgroupVersion, Layers, Rlimits, SandboxSpec, SpecError};
 pub use status::{Step, StepFailure};
 
 /// The exit status of the helper when a step before exec failed (the status line says which).

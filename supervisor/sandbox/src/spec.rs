@@ -18,8 +18,8 @@ pub struct SandboxSpec {
     pub env: Vec<(String, String)>,
     /// Working directory inside the sandbox.
     pub cwd: PathBuf,
-    /// `cgroup.procs` files the helper writes its own pid into before anything else.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// The executor's cgroup directories, joined before any process of the sandbox exists.
+    pub cgroups: Vec<CgroupJoin>,
     /// Outside (host) uid the sandbox user maps to.
     pub uid: u32,
     /// Outside (host) gid the sandbox group maps to.
@@ -44,6 +44,31 @@ pub struct SandboxSpec {
     pub rlimits: Rlimits,
     /// Which layers to apply (best-effort mode turns off the ones the host lacks).
     pub layers: Layers,
+}
+
+/// One cgroup directory the sandbox joins.
+///
+/// Moving a process with `cgroup.procs` takes the kernel's global threadgroup lock for writing,
+/// which waits out an RCU grace period (7–15 ms measured on this project's hosts). Neither way
+/// below takes it: on v1 the single-threaded helper moves only itself by writing `0` to `tasks`;
+/// on v2 the sandbox's first process is created inside the cgroup (`clone3(CLONE_INTO_CGROUP)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupJoin {
+    /// The cgroup's directory.
+    pub dir: PathBuf,
+    /// Which hierarchy it belongs to.
+    pub version: CgroupVersion,
+}
+
+/// A cgroup hierarchy's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    /// A v1 controller hierarchy (joined through its `tasks` file).
+    V1,
+    /// The unified v2 hierarchy (joined by creating the init inside it).
+    V2,
 }
 
 /// Resource limits (soft = hard) applied to the executor.
@@ -99,11 +124,13 @@ pub enum SpecError {
         /// The offending inside path.
         path: PathBuf,
     },
-    /// A cgroup path does not name a `cgroup.procs` file.
-    #[error("cgroup path {path} does not end in cgroup.procs")]
-    NotCgroupProcs {
-        /// The offending path.
-        path: PathBuf,
+    /// More than one v2 cgroup: a process can be in only one cgroup of the unified hierarchy.
+    #[error("more than one v2 cgroup to join: {first} and {second}")]
+    SecondV2Cgroup {
+        /// The first v2 directory.
+        first: PathBuf,
+        /// The second one.
+        second: PathBuf,
     },
     /// An environment variable name is empty or holds `=` or NUL, or a value holds NUL.
     #[error("environment variable {name:?} is not valid")]
@@ -137,7 +164,7 @@ impl Default for SandboxSpec {
             args: Vec::new(),
             env: Vec::new(),
             cwd: PathBuf::from("/var/task"),
-            cgroup_procs: Vec::new(),
+            cgroups: Vec::new(),
             uid: 65534,
             gid: 65534,
             inside_uid: 1000,
@@ -238,10 +265,17 @@ impl SandboxSpec {
                 });
             }
         }
-        for path in &self.cgroup_procs {
-            plain_absolute("cgroup_procs", path)?;
-            if path.file_name().is_none_or(|n| n != "cgroup.procs") {
-                return Err(SpecError::NotCgroupProcs { path: path.clone() });
+        let mut v2: Option<&Path> = None;
+        for join in &self.cgroups {
+            plain_absolute("cgroups dir", &join.dir)?;
+            if join.version == CgroupVersion::V2 {
+                if let Some(first) = v2 {
+                    return Err(SpecError::SecondV2Cgroup {
+                        first: first.to_path_buf(),
+                        second: join.dir.clone(),
+                    });
+                }
+                v2 = Some(&join.dir);
             }
         }
         for (name, value) in &self.env {
@@ -310,7 +344,10 @@ mod tests {
             program: "/bin/sh".into(),
             task_dir: "/srv/task".into(),
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            cgroup_procs: vec!["/sys/fs/cgroup/pids/runwarm/x/cgroup.procs".into()],
+            cgroups: vec![CgroupJoin {
+                dir: "/sys/fs/cgroup/pids/runwarm/x".into(),
+                version: CgroupVersion::V1,
+            }],
             ro_binds: vec![("/usr".into(), "/usr".into())],
             ..SandboxSpec::default()
         }
@@ -341,8 +378,24 @@ mod tests {
             ),
             (|s| s.ro_binds.push(("/etc".into(), "/".into())), "reserved"),
             (
-                |s| s.cgroup_procs.push("/sys/fs/cgroup/x/tasks".into()),
-                "cgroup.procs",
+                |s| {
+                    s.cgroups.push(CgroupJoin {
+                        dir: "sys/fs/cgroup/x".into(),
+                        version: CgroupVersion::V1,
+                    })
+                },
+                "cgroups dir",
+            ),
+            (
+                |s| {
+                    for dir in ["/sys/fs/cgroup/a", "/sys/fs/cgroup/b"] {
+                        s.cgroups.push(CgroupJoin {
+                            dir: dir.into(),
+                            version: CgroupVersion::V2,
+                        });
+                    }
+                },
+                "more than one v2 cgroup",
             ),
             (|s| s.env.push(("A=B".into(), "c".into())), "environment"),
             (|s| s.args.push("a\0b".into()), "NUL"),

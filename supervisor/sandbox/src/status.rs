@@ -14,7 +14,7 @@ pub enum Step {
     Validate,
     /// Closing inherited fds above 3 in the helper.
     CloseInheritedFds,
-    /// Writing the helper's pid into each `cgroup.procs`.
+    /// Joining the executor's cgroups (v1 `tasks`; v2 through the clone).
     AttachCgroups,
     /// Blocking the signals the helper forwards.
     Signals,

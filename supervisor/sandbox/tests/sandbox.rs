@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
-use runwarm_sandbox::{SandboxSpec, Step, StepFailure};
+use runwarm_sandbox::{CgroupJoin, CgroupVersion, SandboxSpec, Step, StepFailure};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runwarm-sandbox");
 
@@ -338,30 +338,83 @@ fn libc_enoent() -> i32 {
     nix::errno::Errno::ENOENT as i32
 }
 
+/// The host's cgroup2 mount: `/sys/fs/cgroup` on a unified host, `/sys/fs/cgroup/unified` on a
+/// hybrid one (this build host), none on a legacy one.
+fn cgroup2_mount() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            nix::sys::statfs::statfs(p)
+                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        })
+}
+
 #[test]
 fn the_helper_joins_its_cgroups_before_anything_starts() {
     if !privileged() {
         return;
     }
-    // v2 (unified) where the host has it, else the v1 pids hierarchy (this build host).
-    let base = if Path::new("/sys/fs/cgroup/cgroup.procs").exists() {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
-        PathBuf::from("/sys/fs/cgroup/pids")
-    };
     let name = format!("runwarm-sandbox-test-{}", std::process::id());
-    let dir = base.join(&name);
-    std::fs::create_dir(&dir).unwrap();
-    let task = task_dir();
-    let mut s = spec(task.path(), "cat /proc/self/cgroup");
-    s.cgroup_procs = vec![dir.join("cgroup.procs")];
-    let done = run(&s);
-    std::fs::remove_dir(&dir).unwrap();
+    // Every kind of join this host offers: a v1 hierarchy (through `tasks`) and the cgroup2 mount
+    // (through clone3 CLONE_INTO_CGROUP), which this hybrid host has without controllers.
+    let mut joins = Vec::new();
+    if Path::new("/sys/fs/cgroup/pids/tasks").exists() {
+        joins.push(CgroupJoin {
+            dir: Path::new("/sys/fs/cgroup/pids").join(&name),
+            version: CgroupVersion::V1,
+        });
+    }
+    if let Some(v2) = cgroup2_mount() {
+        joins.push(CgroupJoin {
+            dir: v2.join(&name),
+            version: CgroupVersion::V2,
+        });
+    }
     assert!(
-        done.stdout.contains(&format!("/{name}")),
-        "executor not in {name}: {}",
-        done.stdout
+        !joins.is_empty(),
+        "this host has no cgroup hierarchy to join"
     );
+    for join in &joins {
+        std::fs::create_dir(&join.dir).unwrap();
+    }
+    let task = task_dir();
+    let mut s = spec(task.path(), "cat /proc/self/cgroup; sleep 0.2");
+    s.cgroups = joins.clone();
+    let started = start(&s);
+    // While it runs, the cgroups list the sandbox's processes (init and executor at least).
+    std::thread::sleep(Duration::from_millis(100));
+    let members: Vec<usize> = joins
+        .iter()
+        .map(|j| {
+            std::fs::read_to_string(j.dir.join("cgroup.procs"))
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .collect();
+    let done = finish(started);
+    for join in &joins {
+        std::fs::remove_dir(&join.dir).unwrap();
+    }
+    // The sandbox has no cgroup namespace, so /proc/self/cgroup names the full paths.
+    for (join, members) in joins.iter().zip(&members) {
+        let line = match join.version {
+            CgroupVersion::V1 => format!(":pids:/{name}"),
+            CgroupVersion::V2 => format!("0::/{name}"),
+        };
+        assert!(
+            done.stdout.contains(&line),
+            "executor not in {}: {}",
+            join.dir.display(),
+            done.stdout
+        );
+        assert!(
+            *members >= 2,
+            "{} held {members} processes",
+            join.dir.display()
+        );
+    }
 }
 
 #[test]

@@ -83,9 +83,9 @@ impl Confinement {
             args: inner.args.clone(),
             env,
             cwd: INSIDE_TASK.into(),
-            cgroup_procs: cgroup
+            cgroups: cgroup
                 .as_ref()
-                .map(ExecutorCgroup::procs_files)
+                .map(ExecutorCgroup::joins)
                 .unwrap_or_default(),
             uid: s.uid,
             gid: s.gid,

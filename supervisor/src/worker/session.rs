@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::output::{Capture, LogScanner, log_from_object};
 use super::spawn::{LaunchSpec, SpawnError, spawn_executor};
 use crate::execution::LogRecord;
-use crate::sandbox::cgroup::ExecutorCgroup;
+use crate::sandbox::cgroup::{CpuCounters, ExecutorCgroup};
 
 /// How long output that was already written is read after a crash or kill.
 const DRAIN_AFTER_DEATH: Duration = Duration::from_millis(200);
@@ -177,6 +177,8 @@ pub struct Worker {
     delivered: bool,
     cgroup: Option<ExecutorCgroup>,
     memory_limit: Option<u64>,
+    /// The cgroup's CPU counters at the end of the previous invocation.
+    cpu_baseline: Option<CpuCounters>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -218,6 +220,7 @@ impl Worker {
             delivered: false,
             cgroup: None,
             memory_limit: None,
+            cpu_baseline: None,
         };
         let init = SupervisorMessage::Init {
             protocol: PROTOCOL_VERSION,
@@ -656,21 +659,28 @@ impl Drop for Worker {
 // === impl Worker: cgroup ===
 
 impl Worker {
-    /// Attaches the executor's cgroup (killed and removed with the worker).
+    /// Attaches the executor's cgroup (killed and removed with the worker). The CPU counters
+    /// are read now, so the first invocation's CPU time does not include the executor's start.
     pub fn set_cgroup(&mut self, cgroup: Option<ExecutorCgroup>, memory_limit: Option<u64>) {
+        self.cpu_baseline = cgroup.as_ref().and_then(|cg| cg.stats().cpu);
         self.cgroup = cgroup;
         self.memory_limit = memory_limit;
     }
 
-    /// CPU time and peak memory of the executor so far, when it has a cgroup.
-    pub fn resources(&self) -> crate::execution::Resources {
+    /// The CPU time the executor used since the previous call of this (or since it became
+    /// ready), and its peak memory, when it has a cgroup.
+    pub fn resources(&mut self) -> crate::execution::Resources {
         let Some(cg) = &self.cgroup else {
             return crate::execution::Resources::default();
         };
         let st = cg.stats();
+        let cpu = st.cpu.map(|now| now.since(self.cpu_baseline.as_ref()));
+        if st.cpu.is_some() {
+            self.cpu_baseline = st.cpu;
+        }
         crate::execution::Resources {
-            cpu_user_ms: st.cpu_user_ms,
-            cpu_system_ms: st.cpu_system_ms,
+            cpu_user_ms: cpu.map(|c| round_us(c.user_ms)),
+            cpu_system_ms: cpu.map(|c| round_us(c.system_ms)),
             peak_memory_bytes: st.peak_memory_bytes,
         }
     }
@@ -684,6 +694,11 @@ impl Worker {
     pub fn memory_limit(&self) -> Option<u64> {
         self.memory_limit
     }
+}
+
+/// Milliseconds to the microsecond: finer digits are noise from the tick-ratio split.
+fn round_us(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 enum Event {

@@ -2,28 +2,22 @@
 //! invocation (peak memory, CPU time, OOM kills), and how it is killed and removed.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use runwarm_sandbox::{CgroupJoin, CgroupVersion};
 
 use super::control_files::{keyed_value, limit_value, single_value};
 use super::kill::{Member, kill_cgroup};
 use super::layout::{Controller, Version};
+use super::usage::{CgroupStats, MemberDir, UsageFiles};
 use super::{CgroupError, cgroupfs};
 
 /// How long `kill_all` waits for the cgroup to empty.
 const KILL_WAIT: Duration = Duration::from_secs(1);
 /// How long `remove` retries an rmdir the kernel still reports busy.
 const REMOVE_WAIT: Duration = Duration::from_secs(1);
-/// v1 `cpuacct.stat` counts in USER_HZ ticks, which is 100 on every Linux ABI.
-const MS_PER_USER_HZ_TICK: f64 = 10.0;
-
-/// Resource use read back from an executor's cgroup.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CgroupStats {
-    pub peak_memory_bytes: Option<u64>,
-    pub cpu_user_ms: Option<f64>,
-    pub cpu_system_ms: Option<f64>,
-}
 
 /// The cgroup of one executor. Dropping it kills whatever is left inside and removes it; that
 /// blocks for up to about two seconds, so drop it (or call [`ExecutorCgroup::remove`]) on a
@@ -33,6 +27,8 @@ pub struct ExecutorCgroup {
     pub(crate) members: Vec<Member>,
     pub(crate) configured_memory: Option<u64>,
     pub(crate) removed: AtomicBool,
+    /// The counter files, opened on the first [`ExecutorCgroup::stats`].
+    pub(crate) usage: OnceLock<UsageFiles>,
 }
 
 impl ExecutorCgroup {
@@ -50,8 +46,23 @@ impl ExecutorCgroup {
         self.members.iter().find(|m| m.version == Version::V2)
     }
 
-    /// The `cgroup.procs` files the sandbox helper writes its own pid into before it execs: one
-    /// on v2, one per controller hierarchy on v1.
+    /// What the sandbox helper joins before it creates the executor: one directory on v2, one
+    /// per controller hierarchy on v1.
+    pub fn joins(&self) -> Vec<CgroupJoin> {
+        self.members
+            .iter()
+            .map(|m| CgroupJoin {
+                dir: m.dir.clone(),
+                version: match m.version {
+                    Version::V1 => CgroupVersion::V1,
+                    Version::V2 => CgroupVersion::V2,
+                },
+            })
+            .collect()
+    }
+
+    /// The `cgroup.procs` files listing the cgroup's processes: one on v2, one per controller
+    /// hierarchy on v1.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.members
             .iter()
@@ -77,28 +88,18 @@ impl ExecutorCgroup {
         kill_cgroup(&self.members, KILL_WAIT)
     }
 
-    /// Peak memory and CPU time so far; `None` where this host's kernel does not account it.
+    /// Peak memory and the CPU counters now; `None` where this host's kernel does not account
+    /// them. Cheap enough for every invocation: the files stay open between calls.
     pub fn stats(&self) -> CgroupStats {
-        if let Some(v2) = self.v2() {
-            let cpu = cgroupfs::read_optional(&v2.dir.join("cpu.stat"));
-            let usec = |key| Some(keyed_value(cpu.as_deref()?, key)? as f64 / 1000.0);
-            return CgroupStats {
-                peak_memory_bytes: cgroupfs::read_optional(&v2.dir.join("memory.peak"))
-                    .and_then(|t| single_value(&t)),
-                cpu_user_ms: usec("user_usec"),
-                cpu_system_ms: usec("system_usec"),
-            };
-        }
-        let ns = |file| Some(single_value(&self.read(Controller::Cpuacct, file)?)? as f64 / 1e6);
-        let stat = self.read(Controller::Cpuacct, "cpuacct.stat");
-        let ticks = |key| Some(keyed_value(stat.as_deref()?, key)? as f64 * MS_PER_USER_HZ_TICK);
-        CgroupStats {
-            peak_memory_bytes: self
-                .read(Controller::Memory, "memory.max_usage_in_bytes")
-                .and_then(|t| single_value(&t)),
-            cpu_user_ms: ns("cpuacct.usage_user").or_else(|| ticks("user")),
-            cpu_system_ms: ns("cpuacct.usage_sys").or_else(|| ticks("system")),
-        }
+        self.usage
+            .get_or_init(|| {
+                UsageFiles::open(self.members.iter().map(|m| MemberDir {
+                    version: m.version,
+                    controllers: &m.controllers,
+                    dir: &m.dir,
+                }))
+            })
+            .read()
     }
 
     /// How many processes the kernel's OOM killer killed in this cgroup.
@@ -178,6 +179,7 @@ mod tests {
             members,
             configured_memory: Some(32 << 20),
             removed: AtomicBool::new(false),
+            usage: OnceLock::new(),
         }
     }
 
@@ -200,11 +202,29 @@ mod tests {
         fs::write(d.join("memory.max"), "33554432\n").unwrap();
         let stats = cg.stats();
         assert_eq!(stats.peak_memory_bytes, Some(40_960_000));
-        assert_eq!(stats.cpu_user_ms, Some(2.5));
-        assert_eq!(stats.cpu_system_ms, Some(1.0));
+        let first = stats.cpu.unwrap();
+        assert_eq!(
+            (first.usage_us, first.user, first.system),
+            (3500, 2500, 1000)
+        );
+        // The files stay open and are re-read: a later reading sees the new content.
+        fs::write(
+            d.join("cpu.stat"),
+            "usage_usec 5500\nuser_usec 4000\nsystem_usec 1500\n",
+        )
+        .unwrap();
+        let later = cg.stats().cpu.unwrap().since(Some(&first));
+        assert_eq!((later.user_ms, later.system_ms), (1.5, 0.5));
         assert_eq!(cg.oom_kills(), 1);
         assert_eq!(cg.memory_limit(), Some(33_554_432));
         assert_eq!(cg.procs_files(), [d.join("cgroup.procs")]);
+        assert_eq!(
+            cg.joins(),
+            [CgroupJoin {
+                dir: d.clone(),
+                version: CgroupVersion::V2
+            }]
+        );
         drop(cg);
         assert!(!d.exists(), "drop removes the cgroup");
     }
@@ -222,7 +242,7 @@ mod tests {
         );
         fs::write(mem.join("memory.max_usage_in_bytes"), "33550336\n").unwrap();
         fs::write(mem.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
-        fs::write(acct.join("cpuacct.usage_user"), "12000000\n").unwrap();
+        fs::write(acct.join("cpuacct.usage"), "12000000\n").unwrap();
         fs::write(acct.join("cpuacct.stat"), "user 7\nsystem 3\n").unwrap();
         fs::write(
             mem.join("memory.oom_control"),
@@ -232,11 +252,10 @@ mod tests {
         fs::write(mem.join("memory.failcnt"), "17\n").unwrap();
         let stats = cg.stats();
         assert_eq!(stats.peak_memory_bytes, Some(33_550_336));
-        assert_eq!(stats.cpu_user_ms, Some(12.0));
-        assert_eq!(
-            stats.cpu_system_ms,
-            Some(30.0),
-            "falls back to cpuacct.stat ticks"
+        let cpu = stats.cpu.unwrap().since(None);
+        assert!(
+            (cpu.user_ms - 8.4).abs() < 1e-9 && (cpu.system_ms - 3.6).abs() < 1e-9,
+            "12 ms of cpuacct.usage split 7:3 by the ticks: {cpu:?}"
         );
         assert_eq!(cg.oom_kills(), 1);
         fs::write(
@@ -248,6 +267,7 @@ mod tests {
         // "unlimited" on v1 reads as a huge number: fall back to the configured limit.
         assert_eq!(cg.memory_limit(), Some(32 << 20));
         assert_eq!(cg.procs_files().len(), 2);
+        assert!(cg.joins().iter().all(|j| j.version == CgroupVersion::V1));
         cg.remove().unwrap();
         assert!(!mem.exists() && !acct.exists());
     }

@@ -14,6 +14,7 @@ mod layout;
 mod limits;
 mod subtree;
 mod sweep;
+mod usage;
 
 #[cfg(test)]
 mod kernel_tests;
@@ -22,8 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 pub use error::CgroupError;
-pub use executor::{CgroupStats, ExecutorCgroup};
+pub use executor::ExecutorCgroup;
 pub use layout::Layout;
+pub use usage::{CgroupStats, CpuCounters, CpuTime};
 
 use control_files::SelfCgroup;
 use kill::Member;
@@ -176,6 +178,7 @@ impl Cgroups {
             members: Vec::new(),
             configured_memory: limits.memory_bytes,
             removed: AtomicBool::new(false),
+            usage: std::sync::OnceLock::new(),
         };
         for p in &self.parents {
             let dir = p.dir.join(id);

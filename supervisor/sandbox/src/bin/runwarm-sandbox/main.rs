@@ -4,6 +4,7 @@
 //! executor's (128+signal when it was killed).
 #![allow(unsafe_code)]
 
+mod cgroups;
 mod mounts;
 mod namespaces;
 mod network;

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -44,20 +44,82 @@ pub(crate) fn clone_flags(spec: &SandboxSpec) -> CloneFlags {
     flags
 }
 
-/// `clone(2)` with fork semantics (no new stack, SIGCHLD on exit) into new namespaces.
-pub(crate) fn clone_into_new_namespaces(flags: CloneFlags) -> Result<Cloned, StepFailure> {
-    let raw = libc::c_ulong::from(flags.bits().unsigned_abs()) | libc::SIGCHLD as libc::c_ulong;
+/// `CLONE_INTO_CGROUP` (Linux 5.7), spelled out because libc types it per architecture.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of `clone3(2)` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Creates the child with fork semantics (no new stack, SIGCHLD on exit) in new namespaces and,
+/// when `cgroup` is given, directly inside that v2 cgroup. On a kernel without `clone3` the
+/// `join_slowly` fallback moves the helper into the cgroup first, then a plain `clone` follows.
+pub(crate) fn clone_into_new_namespaces(
+    flags: CloneFlags,
+    cgroup: Option<&OwnedFd>,
+    join_slowly: impl FnOnce() -> Result<(), StepFailure>,
+) -> Result<Cloned, StepFailure> {
+    let namespaces = u64::from(flags.bits().unsigned_abs());
+    if let Some(fd) = cgroup {
+        let args = CloneArgs {
+            flags: namespaces | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: u64::from(fd.as_raw_fd().unsigned_abs()),
+            ..CloneArgs::default()
+        };
+        // SAFETY: a zero stack gives clone3 fork semantics: the child runs on a copy-on-write copy
+        // of our stack and returns here. The helper is single-threaded, so no lock can be held by
+        // a thread missing in the child. `args` outlives the call and its size is passed with it.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                std::ptr::from_ref(&args),
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match ret {
+            -1 if matches!(Errno::last(), Errno::ENOSYS | Errno::E2BIG) => join_slowly()?,
+            -1 => {
+                return Err(StepFailure::sys(
+                    Step::CloneNamespaces,
+                    Errno::last(),
+                    format!("clone3({flags:?} | CLONE_INTO_CGROUP)"),
+                ));
+            }
+            ret => return cloned(ret),
+        }
+    }
+    let raw = namespaces | libc::SIGCHLD as u64;
     // SAFETY: with a null stack pointer clone(2) behaves like fork(2): the child runs on a
     // copy-on-write copy of our stack. The helper is single-threaded (no lock can be held by a
     // thread that does not exist in the child), and the trailing arguments are zero on every
     // architecture's argument order.
     let ret = unsafe { libc::syscall(libc::SYS_clone, raw, 0usize, 0usize, 0usize, 0usize) };
-    match ret {
-        -1 => Err(StepFailure::sys(
+    if ret == -1 {
+        return Err(StepFailure::sys(
             Step::CloneNamespaces,
             Errno::last(),
             format!("clone({flags:?})"),
-        )),
+        ));
+    }
+    cloned(ret)
+}
+
+fn cloned(ret: libc::c_long) -> Result<Cloned, StepFailure> {
+    match ret {
         0 => Ok(Cloned::Child),
         pid => match i32::try_from(pid) {
             Ok(pid) => Ok(Cloned::Parent(Pid::from_raw(pid))),

@@ -11,7 +11,7 @@ use runwarm_sandbox::{SandboxSpec, Step, StepFailure, build_filters};
 
 use crate::namespaces::{Cloned, SyncPipe, clone_flags, clone_into_new_namespaces, write_id_maps};
 use crate::status_pipe::StatusPipe;
-use crate::{mounts, network, privileges, reaper};
+use crate::{cgroups, mounts, network, privileges, reaper};
 
 /// Applies the spec and execs the executor. Returns only in the waiting processes (with the exit
 /// code to leave with) or with the failure of a step.
@@ -33,16 +33,7 @@ pub(crate) fn run(spec: &SandboxSpec, status: &mut StatusPipe) -> Result<i32, St
 
     // Join the executor's cgroups before creating any process, so the init, the executor and
     // everything they start are accounted and killable as one from the first instruction.
-    for path in &spec.cgroup_procs {
-        let pid = std::process::id().to_string();
-        std::fs::write(path, pid.as_bytes()).map_err(|e| {
-            StepFailure::io(
-                Step::AttachCgroups,
-                &e,
-                format!("writing pid to {}", path.display()),
-            )
-        })?;
-    }
+    let cgroup_v2 = cgroups::join(&spec.cgroups)?;
 
     // Block the forwarded signals before the clone, so a SIGTERM that arrives while the child is
     // still starting is queued and forwarded, not lost (the mask is inherited by the child).
@@ -52,7 +43,11 @@ pub(crate) fn run(spec: &SandboxSpec, status: &mut StatusPipe) -> Result<i32, St
     // sandbox ids to an arbitrary outside uid/gid.
     let setgroups_denied = spec.layers.user_ns && !Uid::effective().is_root();
     let sync = SyncPipe::new()?;
-    match clone_into_new_namespaces(clone_flags(spec))? {
+    let cloned = clone_into_new_namespaces(clone_flags(spec), cgroup_v2.as_ref(), || {
+        cgroups::join_v2_by_procs(&spec.cgroups)
+    })?;
+    drop(cgroup_v2);
+    match cloned {
         Cloned::Parent(child) => {
             // Write the child's uid/gid maps, release it, then only wait: our status fd copy is
             // dropped so that the executor's exec is what closes the pipe.
