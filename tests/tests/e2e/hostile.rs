@@ -20,6 +20,12 @@ def attempt(fn):
     except OSError as e:
         return e.errno
 
+def link(path):
+    try:
+        return os.readlink(path)
+    except OSError as e:
+        return e.errno
+
 def write(path, size=1):
     chunk = b"x" * min(size, 1 << 20)
     with open(path, "wb") as f:
@@ -58,6 +64,8 @@ def handler(event, context):
             "db": attempt(lambda: open(event["db"]).read()),
             "other_script": attempt(lambda: os.listdir(event["versions"])),
             "state_dir": os.path.exists(event["state"]),
+            "init_environ": attempt(lambda: open("/proc/1/environ", "rb").read().decode()),
+            "fds": {f: link("/proc/self/fd/" + f) for f in os.listdir("/proc/self/fd")},
         }
     if do == "procs":
         pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
@@ -76,7 +84,7 @@ def handler(event, context):
     if do == "syscalls":
         # x86_64 numbers: ptrace 101, mount 165, unshare 272, bpf 321, keyctl 250, setns 308
         return {
-            "ptrace": sc(101, 16, 1, 0, 0),
+            "ptrace": sc(101, 16, event.get("victim", 1), 0, 0),
             "mount": sc(165, b"none", b"/tmp", b"tmpfs", 0, 0),
             "unshare": sc(272, 0x10000000),
             "bpf": sc(321, 0, 0, 0),
@@ -95,11 +103,17 @@ def handler(event, context):
 
 const EPERM: i64 = 1;
 
+/// In the daemon's environment, so a test can tell whether the host's environment leaks in.
+const HOST_SECRET: (&str, &str) = ("RUNWARM_TEST_HOST_SECRET", "host-environment-marker");
+
 async fn hostile_daemon(extra: &[(&str, Value)]) -> Option<Daemon> {
     if !require(&[Need::Program("python3"), Need::Root]) {
         return None;
     }
-    let d = Daemon::builder().start().await;
+    let d = Daemon::builder()
+        .env(HOST_SECRET.0, HOST_SECRET.1)
+        .start()
+        .await;
     let manifest = json!({"runtime": "python3", "entry": "main.py",
         "limits": {"timeout_ms": 2000, "memory_mb": 128, "pids": 32}});
     d.register("hostile", manifest, json!({"main.py": HOSTILE}))
@@ -187,6 +201,23 @@ async fn file_system_is_minimal_and_read_only() {
     }
     assert_eq!(r["state_dir"], false);
     assert!(!d.dir().join("state").join("evil").exists());
+    // /proc/1 inside is the sandbox's own init, whose environment holds nothing of the host's.
+    let init_environ = r["init_environ"].as_str().unwrap_or_default();
+    assert!(!init_environ.contains(HOST_SECRET.1), "{r}");
+    // Nothing is inherited beyond 0–3: above 3 a handler executor holds only its own copies of
+    // the protocol pipes (the shim moves them off 0 and 1, away from user code) and the
+    // directory listdir itself opened.
+    let fds = r["fds"].as_object().unwrap();
+    let above_3: Vec<&str> = fds
+        .iter()
+        .filter(|(fd, _)| fd.parse::<u32>().unwrap() > 3)
+        .map(|(_, target)| target.as_str().unwrap_or("?"))
+        .collect();
+    let pipes = above_3.iter().filter(|t| t.starts_with("pipe:")).count();
+    assert!(
+        pipes <= 2 && above_3.len() <= pipes + 1,
+        "handler executor has extra fds open: {fds:?}"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +225,12 @@ async fn dangerous_syscalls_get_eperm() {
     let Some(d) = hostile_daemon(&[]).await else {
         return;
     };
-    let rec = d.invoke_ok("hostile", json!({"do": "syscalls"})).await;
+    // The victim of the ptrace attempt is another script's live executor (its host pid).
+    let other = d.invoke_ok("hello-python", json!({})).await;
+    let victim = other["executor"]["pid"].as_u64().unwrap();
+    let rec = d
+        .invoke_ok("hostile", json!({"do": "syscalls", "victim": victim}))
+        .await;
     for key in ["ptrace", "mount", "unshare", "bpf", "keyctl", "setns"] {
         assert_eq!(rec["result"][key], EPERM, "{key}: {rec:#}");
     }
@@ -262,15 +298,59 @@ async fn daemonized_grandchild_dies_with_its_executor() {
         return;
     };
     let before = d.instance_processes().len();
+    let cgroups_before = executor_cgroups(&d);
     d.invoke_ok("dz", json!({"do": "daemonize"})).await;
     let until = Instant::now() + Duration::from_secs(10);
-    while d.instance_processes().len() > before && Instant::now() < until {
+    while (d.instance_processes().len() > before || executor_cgroups(&d) > cgroups_before)
+        && Instant::now() < until
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
         d.instance_processes().len() <= before,
         "a setsid grandchild survived its executor"
     );
+    assert_eq!(
+        executor_cgroups(&d),
+        cgroups_before,
+        "the recycled executor's cgroup was left behind"
+    );
+}
+
+/// Executor cgroup directories of this daemon in every hierarchy it uses: the daemon keeps them
+/// in `<its own cgroup>/runwarm/<its pid>-<suffix>/<executor id>`.
+fn executor_cgroups(d: &Daemon) -> usize {
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", d.pid())).unwrap_or_default();
+    let prefix = format!("{}-", d.pid());
+    let mut count = 0;
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let hierarchy = match controllers {
+            "" => "unified".to_owned(),
+            c if c.starts_with("name=") => continue,
+            c => c.split(',').next().unwrap_or(c).to_owned(),
+        };
+        let mut base = std::path::PathBuf::from("/sys/fs/cgroup");
+        if hierarchy != "unified" || !base.join("cgroup.procs").exists() {
+            base.push(&hierarchy);
+        }
+        let base = base.join(path.trim_start_matches('/')).join("runwarm");
+        let Ok(daemons) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for daemon in daemons.flatten() {
+            if daemon.file_name().to_string_lossy().starts_with(&prefix) {
+                count += std::fs::read_dir(daemon.path())
+                    .map(|executors| executors.flatten().filter(|e| e.path().is_dir()).count())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    count
 }
 
 #[tokio::test]
