@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use runwarm_sandbox::SandboxSpec;
+use runwarm_sandbox::{Layers, SandboxSpec};
 
 use crate::measure::Summary;
 
@@ -19,12 +19,33 @@ pub const RUNS: usize = 20;
 const WARMUP: usize = 2;
 const TRUE: &str = "/bin/true";
 
-/// The three ways' figures; `bwrap` is `Err(why)` when it was skipped or failed.
+/// The three ways' figures; `bwrap` is `Err(why)` when it was skipped or failed. `layers` says
+/// where the helper's time goes: the helper run with its layers switched on one after another,
+/// each row's figure including the rows above it.
 pub struct Anchor {
     pub direct: Summary,
     pub sandbox: Result<Summary, String>,
     pub bwrap: Result<Summary, String>,
+    pub layers: Vec<(&'static str, Result<Summary, String>)>,
 }
+
+/// Switches one more layer on.
+type SwitchOn = fn(&mut Layers);
+
+/// The cumulative steps of the breakdown, in the order the helper applies them.
+const LAYER_STEPS: &[(&str, SwitchOn)] = &[
+    ("helper, no layer", |_| {}),
+    ("+ user namespace", |l| l.user_ns = true),
+    ("+ mount ns, minimal root", |l| l.mount_ns = true),
+    ("+ pid namespace, init", |l| l.pid_ns = true),
+    ("+ ipc and uts namespaces", |l| l.ipc_uts_ns = true),
+    ("+ network namespace", |l| l.net_ns = true),
+    ("+ caps, no_new_privs, seccomp", |l| {
+        l.capabilities = true;
+        l.no_new_privs = true;
+        l.seccomp = true;
+    }),
+];
 
 pub fn measure(release_dir: &Path) -> Result<Anchor> {
     let task = tempfile::Builder::new()
@@ -34,9 +55,29 @@ pub fn measure(release_dir: &Path) -> Result<Anchor> {
     // The sandbox user (65534 by default) must be able to enter it.
     fs_err::set_permissions(task.path(), std::fs::Permissions::from_mode(0o755))?;
     let direct = time_runs(&mut Command::new(TRUE)).context("running /bin/true directly")?;
-    let sandbox = sandbox_command(release_dir, task.path())
+    let sandbox = sandbox_command(release_dir, task.path(), Layers::default())
         .and_then(|mut c| time_runs(&mut c))
         .map_err(|e| format!("{e:#}"));
+    let mut layers = Layers {
+        user_ns: false,
+        mount_ns: false,
+        pid_ns: false,
+        net_ns: false,
+        ipc_uts_ns: false,
+        capabilities: false,
+        no_new_privs: false,
+        seccomp: false,
+    };
+    let layers = LAYER_STEPS
+        .iter()
+        .map(|(label, switch_on)| {
+            switch_on(&mut layers);
+            let figure = sandbox_command(release_dir, task.path(), layers)
+                .and_then(|mut c| time_runs(&mut c))
+                .map_err(|e| format!("{e:#}"));
+            (*label, figure)
+        })
+        .collect();
     let bwrap = match find_in_path("bwrap") {
         None => Err("bwrap not installed: apt-get install bubblewrap".to_owned()),
         Some(bwrap) => {
@@ -47,11 +88,12 @@ pub fn measure(release_dir: &Path) -> Result<Anchor> {
         direct,
         sandbox,
         bwrap,
+        layers,
     })
 }
 
-/// `runwarm-sandbox --spec …` running `/bin/true` with the daemon's default binds and every layer.
-fn sandbox_command(release_dir: &Path, task: &Path) -> Result<Command> {
+/// `runwarm-sandbox --spec …` running `/bin/true` with the daemon's default binds and `layers`.
+fn sandbox_command(release_dir: &Path, task: &Path, layers: Layers) -> Result<Command> {
     let helper = release_dir.join("runwarm-sandbox");
     if !helper.exists() {
         bail!(
@@ -64,6 +106,9 @@ fn sandbox_command(release_dir: &Path, task: &Path) -> Result<Command> {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         ro_binds: SandboxSpec::default_ro_binds(),
         task_dir: task.to_path_buf(),
+        // Without the minimal root there is no /var/task to start in.
+        cwd: if layers.mount_ns { "/var/task" } else { "/" }.into(),
+        layers,
         ..SandboxSpec::default()
     };
     spec.validate().context("the anchor's sandbox spec")?;
@@ -166,6 +211,38 @@ impl Anchor {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "  where the helper's time goes: layers switched on one after another (median, ms)"
+        );
+        let mut previous = d.p50;
+        for (label, figure) in &self.layers {
+            match figure {
+                Ok(s) => {
+                    let _ = writeln!(
+                        out,
+                        "    {label:<32} {:>8.2}   step {:+.2}",
+                        ms(s.p50),
+                        ms(s.p50 - previous)
+                    );
+                    previous = s.p50;
+                }
+                Err(why) => {
+                    let _ = writeln!(out, "    {label:<32} failed: {why}");
+                }
+            }
+        }
         out
+    }
+
+    /// The breakdown as JSON, medians in microseconds.
+    pub fn layers_json(&self) -> serde_json::Value {
+        self.layers
+            .iter()
+            .map(|(label, figure)| match figure {
+                Ok(s) => serde_json::json!({"layers": label, "p50_us": s.p50}),
+                Err(why) => serde_json::json!({"layers": label, "failed": why}),
+            })
+            .collect()
     }
 }

@@ -11,13 +11,15 @@ use runwarm_supervisor::client::Client;
 use crate::anchor::Anchor;
 use crate::daemon::OwnDaemon;
 use crate::measure::Summary;
-use crate::scenarios::{self, Cold, Warm};
+use crate::scenarios::{Cold, ColdRuns, Warm, WarmSamples};
 
 /// Cold starts per daemon: each a new version, as in the cold phase.
 pub const COLD_RUNS: usize = 20;
-/// Warm calls per daemon, after [`WARM_WARMUP`] unmeasured ones.
+/// Warm calls per daemon, in blocks of [`WARM_BLOCK`] taken alternately, each after
+/// [`WARM_WARMUP`] unmeasured ones.
 pub const WARM_CALLS: usize = 1000;
-const WARM_WARMUP: usize = 100;
+const WARM_BLOCK: usize = 100;
+const WARM_WARMUP: usize = 10;
 /// Target of the added cold-start cost, in milliseconds.
 const TARGET_ADDED_MS: f64 = 5.0;
 
@@ -35,40 +37,69 @@ pub struct Compare {
     pub unconfined: Side,
 }
 
-/// Starts both daemons in turn (one at a time, so neither competes with the other for the CPUs)
-/// and measures each.
+/// Starts both daemons side by side and measures them alternately, one cold start (or one block
+/// of warm calls) on each in turn, so drift in the machine's load falls on both alike.
 pub async fn measure() -> Result<Compare> {
-    let confined = measure_side("")
+    let confined = OwnDaemon::start("")
         .await
-        .context("measuring the confined daemon")?;
-    let unconfined = measure_side("\n[sandbox]\nmode = \"off\"\n")
+        .context("starting the confined daemon")?;
+    let unconfined = OwnDaemon::start("\n[sandbox]\nmode = \"off\"\n")
         .await
-        .context("measuring the unconfined daemon")?;
-    Ok(Compare {
-        confined,
-        unconfined,
-    })
-}
-
-async fn measure_side(extra_config: &str) -> Result<Side> {
-    let own = OwnDaemon::start(extra_config).await?;
-    let measured = measure_on(&own).await;
-    let measured = measured
-        .map_err(|e| anyhow::anyhow!("{e:#}\nthe daemon's log ends with:\n{}", own.log_tail()));
-    own.stop();
+        .context("starting the unconfined daemon")?;
+    let measured = measure_on(&confined, &unconfined).await;
+    let measured = measured.map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nthe confined daemon's log ends with:\n{}\nthe unconfined daemon's log ends with:\n{}",
+            confined.log_tail(),
+            unconfined.log_tail()
+        )
+    });
+    confined.stop();
+    unconfined.stop();
     measured
 }
 
-async fn measure_on(own: &OwnDaemon) -> Result<Side> {
-    let client = Client::new(own.socket()).with_timeout(crate::REQUEST_TIMEOUT);
-    let info = client.get_json("/v1/info").await.context("GET /v1/info")?;
-    let mode = info["sandbox"]["mode"]
-        .as_str()
-        .unwrap_or("(not reported)")
-        .to_owned();
-    let cold = scenarios::measure_cold(&client, COLD_RUNS).await?;
-    let warm = scenarios::measure_warm(&client, WARM_CALLS, WARM_WARMUP).await?;
-    Ok(Side { mode, cold, warm })
+async fn measure_on(confined: &OwnDaemon, unconfined: &OwnDaemon) -> Result<Compare> {
+    let clients = [confined, unconfined]
+        .map(|own| Client::new(own.socket()).with_timeout(crate::REQUEST_TIMEOUT));
+    let mut modes = Vec::new();
+    for client in &clients {
+        let info = client.get_json("/v1/info").await.context("GET /v1/info")?;
+        modes.push(
+            info["sandbox"]["mode"]
+                .as_str()
+                .unwrap_or("(not reported)")
+                .to_owned(),
+        );
+    }
+    let mut cold = [ColdRuns::new(), ColdRuns::new()];
+    for _ in 0..COLD_RUNS {
+        for (runs, client) in cold.iter_mut().zip(&clients) {
+            runs.run_once(client).await?;
+        }
+    }
+    let mut warm = [WarmSamples::default(), WarmSamples::default()];
+    for _ in 0..WARM_CALLS / WARM_BLOCK {
+        for (samples, client) in warm.iter_mut().zip(&clients) {
+            samples.take(client, WARM_BLOCK, WARM_WARMUP).await?;
+        }
+    }
+    let [cold_c, cold_u] = cold;
+    let [warm_c, warm_u] = warm;
+    let [mode_c, mode_u] =
+        <[String; 2]>::try_from(modes).map_err(|_| anyhow::anyhow!("two daemons, two modes"))?;
+    Ok(Compare {
+        confined: Side {
+            mode: mode_c,
+            cold: cold_c.finish()?,
+            warm: warm_c.finish(WARM_WARMUP, None)?,
+        },
+        unconfined: Side {
+            mode: mode_u,
+            cold: cold_u.finish()?,
+            warm: warm_u.finish(WARM_WARMUP, None)?,
+        },
+    })
 }
 
 fn ms(us: f64) -> f64 {
@@ -187,6 +218,7 @@ pub fn json(compare: &Compare, anchor: &Anchor) -> serde_json::Value {
             "direct": anchor.direct.to_json(),
             "runwarm_sandbox": way(&anchor.sandbox),
             "bwrap": way(&anchor.bwrap),
+            "layers": anchor.layers_json(),
         },
     })
 }

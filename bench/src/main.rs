@@ -62,6 +62,9 @@ struct Flags {
     /// Skip the confinement-cost section (two more daemons and the /bin/true anchor).
     #[arg(long)]
     no_sandbox_compare: bool,
+    /// Measure only the confinement cost (skips the warm, cold, throughput and baseline phases).
+    #[arg(long, conflicts_with_all = ["socket", "no_sandbox_compare"])]
+    only_confinement: bool,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
@@ -89,6 +92,19 @@ fn run(flags: &Flags) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if flags.only_confinement {
+        let (compare, anchor) = measure_confinement(&runtime)?;
+        let mut stdout = std::io::stdout().lock();
+        if flags.json {
+            let summary = serde_json::json!({
+                "confinement": confinement::json(&compare, &anchor),
+            });
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+        } else {
+            write!(stdout, "{}", confinement::text(&compare, &anchor))?;
+        }
+        return Ok(());
+    }
     let DaemonFigures {
         daemon,
         warm,
@@ -103,18 +119,7 @@ fn run(flags: &Flags) -> Result<()> {
     let confinement = if flags.no_sandbox_compare {
         None
     } else {
-        progress(&format!(
-            "confinement cost: {} cold starts and {} warm calls on a confined and an unconfined daemon",
-            confinement::COLD_RUNS,
-            confinement::WARM_CALLS
-        ));
-        let compare = runtime.block_on(confinement::measure())?;
-        progress(&format!(
-            "confinement anchor: /bin/true x{} directly, through runwarm-sandbox and bwrap",
-            anchor::RUNS
-        ));
-        let anchor = anchor::measure(&daemon::release_dir()?)?;
-        Some((compare, anchor))
+        Some(measure_confinement(&runtime)?)
     };
     let run = Run {
         host,
@@ -139,6 +144,24 @@ fn run(flags: &Flags) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The confinement section: a confined and an unconfined daemon, then the `/bin/true` anchor.
+fn measure_confinement(
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(confinement::Compare, anchor::Anchor)> {
+    progress(&format!(
+        "confinement cost: {} cold starts and {} warm calls on a confined and an unconfined daemon",
+        confinement::COLD_RUNS,
+        confinement::WARM_CALLS
+    ));
+    let compare = runtime.block_on(confinement::measure())?;
+    progress(&format!(
+        "confinement anchor: /bin/true x{} directly, through runwarm-sandbox and bwrap",
+        anchor::RUNS
+    ));
+    let anchor = anchor::measure(&daemon::release_dir()?)?;
+    Ok((compare, anchor))
 }
 
 /// What was measured against the daemon.

@@ -144,43 +144,63 @@ pub struct Warm {
 }
 
 pub async fn measure_warm(client: &Client, calls: usize, warmup: usize) -> Result<Warm> {
-    let name = "bench-warm";
-    register(client, name, HANDLER_PY, 4).await?;
-    let (payload, expected) = (payload(), expected_result(&payload()));
-    for _ in 0..warmup {
-        if let Err(e) = call(client, name, None, &payload, &expected).await.outcome {
-            bail!("warm-up call of {name} failed: {e}");
-        }
-    }
-    let mut latencies = Vec::with_capacity(calls);
-    let (mut total, mut run, mut queue) = (Vec::new(), Vec::new(), Vec::new());
-    let mut pids = BTreeSet::new();
-    let mut errors = Errors::default();
-    for _ in 0..calls {
-        let done = call(client, name, None, &payload, &expected).await;
-        latencies.push(done.latency);
-        match done.outcome {
-            Ok(record) => {
-                total.extend(timing_us(&record, "total_ms"));
-                run.extend(timing_us(&record, "run_ms"));
-                queue.extend(timing_us(&record, "queue_ms"));
-                pids.extend(record["executor"]["pid"].as_i64());
-            }
-            Err(e) => errors.add(e),
-        }
-    }
+    let mut samples = WarmSamples::default();
+    samples.take(client, calls, warmup).await?;
     let http_floor = measure_http_floor(client, calls.min(1000)).await?;
-    Ok(Warm {
-        calls,
-        warmup,
-        client: Summary::of_durations(&latencies).context("no warm calls were made")?,
-        errors,
-        daemon_total: Summary::of_micros(total),
-        daemon_run: Summary::of_micros(run),
-        daemon_queue: Summary::of_micros(queue),
-        http_floor,
-        executors: pids.len(),
-    })
+    samples.finish(warmup, http_floor)
+}
+
+/// Warm calls' raw figures, gathered in one or more blocks.
+#[derive(Default)]
+pub struct WarmSamples {
+    latencies: Vec<Duration>,
+    total: Vec<f64>,
+    run: Vec<f64>,
+    queue: Vec<f64>,
+    pids: BTreeSet<i64>,
+    errors: Errors,
+}
+
+impl WarmSamples {
+    /// `warmup` unmeasured calls, then `calls` measured ones, sequentially on one connection.
+    pub async fn take(&mut self, client: &Client, calls: usize, warmup: usize) -> Result<()> {
+        let name = "bench-warm";
+        register(client, name, HANDLER_PY, 4).await?;
+        let (payload, expected) = (payload(), expected_result(&payload()));
+        for _ in 0..warmup {
+            if let Err(e) = call(client, name, None, &payload, &expected).await.outcome {
+                bail!("warm-up call of {name} failed: {e}");
+            }
+        }
+        for _ in 0..calls {
+            let done = call(client, name, None, &payload, &expected).await;
+            self.latencies.push(done.latency);
+            match done.outcome {
+                Ok(record) => {
+                    self.total.extend(timing_us(&record, "total_ms"));
+                    self.run.extend(timing_us(&record, "run_ms"));
+                    self.queue.extend(timing_us(&record, "queue_ms"));
+                    self.pids.extend(record["executor"]["pid"].as_i64());
+                }
+                Err(e) => self.errors.add(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self, warmup: usize, http_floor: Option<Summary>) -> Result<Warm> {
+        Ok(Warm {
+            calls: self.latencies.len(),
+            warmup,
+            client: Summary::of_durations(&self.latencies).context("no warm calls were made")?,
+            errors: self.errors,
+            daemon_total: Summary::of_micros(self.total),
+            daemon_run: Summary::of_micros(self.run),
+            daemon_queue: Summary::of_micros(self.queue),
+            http_floor,
+            executors: self.pids.len(),
+        })
+    }
 }
 
 /// Sequential `GET /healthz`, the cheapest route: what any call pays before the daemon does work.
@@ -211,45 +231,74 @@ pub struct Cold {
 }
 
 pub async fn measure_cold(client: &Client, runs: usize) -> Result<Cold> {
-    let name = "bench-cold";
-    // Different content in every run of the benchmark too, so a daemon given with --socket
-    // cannot answer from a version it already keeps warm.
-    let nonce = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let (payload, expected) = (payload(), expected_result(&payload()));
-    let mut latencies = Vec::with_capacity(runs);
-    let mut cold_starts = Vec::with_capacity(runs);
-    let mut cold_true = 0;
-    let mut errors = Errors::default();
-    for i in 0..runs {
-        let source = format!("{HANDLER_PY}# cold start {i} of run {nonce}\n");
+    let mut cold = ColdRuns::new();
+    for _ in 0..runs {
+        cold.run_once(client).await?;
+    }
+    cold.finish()
+}
+
+/// Cold starts taken one at a time, so two daemons can be measured alternately.
+pub struct ColdRuns {
+    nonce: u128,
+    latencies: Vec<Duration>,
+    cold_starts: Vec<f64>,
+    cold_true: usize,
+    errors: Errors,
+}
+
+impl ColdRuns {
+    pub fn new() -> Self {
+        // Different content in every run of the benchmark too, so a daemon given with --socket
+        // cannot answer from a version it already keeps warm.
+        let nonce = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Self {
+            nonce,
+            latencies: Vec::new(),
+            cold_starts: Vec::new(),
+            cold_true: 0,
+            errors: Errors::default(),
+        }
+    }
+
+    /// Registers a new version and calls it once.
+    pub async fn run_once(&mut self, client: &Client) -> Result<()> {
+        let name = "bench-cold";
+        let i = self.latencies.len();
+        let (payload, expected) = (payload(), expected_result(&payload()));
+        let source = format!("{HANDLER_PY}# cold start {i} of run {}\n", self.nonce);
         let (version, created) = register(client, name, &source, 1).await?;
         ensure!(created, "version {i} of {name} was not new ({version})");
         let selector = Selector::Version(version);
         let done = call(client, name, Some(&selector), &payload, &expected).await;
-        latencies.push(done.latency);
+        self.latencies.push(done.latency);
         match done.outcome {
             Ok(record) => {
                 if record["cold"] == true {
-                    cold_true += 1;
+                    self.cold_true += 1;
                 } else {
-                    errors.add(format!(
+                    self.errors.add(format!(
                         "call {i} on a new version said cold: {}",
                         record["cold"]
                     ));
                 }
-                cold_starts.extend(timing_us(&record, "cold_start_ms"));
+                self.cold_starts.extend(timing_us(&record, "cold_start_ms"));
             }
-            Err(e) => errors.add(e),
+            Err(e) => self.errors.add(e),
         }
+        Ok(())
     }
-    Ok(Cold {
-        runs,
-        client: Summary::of_durations(&latencies).context("no cold calls were made")?,
-        cold_start: Summary::of_micros(cold_starts),
-        cold_true,
-        errors,
-    })
+
+    pub fn finish(self) -> Result<Cold> {
+        Ok(Cold {
+            runs: self.latencies.len(),
+            client: Summary::of_durations(&self.latencies).context("no cold calls were made")?,
+            cold_start: Summary::of_micros(self.cold_starts),
+            cold_true: self.cold_true,
+            errors: self.errors,
+        })
+    }
 }
