@@ -6,6 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::Step;
+
 /// How to confine and start one executor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -103,6 +105,63 @@ pub struct Layers {
     pub no_new_privs: bool,
     /// The seccomp filter.
     pub seccomp: bool,
+}
+
+impl Layers {
+    /// Every layer off: the helper only execs.
+    pub const NONE: Layers = Layers {
+        user_ns: false,
+        mount_ns: false,
+        pid_ns: false,
+        net_ns: false,
+        ipc_uts_ns: false,
+        capabilities: false,
+        no_new_privs: false,
+        seccomp: false,
+    };
+
+    /// These layers without the one `failed` points at, for best-effort confinement: `None` when
+    /// no layer is to blame (the failure would happen without any) or that layer is already off.
+    /// A failed clone cannot say which namespace the kernel refused, so the namespaces are given
+    /// up one at a time, the ones other layers depend on last.
+    pub fn without_cause_of(self, failed: Step) -> Option<Layers> {
+        let mut next = self;
+        let layer: &mut bool = match failed {
+            Step::CloneNamespaces => [
+                &mut next.net_ns,
+                &mut next.ipc_uts_ns,
+                &mut next.pid_ns,
+                &mut next.mount_ns,
+                &mut next.user_ns,
+            ]
+            .into_iter()
+            .find(|on| **on)?,
+            Step::IdMaps | Step::SyncMaps | Step::Ids => &mut next.user_ns,
+            Step::PrivateMounts | Step::NewRoot | Step::PivotRoot | Step::ReadOnlyRoot => {
+                &mut next.mount_ns
+            }
+            Step::Hostname => &mut next.ipc_uts_ns,
+            Step::Loopback => &mut next.net_ns,
+            Step::BoundingSet | Step::Capabilities => &mut next.capabilities,
+            Step::NoNewPrivs => &mut next.no_new_privs,
+            Step::Seccomp => &mut next.seccomp,
+            Step::Args
+            | Step::Validate
+            | Step::CloseInheritedFds
+            | Step::AttachCgroups
+            | Step::Signals
+            | Step::ForkExecutor
+            | Step::Rlimits
+            | Step::CloseFds
+            | Step::Chdir
+            | Step::Exec => return None,
+        };
+        if !*layer {
+            return None;
+        }
+        *layer = false;
+        Some(next)
+    }
 }
 
 /// Why a [`SandboxSpec`] is unusable.
@@ -415,6 +474,50 @@ mod tests {
             spec.validate(),
             Ok(()),
             "a bind below / that is not reserved is fine"
+        );
+    }
+
+    #[test]
+    fn best_effort_gives_up_the_layer_a_step_belongs_to() {
+        let all = Layers::default();
+        let off = |step| all.without_cause_of(step).unwrap();
+        assert!(!off(Step::Seccomp).seccomp && off(Step::Seccomp).capabilities);
+        assert!(!off(Step::NewRoot).mount_ns && off(Step::NewRoot).pid_ns);
+        assert!(!off(Step::PivotRoot).mount_ns);
+        assert!(!off(Step::IdMaps).user_ns);
+        assert!(!off(Step::Loopback).net_ns);
+        assert!(!off(Step::Hostname).ipc_uts_ns);
+        assert!(!off(Step::Capabilities).capabilities);
+        assert!(!off(Step::NoNewPrivs).no_new_privs);
+        // A failure no layer causes is not "fixed" by dropping one.
+        assert_eq!(all.without_cause_of(Step::Exec), None);
+        assert_eq!(all.without_cause_of(Step::Chdir), None);
+        // Nor is one whose layer is already off.
+        let no_seccomp = off(Step::Seccomp);
+        assert_eq!(no_seccomp.without_cause_of(Step::Seccomp), None);
+    }
+
+    #[test]
+    fn a_refused_clone_gives_up_namespaces_one_by_one_user_last() {
+        let mut layers = Layers::default();
+        let mut order = Vec::new();
+        while let Some(next) = layers.without_cause_of(Step::CloneNamespaces) {
+            let dropped = [
+                ("net", layers.net_ns && !next.net_ns),
+                ("ipc_uts", layers.ipc_uts_ns && !next.ipc_uts_ns),
+                ("pid", layers.pid_ns && !next.pid_ns),
+                ("mount", layers.mount_ns && !next.mount_ns),
+                ("user", layers.user_ns && !next.user_ns),
+            ];
+            let names: Vec<_> = dropped.iter().filter(|d| d.1).map(|d| d.0).collect();
+            assert_eq!(names.len(), 1, "one namespace per step: {names:?}");
+            order.push(names[0]);
+            layers = next;
+        }
+        assert_eq!(order, ["net", "ipc_uts", "pid", "mount", "user"]);
+        assert!(
+            layers.capabilities && layers.seccomp,
+            "non-namespace layers stay"
         );
     }
 

@@ -112,11 +112,11 @@ impl Launcher {
     }
 
     /// Builds the launch spec without starting anything.
-    /// With `confined`, paths are written as the executor sees them inside the sandbox.
+    /// With `inside`, paths are written as the executor sees them in the sandbox's minimal root.
     pub fn plan(
         &self,
         script: ScriptRef<'_>,
-        confined: bool,
+        inside: bool,
     ) -> Result<(LaunchSpec, InitScript, Map<String, Value>), StartError> {
         let catalog = self.catalog();
         let m = script.manifest;
@@ -143,7 +143,7 @@ impl Launcher {
                     mode.as_str()
                 ))
             })?;
-        let (root, executors, exec_command) = if confined {
+        let (root, executors, exec_command) = if inside {
             (
                 PathBuf::from(crate::sandbox::INSIDE_TASK),
                 PathBuf::from(crate::sandbox::INSIDE_EXECUTORS),
@@ -207,7 +207,7 @@ impl Launcher {
     /// Starts a worker for the script and completes its handshake.
     pub async fn start(&self, script: ScriptRef<'_>) -> Result<Worker, StartError> {
         let confined = self.confinement.namespaces();
-        let (spec, init, env) = self.plan(script, confined)?;
+        let (spec, init, env) = self.plan(script, self.confinement.minimal_root())?;
         let mut opts = self.opts.clone();
         if let Some(ms) = self
             .catalog()

@@ -12,6 +12,7 @@ mod probe;
 
 use std::path::{Path, PathBuf};
 
+use runwarm_sandbox::Layers;
 use serde::Serialize;
 
 pub use plan::{INSIDE_EXEC_COMMAND, INSIDE_EXECUTORS, INSIDE_TASK, SandboxLaunch};
@@ -66,6 +67,8 @@ pub struct Confinement {
     settings: SandboxSettings,
     /// Whether executors are started through the sandbox helper.
     namespaces: bool,
+    /// The layers the helper applies (all of them unless best-effort gave some up).
+    layers: Layers,
     cgroups: Option<Cgroups>,
     report: LayerReport,
 }
@@ -86,6 +89,7 @@ impl Confinement {
         Self {
             settings,
             namespaces: false,
+            layers: Layers::NONE,
             cgroups: None,
             report,
         }
@@ -115,7 +119,25 @@ impl Confinement {
                 (None, Some(format!("{e} ({hint})")))
             }
         };
-        let mut report = probe::run(&settings, scratch).await;
+        let mut layers = Layers::default();
+        let mut given_up = Vec::new();
+        let mut report = loop {
+            let (report, failed) = probe::run(&settings, scratch, layers).await;
+            // Best effort: a step that fails costs its own layer, not the whole sandbox.
+            let fewer = failed.as_ref().and_then(|f| {
+                let next = layers.without_cause_of(f.step)?;
+                Some((next, f))
+            });
+            match fewer {
+                Some((next, failure)) if settings.mode == SandboxMode::BestEffort => {
+                    tracing::warn!(step = %failure.step, errno = failure.errno, detail = %failure.detail, "sandbox step fails on this host; retrying without its layer");
+                    given_up.push(format!("{failure}"));
+                    layers = next;
+                }
+                _ => break report,
+            }
+        };
+        report.problems.extend(given_up);
         report.set_cgroups(cgroups.as_ref(), cgroup_error);
         let missing = report.missing();
         if !missing.is_empty() {
@@ -133,6 +155,7 @@ impl Confinement {
         Ok(Self {
             settings,
             namespaces,
+            layers,
             cgroups,
             report,
         })
@@ -141,6 +164,16 @@ impl Confinement {
     /// Whether executors start through the sandbox helper.
     pub fn namespaces(&self) -> bool {
         self.namespaces
+    }
+
+    /// Whether executors see the minimal root (and so the inside paths `/var/task`, …).
+    pub fn minimal_root(&self) -> bool {
+        self.namespaces && self.layers.mount_ns
+    }
+
+    /// The layers the helper applies.
+    pub fn layers(&self) -> Layers {
+        self.layers
     }
 
     /// The cgroup manager, when cgroups work.

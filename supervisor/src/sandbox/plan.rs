@@ -82,7 +82,11 @@ impl Confinement {
             program: inner.program.clone(),
             args: inner.args.clone(),
             env,
-            cwd: INSIDE_TASK.into(),
+            cwd: if self.minimal_root() {
+                INSIDE_TASK.into()
+            } else {
+                task_dir.to_owned()
+            },
             cgroups: cgroup
                 .as_ref()
                 .map(ExecutorCgroup::joins)
@@ -93,6 +97,7 @@ impl Confinement {
             ro_binds,
             task_dir: task_dir.to_owned(),
             tmp_size_bytes: s.tmp_size_bytes,
+            layers: self.layers(),
             ..SandboxSpec::default()
         };
         spec.validate()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use runwarm_sandbox::SandboxSpec;
+use runwarm_sandbox::{Layers, SandboxSpec, StepFailure};
 use serde::Serialize;
 
 use super::SandboxSettings;
@@ -119,8 +119,24 @@ fn own_namespaces() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Runs the probe through the helper and reads what it saw.
-pub(super) async fn run(settings: &SandboxSettings, scratch: &Path) -> LayerReport {
+/// Runs the probe through the helper with `layers` and reads what it saw; a step the helper
+/// reported failing comes back too, so best-effort mode can retry without that layer.
+pub(super) async fn run(
+    settings: &SandboxSettings,
+    scratch: &Path,
+    layers: Layers,
+) -> (LayerReport, Option<StepFailure>) {
+    let mut failed = None;
+    let report = run_once(settings, scratch, layers, &mut failed).await;
+    (report, failed)
+}
+
+async fn run_once(
+    settings: &SandboxSettings,
+    scratch: &Path,
+    layers: Layers,
+    failed: &mut Option<StepFailure>,
+) -> LayerReport {
     let mut report = LayerReport::default();
     for n in NAMESPACES {
         report.namespaces.insert(n.to_owned(), false);
@@ -135,12 +151,17 @@ pub(super) async fn run(settings: &SandboxSettings, scratch: &Path) -> LayerRepo
         program: "/bin/sh".into(),
         args: vec!["-c".into(), SCRIPT.into()],
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: "/var/task".into(),
+        cwd: if layers.mount_ns {
+            "/var/task".into()
+        } else {
+            scratch.to_owned()
+        },
         uid: settings.uid,
         gid: settings.gid,
         ro_binds: SandboxSpec::default_ro_binds(),
         task_dir: scratch.to_owned(),
         tmp_size_bytes: settings.tmp_size_bytes,
+        layers,
         ..SandboxSpec::default()
     };
     let json = match serde_json::to_string(&spec) {
@@ -172,6 +193,7 @@ pub(super) async fn run(settings: &SandboxSettings, scratch: &Path) -> LayerRepo
     };
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !text.contains("done") {
+        *failed = step_failure(&String::from_utf8_lossy(&out.stderr));
         report.problems.push(format!(
             "the sandbox helper failed its probe ({}): {}",
             out.status,
@@ -181,6 +203,14 @@ pub(super) async fn run(settings: &SandboxSettings, scratch: &Path) -> LayerRepo
     }
     parse(&text, &own_namespaces(), &mut report);
     report
+}
+
+/// The helper's status line (`runwarm-sandbox: {"step":…}`) in its stderr, if it wrote one.
+fn step_failure(stderr: &str) -> Option<StepFailure> {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(&line[line.find('{')?..]).ok())
 }
 
 fn parse(text: &str, host: &BTreeMap<String, String>, report: &mut LayerReport) {
@@ -225,6 +255,15 @@ mod tests {
         r.cgroup_controllers = vec!["memory".into(), "pids".into(), "cpu".into()];
         assert!(r.missing().is_empty(), "{:?}", r.missing());
         assert!(r.namespaces_work());
+    }
+
+    #[test]
+    fn the_helpers_status_line_is_found_in_its_stderr() {
+        let stderr = "some noise\nrunwarm-sandbox: {\"step\":\"loopback\",\"errno\":1,\"detail\":\"SIOCSIFFLAGS lo\"}\n";
+        let failure = step_failure(stderr).unwrap();
+        assert_eq!(failure.step, runwarm_sandbox::Step::Loopback);
+        assert_eq!(failure.errno, 1);
+        assert_eq!(step_failure("killed by a signal\n"), None);
     }
 
     #[test]

@@ -400,3 +400,68 @@ async fn hostile_load_does_not_hurt_benign_callers() {
         assert_eq!(rec["state"], "completed", "{rec:#}");
     }
 }
+
+/// A helper that refuses to bring up loopback in a new network namespace, the way a host whose
+/// kernel forbids that would; otherwise it is the real `runwarm-sandbox`.
+const NO_NET_NS_HELPER: &str = r#"#!/bin/sh
+case "$2" in
+  *'"net_ns":true'*)
+    echo 'runwarm-sandbox: {"step":"loopback","errno":1,"detail":"test host: loopback refused"}' >&2
+    exit 125 ;;
+esac
+exec REAL_HELPER "$@"
+"#;
+
+#[tokio::test]
+async fn best_effort_gives_up_only_the_layer_that_fails() {
+    if !require(&[Need::Program("python3"), Need::Root]) {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let helper = scratch.path().join("no-net-ns-helper");
+    // The daemon starts its helper with an empty environment: the real path goes into the text.
+    let real = runwarm_e2e::bin_dir().join("runwarm-sandbox");
+    let script = NO_NET_NS_HELPER.replace("REAL_HELPER", &format!("'{}'", real.display()));
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let d = Daemon::builder()
+        .config(&format!(
+            "[sandbox]\nmode = \"best-effort\"\nbinary = \"{}\"\n",
+            helper.display()
+        ))
+        .start()
+        .await;
+    let (_, info) = d.call(hyper::Method::GET, "/v1/info", None).await;
+    let sandbox = &info["sandbox"];
+    assert_eq!(sandbox["mode"], "best-effort", "{sandbox:#}");
+    assert_eq!(sandbox["namespaces"]["net"], false, "{sandbox:#}");
+    for ns in ["user", "mnt", "pid", "ipc", "uts"] {
+        assert_eq!(sandbox["namespaces"][ns], true, "{ns}: {sandbox:#}");
+    }
+    assert_eq!(sandbox["seccomp"], true, "{sandbox:#}");
+    assert_eq!(sandbox["minimal_root"], true, "{sandbox:#}");
+    assert!(
+        sandbox["problems"].to_string().contains("loopback"),
+        "the given-up layer is named: {sandbox:#}"
+    );
+    // Executors start with the layers that work: minimal root yes, own network no.
+    d.register(
+        "hostile",
+        json!({"runtime": "python3", "entry": "main.py"}),
+        json!({"main.py": HOSTILE}),
+    )
+    .await;
+    let state = d.dir().join("state");
+    let payload = json!({"do": "fs", "db": state.join("registry.db"), "versions": state.join("versions"), "state": state});
+    let fs = d.invoke_ok("hostile", payload).await;
+    assert_eq!(fs["result"]["shadow"], 2, "{fs:#}");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let net = d
+        .invoke_ok("hostile", json!({"do": "connect", "port": port}))
+        .await;
+    assert_eq!(
+        net["result"]["connect"], "ok",
+        "shares the host network: {net:#}"
+    );
+}
