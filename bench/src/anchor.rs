@@ -58,16 +58,7 @@ pub fn measure(release_dir: &Path) -> Result<Anchor> {
     let sandbox = sandbox_command(release_dir, task.path(), Layers::default())
         .and_then(|mut c| time_runs(&mut c))
         .map_err(|e| format!("{e:#}"));
-    let mut layers = Layers {
-        user_ns: false,
-        mount_ns: false,
-        pid_ns: false,
-        net_ns: false,
-        ipc_uts_ns: false,
-        capabilities: false,
-        no_new_privs: false,
-        seccomp: false,
-    };
+    let mut layers = Layers::NONE;
     let layers = LAYER_STEPS
         .iter()
         .map(|(label, switch_on)| {

@@ -31,6 +31,22 @@ struct Args {
     print_default_config: bool,
 }
 
+/// Every executor holds about eight of the daemon's fds (its pipes and cgroup counter files), so
+/// the usual soft limit of 1024 would cap a daemon started from a shell at ~100 executors. The
+/// hard limit is what the operator allows; systemd's unit sets it explicitly.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the open-files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_default_config {
@@ -45,6 +61,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
