@@ -261,9 +261,11 @@ impl Worker {
                 });
             }
             Ok(Err(e)) => {
+                // The executor may already be gone, for instance because the sandbox failed to
+                // exec it: its stderr says why better than the broken pipe does.
                 self.collect_after_death(&mut sink, &mut stderr, &mut LogScanner::default())
                     .await;
-                return Err(broken(format!("cannot send init: {e}"), &stderr));
+                return Err(died_before_ready(stderr, format!("cannot send init: {e}")));
             }
             Ok(Ok(())) => {}
         }
@@ -298,21 +300,9 @@ impl Worker {
                     self.collect_after_death(&mut sink, &mut stderr, &mut LogScanner::default())
                         .await;
                     let status = self.exit_status().await;
-                    let text = stderr.text();
-                    // The sandbox helper reports a failed step as one JSON line on stderr.
-                    if let Some(failure) = text
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("runwarm-sandbox: "))
-                        .find_map(|l| serde_json::from_str::<runwarm_sandbox::StepFailure>(l).ok())
-                    {
-                        return Err(StartError::Sandbox {
-                            failure,
-                            stderr: text,
-                        });
-                    }
-                    return Err(broken(
+                    return Err(died_before_ready(
+                        stderr,
                         format!("executor exited before ready ({status})"),
-                        &stderr,
                     ));
                 }
             }
@@ -693,6 +683,26 @@ impl Worker {
     /// The memory limit, when one is enforced.
     pub fn memory_limit(&self) -> Option<u64> {
         self.memory_limit
+    }
+}
+
+/// Why an executor died before `ready`: the sandbox helper's report of a failed step (one JSON
+/// line on stderr) when there is one, else `detail`.
+fn died_before_ready(stderr: Capture, detail: String) -> StartError {
+    let text = stderr.text();
+    let failure = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("runwarm-sandbox: "))
+        .find_map(|l| serde_json::from_str::<runwarm_sandbox::StepFailure>(l).ok());
+    match failure {
+        Some(failure) => StartError::Sandbox {
+            failure,
+            stderr: text,
+        },
+        None => StartError::Broken {
+            detail,
+            stderr: text,
+        },
     }
 }
 
