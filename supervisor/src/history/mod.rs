@@ -85,6 +85,8 @@ struct Inner {
     reader: Arc<Mutex<Connection>>,
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread, woken for commands someone waits on (see `Writer::collect`).
+    writer_thread: std::thread::Thread,
 }
 
 impl std::fmt::Debug for History {
@@ -121,6 +123,7 @@ impl History {
                 seq: AtomicU64::new(0),
                 reader: Arc::new(Mutex::new(reader)),
                 closed: AtomicBool::new(false),
+                writer_thread: handle.thread().clone(),
                 writer: Mutex::new(Some(handle)),
             }),
         })
@@ -267,10 +270,15 @@ impl History {
     }
 
     fn send(&self, cmd: Command) -> Result<(), HistoryError> {
+        let waited_on = cmd.is_waited_on();
         self.inner
             .tx
             .send(cmd)
-            .map_err(|_| HistoryError::WriterStopped)
+            .map_err(|_| HistoryError::WriterStopped)?;
+        if waited_on {
+            self.inner.writer_thread.unpark();
+        }
+        Ok(())
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, HistoryError>

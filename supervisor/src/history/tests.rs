@@ -238,6 +238,27 @@ async fn the_upsert_guard_itself_refuses_to_overwrite_terminal_rows() {
 }
 
 #[tokio::test]
+async fn a_durable_write_wakes_a_writer_gathering_a_lazy_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path(), lazy()).unwrap();
+    // The writer takes this one and then parks, gathering a batch for up to 30 s.
+    h.record(rec("lazy", "s", State::Running));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.pending(), 1, "a lazy record waits for its interval");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        h.record_durable(rec("durable", "s", State::Queued)),
+    )
+    .await
+    .expect("the durable write woke the parked writer")
+    .unwrap();
+    // Group commit: the lazy record went with it.
+    assert_eq!(h.pending(), 0);
+    assert_eq!(h.count().await.unwrap(), 2);
+    h.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_durable_write_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(dir.path(), lazy()).unwrap();

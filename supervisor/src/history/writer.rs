@@ -39,6 +39,17 @@ pub enum Command {
     Close(Ack),
 }
 
+impl Command {
+    /// Whether a caller waits for this command's commit: those wake a writer that is gathering
+    /// a batch; the others wait for the batch's interval.
+    pub fn is_waited_on(&self) -> bool {
+        match self {
+            Command::Write { ack, .. } => ack.is_some(),
+            Command::Flush(_) | Command::Close(_) => true,
+        }
+    }
+}
+
 /// How often retention runs at most.
 const EXPIRY_EVERY: Duration = Duration::from_secs(60);
 /// First retry delay after a failed batch; doubles up to `MAX_BACKOFF`.
@@ -135,19 +146,28 @@ impl Writer {
 
     /// Adds more commands to `batch` until it is full, its time is up, or someone waits on it;
     /// a waiting batch still takes what is already queued (a group commit).
+    ///
+    /// Between looks at the channel the writer parks instead of blocking in `recv`: a sender
+    /// wakes a receiver blocked in `recv` on every record, which on a busy daemon is a futex wake
+    /// and a context switch per invocation on the hot path. Parked, only the commands someone
+    /// waits on wake it (`History::send` unparks for those).
     fn collect(&mut self, batch: &mut Batch) {
         let deadline = Instant::now() + self.cfg.flush_interval;
-        while batch.ids.len() < self.cfg.batch_max && !batch.urgent() && !self.stopping {
+        loop {
+            self.drain_into(batch);
+            if batch.ids.len() >= self.cfg.batch_max || batch.urgent() || self.stopping {
+                return;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break;
+                return;
             }
-            match self.rx.recv_timeout(left) {
-                Ok(cmd) => self.take(cmd, batch),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => self.stopping = true,
-            }
+            std::thread::park_timeout(left);
         }
+    }
+
+    /// Takes what is already queued, up to a full batch.
+    fn drain_into(&mut self, batch: &mut Batch) {
         while batch.ids.len() < self.cfg.batch_max {
             match self.rx.try_recv() {
                 Ok(cmd) => self.take(cmd, batch),
