@@ -233,6 +233,41 @@ pub struct ExecutionRecord {
 }
 
 impl ExecutionRecord {
+    /// A new `queued` record: nothing has run yet.
+    pub fn queued(
+        id: String,
+        script: String,
+        version: String,
+        payload: Value,
+        caller: Caller,
+        queued_at: String,
+    ) -> Self {
+        ExecutionRecord {
+            id,
+            script,
+            version,
+            state: State::Queued,
+            payload,
+            result: None,
+            error: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            logs: Vec::new(),
+            cold: false,
+            executor: None,
+            attempt: 1,
+            exit_code: None,
+            caller,
+            timings: Timings {
+                queued_at,
+                ..Timings::default()
+            },
+            resources: Resources::default(),
+        }
+    }
+
     /// Moves the record to a terminal state; returns `false` (and changes nothing) if it is
     /// already terminal.
     pub fn finish(&mut self, state: State, error: Option<ExecutionError>) -> bool {
@@ -250,27 +285,16 @@ mod tests {
     use super::*;
 
     fn record() -> ExecutionRecord {
-        ExecutionRecord {
-            id: "x".into(),
-            script: "s".into(),
-            version: "sha256:0".into(),
-            state: State::Running,
-            payload: Value::Null,
-            result: None,
-            error: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            logs: vec![],
-            cold: false,
-            executor: None,
-            attempt: 1,
-            exit_code: None,
-            caller: Caller::default(),
-            timings: Timings::default(),
-            resources: Resources::default(),
-        }
+        let mut r = ExecutionRecord::queued(
+            "x".into(),
+            "s".into(),
+            "sha256:0".into(),
+            Value::Null,
+            Caller::default(),
+            String::new(),
+        );
+        r.state = State::Running;
+        r
     }
 
     #[test]

@@ -20,9 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventLog};
-use crate::execution::{
-    ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, Resources, State, Timings,
-};
+use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, State};
 use crate::history::History;
 use crate::pool::{AcquireError, Pools, Target};
 use crate::worker::{Fault, OutputSink, StartError};
@@ -90,30 +88,16 @@ impl Invoker {
 
     /// A fresh `queued` record for a request.
     pub fn queued_record(req: &InvokeRequest) -> ExecutionRecord {
-        ExecutionRecord {
-            id: req.id.clone(),
-            script: req.target.name.clone(),
-            version: req.target.version.clone(),
-            state: State::Queued,
-            payload: req.payload.clone(),
-            result: None,
-            error: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            logs: Vec::new(),
-            cold: false,
-            executor: None,
-            attempt: req.attempt,
-            exit_code: None,
-            caller: req.caller,
-            timings: Timings {
-                queued_at: req.queued_at.clone().unwrap_or_else(now_rfc3339),
-                ..Timings::default()
-            },
-            resources: Resources::default(),
-        }
+        let mut rec = ExecutionRecord::queued(
+            req.id.clone(),
+            req.target.name.clone(),
+            req.target.version.clone(),
+            req.payload.clone(),
+            req.caller,
+            req.queued_at.clone().unwrap_or_else(now_rfc3339),
+        );
+        rec.attempt = req.attempt;
+        rec
     }
 
     /// Runs the request to a terminal record, or says why nothing could run.

@@ -76,32 +76,20 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execution::{ExecutionRecord, Resources, State, Timings};
+    use crate::execution::{ExecutionRecord, State};
 
     #[test]
     fn cut_off_finishes_open_runs_only() {
         let f = InFlight::default();
-        let mut a = ExecutionRecord {
-            id: "a".into(),
-            script: "s".into(),
-            version: "v".into(),
-            state: State::Running,
-            payload: serde_json::Value::Null,
-            result: None,
-            error: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            logs: vec![],
-            cold: false,
-            executor: None,
-            attempt: 1,
-            exit_code: None,
-            caller: runwarm_protocol::Caller::default(),
-            timings: Timings::default(),
-            resources: Resources::default(),
-        };
+        let mut a = ExecutionRecord::queued(
+            "a".into(),
+            "s".into(),
+            "v".into(),
+            serde_json::Value::Null,
+            runwarm_protocol::Caller::default(),
+            String::new(),
+        );
+        a.state = State::Running;
         f.begin(a.clone());
         a.id = "b".into();
         f.begin(a);

@@ -164,9 +164,7 @@ impl From<&TagError> for Problem {
     fn from(e: &TagError) -> Self {
         let (status, slug) = match e {
             TagError::InvalidTag { .. } => (StatusCode::BAD_REQUEST, "invalid-tag"),
-            TagError::UnknownScript { .. } => (StatusCode::NOT_FOUND, "unknown-script"),
-            TagError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, "unknown-version"),
-            TagError::AmbiguousVersion { .. } => (StatusCode::BAD_REQUEST, "ambiguous-version"),
+            TagError::Target(inner) => return Problem::from(inner),
             TagError::Storage(inner) => return Problem::from(inner),
         };
         Problem::new(status, slug, e.to_string()).hint(e.hint())

@@ -6,33 +6,18 @@ use runwarm_protocol::Caller;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::execution::{ErrorCode, ExecutionError, Resources, Timings};
+use crate::execution::{ErrorCode, ExecutionError};
 
 fn rec(id: &str, script: &str, state: State) -> ExecutionRecord {
-    let mut r = ExecutionRecord {
-        id: id.into(),
-        script: script.into(),
-        version: "sha256:abc".into(),
-        state,
-        payload: json!({"n": 1}),
-        result: None,
-        error: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        logs: vec![],
-        cold: false,
-        executor: None,
-        attempt: 1,
-        exit_code: None,
-        caller: Caller::default(),
-        timings: Timings {
-            queued_at: "2025-01-01T00:00:00.000Z".into(),
-            ..Timings::default()
-        },
-        resources: Resources::default(),
-    };
+    let mut r = ExecutionRecord::queued(
+        id.into(),
+        script.into(),
+        "sha256:abc".into(),
+        json!({"n": 1}),
+        Caller::default(),
+        "2025-01-01T00:00:00.000Z".into(),
+    );
+    r.state = state;
     if state == State::Completed {
         r.result = Some(json!({"ok": true}));
         r.timings.finished_at = Some("2025-01-01T00:00:01.000Z".into());

@@ -179,6 +179,25 @@ impl Cache {
         entry.tags.insert("latest".into(), version);
     }
 
+    /// The version of `name` whose id is or starts with `version`, enabled or not.
+    pub fn find_version(&self, name: &str, version: &str) -> Result<Arc<Version>, ResolveError> {
+        let entry = self.get(name).ok_or_else(|| ResolveError::UnknownScript {
+            name: name.to_owned(),
+        })?;
+        match entry.find_version(version) {
+            Lookup::Found(found) => Ok(Arc::clone(found)),
+            Lookup::Missing => Err(ResolveError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            }),
+            Lookup::Ambiguous(matches) => Err(ResolveError::AmbiguousVersion {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                matches,
+            }),
+        }
+    }
+
     pub fn resolve(&self, name: &str, selector: &Selector) -> Result<Arc<Version>, ResolveError> {
         let entry = self.get(name).ok_or_else(|| ResolveError::UnknownScript {
             name: name.to_owned(),
@@ -191,20 +210,7 @@ impl Cache {
         let tag = match selector {
             Selector::Latest => "latest",
             Selector::Tag(tag) => tag,
-            Selector::Version(version) => {
-                return match entry.find_version(version) {
-                    Lookup::Found(found) => Ok(Arc::clone(found)),
-                    Lookup::Missing => Err(ResolveError::UnknownVersion {
-                        name: name.to_owned(),
-                        version: version.clone(),
-                    }),
-                    Lookup::Ambiguous(matches) => Err(ResolveError::AmbiguousVersion {
-                        name: name.to_owned(),
-                        version: version.clone(),
-                        matches,
-                    }),
-                };
-            }
+            Selector::Version(version) => return self.find_version(name, version),
         };
         entry
             .tags

@@ -271,30 +271,9 @@ pub enum TagError {
         /// The tag as sent.
         tag: String,
     },
-    /// No script by that name.
-    #[error("unknown script {name:?}")]
-    UnknownScript {
-        /// The name asked for.
-        name: String,
-    },
-    /// The script has no such version (or the prefix is ambiguous).
-    #[error("script {name:?} has no version {version:?}")]
-    UnknownVersion {
-        /// Script name.
-        name: String,
-        /// The version asked for.
-        version: String,
-    },
-    /// A version prefix matches more than one version.
-    #[error("version {version:?} of script {name:?} is ambiguous: {matches} versions match")]
-    AmbiguousVersion {
-        /// Script name.
-        name: String,
-        /// The prefix asked for.
-        version: String,
-        /// How many versions match it.
-        matches: usize,
-    },
+    /// The script or version to tag does not exist, or the version prefix is ambiguous.
+    #[error(transparent)]
+    Target(#[from] ResolveError),
     /// Writing the tag failed.
     #[error("could not store the tag")]
     Storage(#[from] RegistryError),
@@ -305,13 +284,7 @@ impl TagError {
     pub fn hint(&self) -> Option<String> {
         match self {
             TagError::InvalidTag { .. } => Some(NAME_RULE.replace("names", "tag names")),
-            TagError::UnknownScript { .. } => Some("list scripts with: runwarm ls".into()),
-            TagError::UnknownVersion { name, .. } => {
-                Some(format!("list its versions with: runwarm versions {name}"))
-            }
-            TagError::AmbiguousVersion { .. } => {
-                Some("give more characters of the version id".into())
-            }
+            TagError::Target(inner) => inner.hint(),
             TagError::Storage(source) => source.hint(),
         }
     }

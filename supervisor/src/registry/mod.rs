@@ -229,28 +229,8 @@ impl Registry {
             });
         }
         let mut db = lock(&self.db);
-        let target = {
-            let cache = self.read_cache();
-            let entry = cache.get(name).ok_or_else(|| TagError::UnknownScript {
-                name: name.to_owned(),
-            })?;
-            match entry.find_version(version) {
-                Lookup::Found(found) => Arc::clone(found),
-                Lookup::Missing => {
-                    return Err(TagError::UnknownVersion {
-                        name: name.to_owned(),
-                        version: version.to_owned(),
-                    });
-                }
-                Lookup::Ambiguous(matches) => {
-                    return Err(TagError::AmbiguousVersion {
-                        name: name.to_owned(),
-                        version: version.to_owned(),
-                        matches,
-                    });
-                }
-            }
-        };
+        // A disabled script can still be re-tagged: that is how a rollback is prepared.
+        let target = self.read_cache().find_version(name, version)?;
         db.set_tag(name, tag, &target.id, &now_rfc3339())?;
         if let Some(entry) = self.write_cache().get_mut(name) {
             entry.tags.insert(tag.to_owned(), target);

@@ -185,11 +185,11 @@ fn tag_errors_name_what_is_wrong() {
     ));
     assert!(matches!(
         registry.set_tag("nope", "prod", &v1),
-        Err(TagError::UnknownScript { .. })
+        Err(TagError::Target(ResolveError::UnknownScript { .. }))
     ));
     assert!(matches!(
         registry.set_tag("hello", "prod", "sha256:ffffffffff"),
-        Err(TagError::UnknownVersion { .. })
+        Err(TagError::Target(ResolveError::UnknownVersion { .. }))
     ));
     assert!(!registry.script("hello").unwrap().tags.contains_key("prod"));
 }
