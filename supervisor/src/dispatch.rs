@@ -99,21 +99,32 @@ impl Dispatcher {
         let permit = self.admit(&req, false)?;
         let inner = Arc::clone(&self.inner);
         inner.inflight.begin(Invoker::queued_record(&req));
-        let task = tokio::spawn(async move {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
             let out = inner.invoker.run(req).await;
             drop(permit);
             inner.inflight.end(&id);
-            if let Ok(rec) = &out {
+            // Recorded before the caller hears of it, so the id it gets always resolves.
+            let line = out.as_ref().ok().map(|rec| {
                 inner.history.record(rec.clone());
-                inner.finished(rec, &runtime);
+                inner.metrics.observe(rec, &runtime);
+                FinishedLine::of(rec, runtime)
+            });
+            let _ = answer.send(out);
+            // The log line (formatting and a write to stderr, ~10 µs) waits until the caller's
+            // task has had its turn to send the response.
+            tokio::task::yield_now().await;
+            if let Some(line) = line {
+                line.emit();
             }
-            out
         });
-        match task.await {
+        match answered.await {
             Ok(out) => Ok(out?),
-            Err(e) => Err(Refused::Task(e.to_string())),
+            Err(_) => Err(Refused::Task(
+                "the invocation task ended without an outcome".into(),
+            )),
         }
     }
 
@@ -166,7 +177,8 @@ impl Dispatcher {
             inner.history.record(rec.clone());
             inner.active.remove(&id);
             inner.hub.end(&id, &rec);
-            inner.finished(&rec, &runtime);
+            inner.metrics.observe(&rec, &runtime);
+            FinishedLine::of(&rec, runtime).emit();
         });
     }
 
@@ -226,18 +238,50 @@ fn refused_record(mut rec: ExecutionRecord, e: &AcquireError) -> ExecutionRecord
     rec
 }
 
-impl Inner {
-    /// Counts a terminal record in the metrics and writes its one log line.
-    fn finished(&self, rec: &ExecutionRecord, runtime: &str) {
-        self.metrics.observe(rec, runtime);
+/// The one log line of a finished execution, taken from its record so the record itself can go
+/// to the caller first.
+struct FinishedLine {
+    id: String,
+    script: String,
+    version: String,
+    runtime: String,
+    state: State,
+    code: Option<ErrorCode>,
+    caller: runwarm_protocol::Caller,
+    cold: bool,
+    attempt: u32,
+    queue_ms: f64,
+    cold_start_ms: f64,
+    total_ms: f64,
+}
+
+impl FinishedLine {
+    fn of(rec: &ExecutionRecord, runtime: String) -> Self {
+        FinishedLine {
+            id: rec.id.clone(),
+            script: rec.script.clone(),
+            version: rec.version.clone(),
+            runtime,
+            state: rec.state,
+            code: rec.error.as_ref().map(|e| e.code),
+            caller: rec.caller,
+            cold: rec.cold,
+            attempt: rec.attempt,
+            queue_ms: rec.timings.queue_ms,
+            cold_start_ms: rec.timings.cold_start_ms,
+            total_ms: rec.timings.total_ms,
+        }
+    }
+
+    fn emit(self) {
         tracing::info!(
-            execution_id = %rec.id, script = %rec.script, version = %rec.version,
-            runtime = %runtime, state = rec.state.as_str(),
-            code = rec.error.as_ref().map(|e| e.code.as_str()),
-            caller_uid = rec.caller.uid, caller_gid = rec.caller.gid,
-            caller_pid = rec.caller.pid, cold = rec.cold, attempt = rec.attempt,
-            queue_ms = rec.timings.queue_ms, cold_start_ms = rec.timings.cold_start_ms,
-            total_ms = rec.timings.total_ms, "execution finished"
+            execution_id = %self.id, script = %self.script, version = %self.version,
+            runtime = %self.runtime, state = self.state.as_str(),
+            code = self.code.map(|c| c.as_str()),
+            caller_uid = self.caller.uid, caller_gid = self.caller.gid,
+            caller_pid = self.caller.pid, cold = self.cold, attempt = self.attempt,
+            queue_ms = self.queue_ms, cold_start_ms = self.cold_start_ms,
+            total_ms = self.total_ms, "execution finished"
         );
     }
 }
