@@ -95,37 +95,32 @@ impl Dispatcher {
     }
 
     /// Runs `req` and waits for its record.
+    ///
+    /// The run is polled inline (no task hand-off, no thread wake-up on the warm path), but it
+    /// is never cancelled with its caller: if the caller's future is dropped (the client hung
+    /// up), the run is detached onto a task of its own and still ends with a terminal record.
     pub async fn run_sync(&self, req: InvokeRequest) -> Result<ExecutionRecord, Refused> {
         let permit = self.admit(&req, false)?;
         let inner = Arc::clone(&self.inner);
         inner.inflight.begin(Invoker::queued_record(&req));
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
+        let run = async move {
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
             let out = inner.invoker.run(req).await;
             drop(permit);
             inner.inflight.end(&id);
             // Recorded before the caller hears of it, so the id it gets always resolves.
-            let line = out.as_ref().ok().map(|rec| {
+            if let Ok(rec) = &out {
                 inner.history.record(rec.clone());
                 inner.metrics.observe(rec, &runtime);
-                FinishedLine::of(rec, runtime)
-            });
-            let _ = answer.send(out);
-            // The log line (formatting and a write to stderr, ~10 µs) waits until the caller's
-            // task has had its turn to send the response.
-            tokio::task::yield_now().await;
-            if let Some(line) = line {
-                line.emit();
+                // The log line (formatting and a write to stderr, ~10 µs) runs after the caller
+                // has its answer.
+                let line = FinishedLine::of(rec, runtime);
+                tokio::spawn(async move { line.emit() });
             }
-        });
-        match answered.await {
-            Ok(out) => Ok(out?),
-            Err(_) => Err(Refused::Task(
-                "the invocation task ended without an outcome".into(),
-            )),
-        }
+            out
+        };
+        Ok(DetachOnDrop::new(run).await?)
     }
 
     /// Accepts `req` for an async run: returns once its `queued` record is durable.
@@ -236,6 +231,49 @@ fn refused_record(mut rec: ExecutionRecord, e: &AcquireError) -> ExecutionRecord
     );
     rec.timings.finished_at = Some(now_rfc3339());
     rec
+}
+
+/// A future that is polled in place but, if dropped before it finished, is handed to a task of
+/// its own and runs to the end anyway.
+struct DetachOnDrop<T: Send + 'static> {
+    run: Option<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>>,
+}
+
+impl<T: Send + 'static> DetachOnDrop<T> {
+    fn new(run: impl std::future::Future<Output = T> + Send + 'static) -> Self {
+        DetachOnDrop {
+            run: Some(Box::pin(run)),
+        }
+    }
+}
+
+impl<T: Send + 'static> std::future::Future for DetachOnDrop<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let Some(run) = self.run.as_mut() else {
+            // Polled after it finished: nothing more will come.
+            return std::task::Poll::Pending;
+        };
+        let out = std::task::ready!(run.as_mut().poll(cx));
+        self.run = None;
+        std::task::Poll::Ready(out)
+    }
+}
+
+impl<T: Send + 'static> Drop for DetachOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = run.await;
+            });
+        }
+    }
 }
 
 /// The one log line of a finished execution, taken from its record so the record itself can go

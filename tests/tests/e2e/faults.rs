@@ -206,3 +206,46 @@ async fn init_errors_are_e001_with_the_reason() {
         "{rec:#}"
     );
 }
+
+#[tokio::test]
+async fn a_caller_that_hangs_up_cancels_nothing() {
+    let Some(d) = faulty_daemon().await else {
+        return;
+    };
+    let warm = d.invoke_ok("faulty", json!({})).await;
+    // Send an invocation by hand and hang up while it runs.
+    let body = br#"{"do":"sleep","s":0.5}"#;
+    let request = format!(
+        "POST /v1/scripts/faulty/invoke HTTP/1.1\r\nHost: runwarm\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    {
+        use std::io::Write;
+        let mut conn = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        conn.write_all(body).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // The run goes on without its caller and ends completed, on the same warm executor.
+    let t0 = Instant::now();
+    let rec = loop {
+        let (_, list) = d
+            .call(Method::GET, "/v1/executions?script=faulty&limit=1", None)
+            .await;
+        let newest = list[0].clone();
+        if newest["state"] == "completed" && newest["id"] != warm["id"] {
+            break newest;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the abandoned run never completed: {list:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rec["executor"]["pid"], warm["executor"]["pid"], "{rec:#}");
+    assert_eq!(rec["result"]["intact"], true, "{rec:#}");
+    // And the executor is healthy for the next caller.
+    let next = d.invoke_ok("faulty", json!({})).await;
+    assert_eq!(next["executor"]["pid"], warm["executor"]["pid"]);
+    assert_eq!(next["cold"], false);
+}
