@@ -1,8 +1,9 @@
 //! Accepting executions: synchronous runs, durable async acceptance, cancellation, and the
 //! re-submission of accepted work after a restart.
 //!
-//! Every run is its own task, so a caller that hangs up cancels nothing and the terminal record
-//! is always written. An async execution is accepted only once its `queued` record is fsync'd;
+//! A synchronous run is polled in its caller's task (no hand-off on the warm path) but detached
+//! onto a task of its own if the caller goes away, so a caller that hangs up cancels nothing and
+//! the terminal record is always written. An async execution is accepted only once its `queued` record is fsync'd;
 //! its task then runs under the same pool rules as a synchronous call, publishes events while it
 //! runs, and can be cancelled through the token kept in `active`.
 
