@@ -138,6 +138,13 @@ impl Confinement {
             }
         };
         report.problems.extend(given_up);
+        if !layers.mount_ns && report.namespaces_work() {
+            // Nothing is bound for them then: they open host paths with the sandbox's ids.
+            report.problems.push(format!(
+                "without the minimal root executors see host paths as uid {}: the state directory, the executor shims and each runtime's interpreter must be readable (directories searchable) by that uid",
+                settings.uid
+            ));
+        }
         report.set_cgroups(cgroups.as_ref(), cgroup_error);
         let missing = report.missing();
         if !missing.is_empty() {
