@@ -3,9 +3,9 @@
 //!
 //! A synchronous run is polled in its caller's task (no hand-off on the warm path) but detached
 //! onto a task of its own if the caller goes away, so a caller that hangs up cancels nothing and
-//! the terminal record is always written. An async execution is accepted only once its `queued` record is fsync'd;
-//! its task then runs under the same pool rules as a synchronous call, publishes events while it
-//! runs, and can be cancelled through the token kept in `active`.
+//! the terminal record is always written. An async execution is accepted only once its `queued`
+//! record is fsync'd; its task then runs under the same pool rules as a synchronous call,
+//! publishes events while it runs, and can be cancelled through the token kept in `active`.
 
 use std::sync::Arc;
 

@@ -109,6 +109,9 @@ pub struct StepFailure {
     pub detail: String,
 }
 
+/// What marks the helper's report on stderr.
+const STDERR_PREFIX: &str = "runwarm-sandbox: ";
+
 impl StepFailure {
     /// A failure of `step` with `errno` while doing `detail`.
     pub fn new(step: Step, errno: i32, detail: impl Into<String>) -> Self {
@@ -142,6 +145,20 @@ impl StepFailure {
         serde_json::from_str(line.trim()).ok()
     }
 
+    /// The same report as the helper writes it to stderr, where a person reads it too.
+    pub fn to_stderr_line(&self) -> String {
+        format!("{STDERR_PREFIX}{}", self.to_line())
+    }
+
+    /// The helper's report among whatever else a process wrote to stderr (the last one wins).
+    pub fn find_in_stderr(stderr: &str) -> Option<Self> {
+        stderr
+            .lines()
+            .rev()
+            .filter_map(|line| line.strip_prefix(STDERR_PREFIX))
+            .find_map(Self::parse_line)
+    }
+
     /// The status line, newline-terminated.
     pub fn to_line(&self) -> String {
         let mut line = serde_json::to_string(self).unwrap_or_else(|_| {
@@ -167,8 +184,16 @@ mod tests {
             line,
             "{\"step\":\"pivot_root\",\"errno\":1,\"detail\":\"pivot_root: operation not permitted\"}\n"
         );
-        assert_eq!(StepFailure::parse_line(&line), Some(f));
+        assert_eq!(StepFailure::parse_line(&line), Some(f.clone()));
         assert_eq!(StepFailure::parse_line("garbage"), None);
+        let stderr = format!("python: noise\n{}more noise\n", f.to_stderr_line());
+        assert_eq!(StepFailure::find_in_stderr(&stderr), Some(f));
+        assert_eq!(
+            StepFailure::find_in_stderr(&line),
+            None,
+            "only marked lines count"
+        );
+        assert_eq!(StepFailure::find_in_stderr("killed by a signal\n"), None);
     }
 
     #[test]

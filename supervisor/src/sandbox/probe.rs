@@ -126,27 +126,30 @@ pub(super) async fn run(
     scratch: &Path,
     layers: Layers,
 ) -> (LayerReport, Option<StepFailure>) {
-    let mut failed = None;
-    let report = run_once(settings, scratch, layers, &mut failed).await;
-    (report, failed)
-}
-
-async fn run_once(
-    settings: &SandboxSettings,
-    scratch: &Path,
-    layers: Layers,
-    failed: &mut Option<StepFailure>,
-) -> LayerReport {
     let mut report = LayerReport::default();
     for n in NAMESPACES {
         report.namespaces.insert(n.to_owned(), false);
     }
-    if let Err(e) = fs_err::create_dir_all(scratch) {
-        report
-            .problems
-            .push(format!("cannot create the probe directory: {e}"));
-        return report;
+    match probe_output(settings, scratch, layers).await {
+        Ok(text) => {
+            parse(&text, &own_namespaces(), &mut report);
+            (report, None)
+        }
+        Err((problem, failed)) => {
+            report.problems.push(problem);
+            (report, failed)
+        }
     }
+}
+
+/// The probe script's output, or what went wrong and the step the helper reported failing.
+async fn probe_output(
+    settings: &SandboxSettings,
+    scratch: &Path,
+    layers: Layers,
+) -> Result<String, (String, Option<StepFailure>)> {
+    fs_err::create_dir_all(scratch)
+        .map_err(|e| (format!("cannot create the probe directory: {e}"), None))?;
     let spec = SandboxSpec {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), SCRIPT.into()],
@@ -164,53 +167,35 @@ async fn run_once(
         layers,
         ..SandboxSpec::default()
     };
-    let json = match serde_json::to_string(&spec) {
-        Ok(j) => j,
-        Err(e) => {
-            report
-                .problems
-                .push(format!("cannot encode the probe spec: {e}"));
-            return report;
-        }
-    };
+    let json = serde_json::to_string(&spec)
+        .map_err(|e| (format!("cannot encode the probe spec: {e}"), None))?;
     let mut cmd = tokio::process::Command::new(&settings.binary);
     cmd.args(["--spec", &json]).env_clear().kill_on_drop(true);
     let out = match tokio::time::timeout(Duration::from_secs(10), cmd.output()).await {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => {
-            report.problems.push(format!(
+            let problem = format!(
                 "cannot run the sandbox helper {}: {e}",
                 settings.binary.display()
-            ));
-            return report;
+            );
+            return Err((problem, None));
         }
         Err(_) => {
-            report
-                .problems
-                .push("the sandbox helper did not finish its probe in 10 s".into());
-            return report;
+            let problem = "the sandbox helper did not finish its probe in 10 s".to_owned();
+            return Err((problem, None));
         }
     };
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() || !text.contains("done") {
-        *failed = step_failure(&String::from_utf8_lossy(&out.stderr));
-        report.problems.push(format!(
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let problem = format!(
             "the sandbox helper failed its probe ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-        return report;
+            stderr.trim()
+        );
+        return Err((problem, StepFailure::find_in_stderr(&stderr)));
     }
-    parse(&text, &own_namespaces(), &mut report);
-    report
-}
-
-/// The helper's status line (`runwarm-sandbox: {"step":…}`) in its stderr, if it wrote one.
-fn step_failure(stderr: &str) -> Option<StepFailure> {
-    stderr
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(&line[line.find('{')?..]).ok())
+    Ok(text)
 }
 
 fn parse(text: &str, host: &BTreeMap<String, String>, report: &mut LayerReport) {
@@ -255,15 +240,6 @@ mod tests {
         r.cgroup_controllers = vec!["memory".into(), "pids".into(), "cpu".into()];
         assert!(r.missing().is_empty(), "{:?}", r.missing());
         assert!(r.namespaces_work());
-    }
-
-    #[test]
-    fn the_helpers_status_line_is_found_in_its_stderr() {
-        let stderr = "some noise\nrunwarm-sandbox: {\"step\":\"loopback\",\"errno\":1,\"detail\":\"SIOCSIFFLAGS lo\"}\n";
-        let failure = step_failure(stderr).unwrap();
-        assert_eq!(failure.step, runwarm_sandbox::Step::Loopback);
-        assert_eq!(failure.errno, 1);
-        assert_eq!(step_failure("killed by a signal\n"), None);
     }
 
     #[test]

@@ -690,11 +690,7 @@ impl Worker {
 /// line on stderr) when there is one, else `detail`.
 fn died_before_ready(stderr: Capture, detail: String) -> StartError {
     let text = stderr.text();
-    let failure = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("runwarm-sandbox: "))
-        .find_map(|l| serde_json::from_str::<runwarm_sandbox::StepFailure>(l).ok());
-    match failure {
+    match runwarm_sandbox::StepFailure::find_in_stderr(&text) {
         Some(failure) => StartError::Sandbox {
             failure,
             stderr: text,

@@ -11,7 +11,7 @@ use runwarm_sandbox::{CgroupJoin, CgroupVersion};
 use super::control_files::{keyed_value, limit_value, single_value};
 use super::kill::{Member, kill_cgroup};
 use super::layout::{Controller, Version};
-use super::usage::{CgroupStats, MemberDir, UsageFiles};
+use super::usage::{CgroupStats, UsageFiles};
 use super::{CgroupError, cgroupfs};
 
 /// How long `kill_all` waits for the cgroup to empty.
@@ -92,13 +92,7 @@ impl ExecutorCgroup {
     /// them. Cheap enough for every invocation: the files stay open between calls.
     pub fn stats(&self) -> CgroupStats {
         self.usage
-            .get_or_init(|| {
-                UsageFiles::open(self.members.iter().map(|m| MemberDir {
-                    version: m.version,
-                    controllers: &m.controllers,
-                    dir: &m.dir,
-                }))
-            })
+            .get_or_init(|| UsageFiles::open(&self.members))
             .read()
     }
 

@@ -11,9 +11,9 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use super::control_files::{keyed_value, single_value};
+use super::kill::Member;
 use super::layout::{Controller, Version};
 
 /// v1 `cpuacct.stat` counts in USER_HZ ticks, which is 100 on every Linux ABI.
@@ -90,17 +90,9 @@ pub(crate) enum UsageFiles {
     },
 }
 
-/// One member directory of the cgroup with the controllers it carries.
-pub(crate) struct MemberDir<'a> {
-    pub version: Version,
-    pub controllers: &'a [Controller],
-    pub dir: &'a Path,
-}
-
 impl UsageFiles {
     /// Opens whichever counter files the members have (a missing file reads as `None` later).
-    pub(crate) fn open<'a>(members: impl IntoIterator<Item = MemberDir<'a>>) -> Self {
-        let members: Vec<MemberDir<'a>> = members.into_iter().collect();
+    pub(crate) fn open(members: &[Member]) -> Self {
         let open = |controller: Controller, file: &str| {
             let m = members
                 .iter()

@@ -38,7 +38,7 @@ fn main() {
             }
         }
         Err(failure) => {
-            let _ = std::io::stderr().write_all(failure.to_line().as_bytes());
+            let _ = std::io::stderr().write_all(failure.to_stderr_line().as_bytes());
             EXIT_STEP_FAILED
         }
     };

@@ -45,15 +45,11 @@ impl StatusPipe {
             // One short write: the line is far below PIPE_BUF, so the daemon reads it whole.
             let _ = nix::unistd::write(fd, line.as_bytes());
         }
-        write_stderr(&line);
+        let _ = std::io::stderr().write_all(failure.to_stderr_line().as_bytes());
     }
 
     /// Drops this process's copy, so only the processes still before exec hold the pipe open.
     pub(crate) fn close(&mut self) {
         self.fd = None;
     }
-}
-
-fn write_stderr(line: &str) {
-    let _ = std::io::stderr().write_all(format!("runwarm-sandbox: {line}").as_bytes());
 }
