@@ -37,6 +37,22 @@ pub struct RawConfig {
     server: RawServer,
     #[serde(default)]
     access: crate::api::access::RawAccess,
+    #[serde(default)]
+    prepare: RawPrepare,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrepare {
+    max_cache_mb: Option<i64>,
+    retention_days: Option<i64>,
+    timeout_s: Option<i64>,
+    memory_mb: Option<i64>,
+    pids: Option<i64>,
+    cpu: Option<f64>,
+    tmp_size_mb: Option<i64>,
+    concurrency: Option<i64>,
+    at_start: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -158,6 +174,8 @@ pub struct Config {
     pub log_level: String,
     /// Executor confinement.
     pub sandbox: crate::sandbox::SandboxSettings,
+    /// The prepare step and its cache.
+    pub prepare: crate::prepare::PrepareSettings,
     /// Invocations per second per caller uid (`0`: no limit).
     pub rate_per_uid: u64,
     /// Invocations a caller may make at once after a quiet spell.
@@ -294,6 +312,26 @@ impl Config {
         let sandbox_uid = int("sandbox.uid", raw.sandbox.uid, 65534, 1);
         let sandbox_gid = int("sandbox.gid", raw.sandbox.gid, 65534, 1);
         let tmp_size_mb = int("sandbox.tmp_size_mb", raw.sandbox.tmp_size_mb, 64, 1);
+        let p = &raw.prepare;
+        let cpu = p.cpu.unwrap_or(2.0);
+        let cpu_error = (!(cpu > 0.0 && cpu <= 1024.0))
+            .then(|| format!("prepare.cpu: must be a number of cores above 0, got {cpu}"));
+        let at_start = p.at_start.as_deref().unwrap_or("all");
+        let at_start_error = (!matches!(at_start, "all" | "lazy"))
+            .then(|| format!("prepare.at_start: must be \"all\" or \"lazy\", got {at_start:?}"));
+        let prepare = crate::prepare::PrepareSettings {
+            max_bytes: int("prepare.max_cache_mb", p.max_cache_mb, 10_240, 1) << 20,
+            retention: Duration::from_secs(
+                int("prepare.retention_days", p.retention_days, 30, 1) * 86_400,
+            ),
+            timeout: Duration::from_secs(int("prepare.timeout_s", p.timeout_s, 600, 1)),
+            memory_bytes: int("prepare.memory_mb", p.memory_mb, 2048, 16) << 20,
+            pids: int("prepare.pids", p.pids, 512, 8),
+            cpu,
+            tmp_bytes: int("prepare.tmp_size_mb", p.tmp_size_mb, 512, 1) << 20,
+            concurrency: int("prepare.concurrency", p.concurrency, 2, 1) as usize,
+            at_start_all: at_start == "all",
+        };
         let log_format = match raw.log.format.as_deref().unwrap_or("auto") {
             "auto" => LogFormat::Auto,
             "human" => LogFormat::Human,
@@ -345,6 +383,8 @@ impl Config {
             gid: u32::try_from(sandbox_gid).unwrap_or(65534),
             tmp_size_bytes: tmp_size_mb << 20,
         };
+        v.extend(cpu_error);
+        v.extend(at_start_error);
         if !v.is_empty() {
             return Err(v);
         }
@@ -377,6 +417,7 @@ impl Config {
             log_format,
             log_level,
             sandbox,
+            prepare,
             rate_per_uid,
             rate_burst,
             max_connections: max_connections as usize,

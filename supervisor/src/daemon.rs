@@ -114,6 +114,13 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         )
         .await?,
     );
+    let preparer = crate::prepare::Preparer::new(
+        &config.state_dir,
+        config.prepare.clone(),
+        Arc::clone(&confinement),
+        executors_dir.clone(),
+    )
+    .context("opening the prepare cache")?;
     let launcher = Arc::new(Launcher::new(
         catalog,
         executors_dir,
@@ -124,6 +131,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             init_timeout: config.init_timeout,
         },
         Arc::clone(&confinement),
+        preparer,
     ));
 
     let registry = Arc::new(
@@ -151,6 +159,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
+    start_preparing(&registry, &pools);
     let ready = Arc::new(AtomicBool::new(false));
     let access = Arc::new(AccessState::new(config.access.clone()));
     let inflight = Arc::new(crate::shutdown::InFlight::default());
@@ -309,6 +318,36 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
 
 /// Binds the socket, replacing a stale file but refusing to steal a live daemon's socket, and
 /// gives it the configured mode and group.
+/// Prepares every registered version whose runtime has a prepare step (a cache hit costs a
+/// few file reads; what was lost or never finished runs again), and keeps the cache bounded.
+fn start_preparing(registry: &Arc<Registry>, pools: &Pools) {
+    let launcher = pools.launcher();
+    let all = launcher.preparer().settings().at_start_all;
+    for v in registry.all_versions() {
+        if all {
+            launcher.submit_prepare(v.script_ref(), false);
+        } else {
+            launcher.restore_prepare(v.script_ref());
+        }
+    }
+    let (registry2, pools2) = (Arc::clone(registry), pools.clone());
+    launcher.preparer().set_live(Box::new(move || {
+        let mut live: std::collections::HashSet<String> =
+            registry2.tagged_versions().into_iter().collect();
+        live.extend(pools2.versions());
+        live
+    }));
+    let preparer = launcher.preparer().clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let p = preparer.clone();
+            let _ = tokio::task::spawn_blocking(move || p.evict()).await;
+        }
+    });
+}
+
 fn bind_socket(path: &Path, access: &AccessPolicy) -> anyhow::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {

@@ -139,8 +139,24 @@ impl Invoker {
         // The wait for an executor is bounded by the same limit as the run: a request never
         // waits forever, and a caller's budget is not spent twice.
         let wait_deadline = Instant::now() + req.timeout;
+        let prepare = self
+            .pools
+            .launcher()
+            .prepare(req.target.script_ref(), wait_deadline);
         let acquired = tokio::select! {
-            r = self.pools.acquire(&req.target, wait_deadline) => Some(r),
+            r = async {
+                // A version still preparing is waited for before a pool slot is taken. A step
+                // killed because the daemon is stopping is not the script's failure: the work
+                // stays queued for the next start.
+                prepare.await.map_err(|e| {
+                    if self.pools.is_closed() {
+                        AcquireError::ShuttingDown
+                    } else {
+                        AcquireError::Start(e)
+                    }
+                })?;
+                self.pools.acquire(&req.target, wait_deadline).await
+            } => Some(r),
             () = cancelled(cancel.as_ref()) => None,
         };
         let mut lease = match acquired {
@@ -294,6 +310,19 @@ fn cancelled_record(rec: ExecutionRecord, accepted: Instant) -> ExecutionRecord 
 
 fn start_error(e: &StartError) -> ExecutionError {
     match e {
+        StartError::Prepare(crate::prepare::PrepareError::Failed { summary, log }) => {
+            let mut out = ExecutionError::new(
+                ErrorCode::E001,
+                "PrepareFailed",
+                format!("the version could not be prepared: {summary}"),
+            );
+            // The summary holds the end of the log; the whole of it only when that was cut.
+            out.trace = (log.lines().count() > crate::prepare::SUMMARY_LINES).then(|| log.clone());
+            out
+        }
+        StartError::Prepare(pending @ crate::prepare::PrepareError::Pending { .. }) => {
+            ExecutionError::new(ErrorCode::E004, "PrepareTimeout", pending.to_string())
+        }
         StartError::Init { error, .. } => {
             let mut out = ExecutionError::new(
                 ErrorCode::E001,

@@ -20,6 +20,7 @@ pub mod invocation;
 pub mod manifest;
 pub mod metrics;
 pub mod pool;
+pub mod prepare;
 pub mod recovery;
 pub mod registry;
 pub mod reload;

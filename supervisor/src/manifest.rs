@@ -48,6 +48,25 @@ pub struct Manifest {
     /// Whether a script error may be retried (the script is idempotent).
     #[serde(default)]
     pub retry_safe: bool,
+    /// Options of the runtime's build step. Left out of the serialisation when empty, so
+    /// existing version ids do not change.
+    #[serde(default, skip_serializing_if = "BuildOptions::is_empty")]
+    pub build: BuildOptions,
+}
+
+/// `[build]` in a manifest: what the runtime's build step passes to its compiler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BuildOptions {
+    /// Extra compiler flags (C and C++: after the runtime's own, e.g. `["-O2", "-lm"]`).
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
+impl BuildOptions {
+    fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
 }
 
 fn default_handler() -> String {

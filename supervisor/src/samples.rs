@@ -147,6 +147,49 @@ mod tests {
                 s.id.as_str(),
                 "sample folder and name differ"
             );
+            assert!(
+                !m.description.is_empty(),
+                "sample {} has no description",
+                s.id
+            );
+            assert!(
+                m.tags.first().map(String::as_str) == Some("sample") && m.tags.len() >= 2,
+                "sample {}: tags must be [\"sample\", \"<language>\", ...], not {:?}",
+                s.id,
+                m.tags
+            );
+            if let Some(params) = &m.params {
+                assert_eq!(params["type"], "object", "sample {}: params", s.id);
+                jsonschema::validator_for(params)
+                    .unwrap_or_else(|e| panic!("sample {}: params do not compile: {e}", s.id));
+            }
+        }
+    }
+
+    #[test]
+    fn samples_of_every_language_are_embedded() {
+        let samples = Samples::embedded().unwrap();
+        for (id, runtime, files) in [
+            (
+                "config-check-python",
+                "python3",
+                &["check.py", "requirements.txt"][..],
+            ),
+            ("api-smoke-ts", "typescript", &["smoke.ts"]),
+            ("db-health-java", "java", &["DbHealth.java", "pom.xml"]),
+            ("tls-expiry-go", "go", &["main.go", "go.mod"]),
+            ("transform-csharp", "csharp", &["Transform.cs"]),
+            ("checksum-cpp", "cpp", &["checksum.cpp"]),
+            ("hello-ruby", "ruby", &["main.rb"]),
+            ("hello-php", "php", &["main.php"]),
+        ] {
+            let s = samples
+                .get(id)
+                .unwrap_or_else(|| panic!("sample {id} is not embedded"));
+            assert_eq!(s.runtime, runtime, "sample {id}");
+            for f in files {
+                assert!(s.body["files"].get(*f).is_some(), "sample {id} lacks {f}");
+            }
         }
     }
 }

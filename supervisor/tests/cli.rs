@@ -9,8 +9,10 @@
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
@@ -88,7 +90,8 @@ fn a_missing_daemon_exits_5_with_a_hint() {
 
 /// A daemon on a tempdir socket answering by script name: `ok` completes, `boom` fails with
 /// E002, `slow` times out, `crash` fails with E005, `strict` refuses the payload, `busy` is
-/// overloaded, `later` accepts asynchronously.
+/// overloaded, `later` accepts asynchronously. Registrations answer by the registered name
+/// (see [`registration`]).
 struct FakeDaemon {
     _dir: tempfile::TempDir,
     socket: PathBuf,
@@ -142,6 +145,25 @@ fn answer_for(path: &str) -> (u16, Value) {
             200,
             record("failed", error("E002", "ValueError"), Value::Null),
         ),
+        "/v1/runtimes" => (
+            200,
+            json!([
+                {"name": "bash", "language": "bash", "extensions": ["sh", "bash"],
+                 "modes": ["command"], "available": true, "version": "5.2"},
+                {"name": "python3", "language": "python", "extensions": ["py"],
+                 "modes": ["handler", "command"], "available": true, "version": "3.12.1",
+                 "cache": {"entries": 3, "size_bytes": 432_345_678_u64, "hits": 12, "misses": 3,
+                           "failures": 1, "last_prepare_ms": 14_230.0}},
+            ]),
+        ),
+        "/v1/samples" => (
+            200,
+            json!([
+                {"id": "hello-python", "runtime": "python3", "description": "greets"},
+                {"id": "hello-node", "runtime": "node", "description": "greets too"},
+                {"id": "port-check", "runtime": "python3", "description": "checks a port"},
+            ]),
+        ),
         "/v1/info" => (
             503,
             json!({"title": "not ready", "status": 503, "code": "E005"}),
@@ -153,6 +175,33 @@ fn answer_for(path: &str) -> (u16, Value) {
     }
 }
 
+/// The answer to `POST /v1/scripts`, by the registered name: `waits` is prepared after two
+/// polls, `breaks` fails its prepare, `hangs` never finishes, anything else has no prepare. The
+/// answer echoes the manifest's runtime so a test can see what the client chose.
+fn registration(body: &[u8]) -> (u16, Value) {
+    let body: Value = serde_json::from_slice(body).unwrap_or_default();
+    let name = body["name"].as_str().unwrap_or_default().to_owned();
+    let mut answer = json!({"name": name, "version": format!("sha256:{name}"), "created": true,
+        "runtime": body["manifest"]["runtime"]});
+    if ["waits", "breaks", "hangs"].contains(&name.as_str()) {
+        answer["prepare"] = json!("pending");
+    }
+    (201, answer)
+}
+
+/// The version's prepare at the `poll`-th `GET` (from 0).
+fn prepare_at(name: &str, poll: usize) -> Value {
+    match (name, poll) {
+        ("waits", 0) | ("hangs", _) => json!({"state": "running", "step": "dependencies"}),
+        ("waits", 1) => json!({"state": "running", "step": "build"}),
+        ("waits", _) => json!({"state": "ready", "duration_ms": 2500.0,
+            "dependencies": {"key": "d", "cached": true, "duration_ms": 0.0},
+            "build": {"key": "b", "cached": false, "duration_ms": 2500.0}}),
+        _ => json!({"state": "failed", "duration_ms": 900.0,
+            "error": "the dependencies step exited with status 1\nno-such-package-xyz: not found"}),
+    }
+}
+
 const SSE_E1: &[u8] = b": ping\n\nevent: state\ndata: {\"state\":\"running\"}\n\n\
 event: stdout\ndata: {\"line\":\"hello\"}\n\nevent: state\ndata: {\"state\":\"completed\"}\n\n";
 
@@ -161,6 +210,7 @@ fn fake_daemon() -> FakeDaemon {
     let socket = dir.path().join("d.sock");
     let std_listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     std_listener.set_nonblocking(true).unwrap();
+    let polls = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -169,16 +219,31 @@ fn fake_daemon() -> FakeDaemon {
         runtime.block_on(async move {
             let listener = tokio::net::UnixListener::from_std(std_listener).unwrap();
             while let Ok((stream, _)) = listener.accept().await {
+                let polls = Arc::clone(&polls);
                 tokio::spawn(async move {
-                    let service =
-                        service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                            if req.uri().path() == "/v1/executions/e1/events" {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let polls = Arc::clone(&polls);
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            if path == "/v1/executions/e1/events" {
                                 return Ok(hyper::Response::builder()
                                     .header("content-type", "text/event-stream")
                                     .body(Full::new(bytes::Bytes::from_static(SSE_E1)))
                                     .unwrap());
                             }
-                            let (status, body) = answer_for(req.uri().path());
+                            let version = path
+                                .strip_prefix("/v1/scripts/")
+                                .and_then(|rest| rest.split_once("/versions/"));
+                            let (status, body) =
+                                if req.method() == hyper::Method::POST && path == "/v1/scripts" {
+                                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                                    registration(&body)
+                                } else if let Some((name, _)) = version {
+                                    let poll = polls.fetch_add(1, Ordering::SeqCst);
+                                    (200, json!({"id": "v", "prepare": prepare_at(name, poll)}))
+                                } else {
+                                    answer_for(&path)
+                                };
                             let content_type = if status >= 400 {
                                 "application/problem+json"
                             } else {
@@ -191,7 +256,8 @@ fn fake_daemon() -> FakeDaemon {
                                     .body(Full::new(bytes::Bytes::from(body.to_string())))
                                     .unwrap(),
                             )
-                        });
+                        }
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -303,4 +369,187 @@ fn logs_follow_the_event_stream_or_poll_and_exit_with_the_outcome() {
 
     let unknown = runwarm(&["logs", "-f", "nope"], &daemon.socket);
     assert_eq!(unknown.status.code(), Some(4), "{}", describe(&unknown));
+}
+
+/// A single script file named `name` in a fresh folder.
+fn script_file(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, "def handler(e, c):\n    return 1\n").unwrap();
+    (dir, file)
+}
+
+#[test]
+fn register_waits_for_the_prepare_and_reports_it() {
+    let daemon = fake_daemon();
+    let (_dir, file) = script_file("waits.py");
+    let out = runwarm(&["register", file.to_str().unwrap()], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "registered waits sha256:waits (new), prepared in 2.5 s (dependencies cached)\n"
+    );
+    // Not a terminal: one line per step, then how it ended.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "preparing: dependencies…\npreparing: build…\nprepared in 2.5 s\n"
+    );
+}
+
+#[test]
+fn register_json_carries_the_final_prepare_and_no_wait_the_first() {
+    let daemon = fake_daemon();
+    let (_dir, file) = script_file("waits.py");
+    let out = runwarm(
+        &["register", "--json", file.to_str().unwrap()],
+        &daemon.socket,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["name"], "waits");
+    assert_eq!(answer["prepare"]["state"], "ready");
+    assert_eq!(answer["prepare"]["dependencies"]["cached"], true);
+
+    let out = runwarm(
+        &["register", "--no-wait", file.to_str().unwrap()],
+        &daemon.socket,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "registered waits sha256:waits (new), prepare pending\n"
+    );
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+    let out = runwarm(
+        &["register", "--no-wait", "--json", file.to_str().unwrap()],
+        &daemon.socket,
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["prepare"], "pending");
+}
+
+#[test]
+fn a_failed_prepare_exits_1_with_the_daemons_summary() {
+    let daemon = fake_daemon();
+    let (_dir, file) = script_file("breaks.py");
+    let out = runwarm(&["register", file.to_str().unwrap()], &daemon.socket);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: registered breaks sha256:breaks, but preparing it failed after 0.9 s\n  the \
+             dependencies step exited with status 1\n  no-such-package-xyz: not found\n"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\nhint: "), "{stderr}");
+}
+
+#[test]
+fn a_prepare_past_the_timeout_exits_3() {
+    let daemon = fake_daemon();
+    let (_dir, file) = script_file("hangs.py");
+    let out = runwarm(
+        &["register", "--timeout", "500ms", file.to_str().unwrap()],
+        &daemon.socket,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: not prepared within 500ms (its dependencies step was running); runwarmd goes \
+             on preparing it"
+        ),
+        "{stderr}"
+    );
+    let both = runwarm(
+        &[
+            "register",
+            "--timeout",
+            "1s",
+            "--no-wait",
+            file.to_str().unwrap(),
+        ],
+        &daemon.socket,
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", describe(&both));
+}
+
+#[test]
+fn a_single_file_gets_its_runtime_from_its_extension() {
+    let daemon = fake_daemon();
+    for (file_name, runtime) in [("plain.py", "python3"), ("check.sh", "bash")] {
+        let (_dir, file) = script_file(file_name);
+        let out = runwarm(
+            &["register", "--json", file.to_str().unwrap()],
+            &daemon.socket,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(answer["runtime"], runtime, "{file_name}");
+    }
+    // --runtime still wins over the extension.
+    let (_dir, file) = script_file("plain.py");
+    let out = runwarm(
+        &[
+            "register",
+            "--json",
+            "--runtime",
+            "bash",
+            file.to_str().unwrap(),
+        ],
+        &daemon.socket,
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["runtime"], "bash", "{}", describe(&out));
+
+    let (_dir, file) = script_file("notes.txt");
+    let out = runwarm(&["register", file.to_str().unwrap()], &daemon.socket);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("known extensions: .sh .bash (bash), .py (python3)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn runtimes_show_their_cache_and_samples_filter_by_runtime() {
+    let daemon = fake_daemon();
+    let out = runwarm(&["runtimes"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{table}");
+    for header in ["EXTENSIONS", "CACHE", "HITS/MISSES", "LAST PREPARE"] {
+        assert!(lines[0].contains(header), "{header} missing from\n{table}");
+    }
+    assert!(
+        lines[2].contains("3 entries, 412.3 MiB") && lines[2].contains("12/3, 1 failed"),
+        "{table}"
+    );
+    assert!(lines[2].contains("14.2 s"), "{table}");
+    let raw = runwarm(&["runtimes", "--json"], &daemon.socket);
+    let raw: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(raw[1]["cache"]["hits"], 12);
+
+    let out = runwarm(&["samples", "--runtime", "python3"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("hello-python") && table.contains("port-check"),
+        "{table}"
+    );
+    assert!(!table.contains("hello-node"), "{table}");
+    let out = runwarm(&["samples", "--runtime", "ruby", "--json"], &daemon.socket);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+    let out = runwarm(&["samples", "--runtime", "ruby"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no samples of runtime ruby; there are samples of node, python3"),
+        "{}",
+        describe(&out)
+    );
 }

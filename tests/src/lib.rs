@@ -186,11 +186,16 @@ impl DaemonBuilder {
 }
 
 fn with_log_table(extra: &str) -> String {
-    if extra.contains("[log]") {
-        extra.to_owned()
-    } else {
-        format!("{extra}\n[log]\nformat = \"json\"\nlevel = \"info\"\n")
+    let mut text = extra.to_owned();
+    if !extra.contains("[log]") {
+        text.push_str("\n[log]\nformat = \"json\"\nlevel = \"info\"\n");
     }
+    // Each test daemon has its own state: preparing every sample (a Maven download, a Go
+    // build) at each start would swamp the machine; a test prepares what it invokes.
+    if !extra.contains("[prepare]") {
+        text.push_str("\n[prepare]\nat_start = \"lazy\"\n");
+    }
+    text
 }
 
 /// A running daemon.

@@ -36,6 +36,9 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Read-only binds `(host path, inside path)`; a host symlink becomes the same symlink inside.
     pub ro_binds: Vec<(PathBuf, PathBuf)>,
+    /// Writable binds `(host path, inside path)`, made after the read-only ones: only a prepare
+    /// step gets them (its output folder and scratch space); executors never do.
+    pub rw_binds: Vec<(PathBuf, PathBuf)>,
     /// The script version, bound read-only at `/var/task`.
     pub task_dir: PathBuf,
     /// Size of the private `/tmp` tmpfs.
@@ -176,9 +179,7 @@ pub enum SpecError {
         path: PathBuf,
     },
     /// A bind would cover a path the sandbox builds itself.
-    #[error(
-        "read-only bind target {path} covers a reserved path (/, /proc, /dev, /tmp, /var/task)"
-    )]
+    #[error("bind target {path} covers a reserved path (/, /proc, /dev, /tmp, /var/task)")]
     ReservedTarget {
         /// The offending inside path.
         path: PathBuf,
@@ -231,6 +232,7 @@ impl Default for SandboxSpec {
             network_host: false,
             hostname: "runwarm".to_owned(),
             ro_binds: Vec::new(),
+            rw_binds: Vec::new(),
             task_dir: PathBuf::new(),
             tmp_size_bytes: 64 << 20,
             dev_shm_size_bytes: 0,
@@ -311,9 +313,10 @@ impl SandboxSpec {
         if self.layers.mount_ns {
             plain_absolute("task_dir", &self.task_dir)?;
         }
-        for (host, inside) in &self.ro_binds {
-            plain_absolute("ro_binds host path", host)?;
-            plain_absolute("ro_binds inside path", inside)?;
+        let binds = self.ro_binds.iter().map(|b| (b, "ro_binds"));
+        for ((host, inside), field) in binds.chain(self.rw_binds.iter().map(|b| (b, "rw_binds"))) {
+            plain_absolute(field, host)?;
+            plain_absolute(field, inside)?;
             let reserved = ["/", "/proc", "/dev", "/tmp", "/var/task"];
             if reserved
                 .iter()
@@ -436,6 +439,14 @@ mod tests {
                 "reserved",
             ),
             (|s| s.ro_binds.push(("/etc".into(), "/".into())), "reserved"),
+            (
+                |s| s.rw_binds.push(("/srv/out".into(), "/var/task/x".into())),
+                "reserved",
+            ),
+            (
+                |s| s.rw_binds.push(("out".into(), "/opt/out".into())),
+                "rw_binds",
+            ),
             (
                 |s| {
                     s.cgroups.push(CgroupJoin {

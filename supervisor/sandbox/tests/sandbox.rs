@@ -527,3 +527,27 @@ fn seccomp_answers_each_denied_call_and_namespace_clones() {
         done.stdout
     );
 }
+
+#[test]
+fn a_writable_bind_is_writable_and_nothing_else_becomes_so() {
+    if !privileged() {
+        return;
+    }
+    let task = task_dir();
+    let out = tempfile::tempdir().unwrap();
+    // The daemon hands a prepare step's output folder to the sandbox user.
+    std::os::unix::fs::chown(out.path(), Some(65534), Some(65534)).unwrap();
+    let mut s = spec(
+        task.path(),
+        "echo built > /opt/out/result && echo ok; touch /var/task/x 2>/dev/null && echo task-writable; touch /opt/runwarm-ro/x 2>/dev/null && echo ro-writable; exit 0",
+    );
+    s.rw_binds = vec![(out.path().to_path_buf(), "/opt/out".into())];
+    s.ro_binds
+        .push((task.path().to_path_buf(), "/opt/runwarm-ro".into()));
+    let done = run(&s);
+    assert_eq!(done.stdout.trim(), "ok", "{}", done.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("result")).unwrap(),
+        "built\n"
+    );
+}

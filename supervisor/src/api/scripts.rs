@@ -38,7 +38,14 @@ pub(crate) async fn register_body(app: &AppState, body: Value) -> Result<Respons
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(registered)).into_response())
+    let mut answer = serde_json::to_value(&registered).unwrap_or_default();
+    if let Some(v) = app.registry.version(&registered.name, &registered.version) {
+        // A re-registration retries a failed prepare: the failure may have been the network's.
+        if let Some(p) = app.pools.launcher().submit_prepare(v.script_ref(), true) {
+            answer["prepare"] = serde_json::to_value(p.state).unwrap_or_default();
+        }
+    }
+    Ok((status, Json(answer)).into_response())
 }
 
 pub(crate) async fn register(State(app): State<AppState>, body: Body) -> Result<Response, Problem> {
@@ -80,7 +87,19 @@ pub(crate) async fn versions(
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
     let versions = app.registry.versions(&name).ok_or_else(|| unknown(&name))?;
-    Ok(Json(versions).into_response())
+    let preparer = app.pools.launcher().preparer();
+    let listed: Vec<Value> = versions
+        .into_iter()
+        .map(|v| {
+            let state = preparer.state(&v.id);
+            let mut v = serde_json::to_value(v).unwrap_or_default();
+            if let Some(state) = state {
+                v["prepare"] = serde_json::to_value(state).unwrap_or_default();
+            }
+            v
+        })
+        .collect();
+    Ok(Json(listed).into_response())
 }
 
 pub(crate) async fn version(
@@ -92,7 +111,11 @@ pub(crate) async fn version(
             format!("list its versions with: runwarm versions {name}"),
         ))
     })?;
-    Ok(Json(v.as_ref()).into_response())
+    let mut answer = serde_json::to_value(v.as_ref()).unwrap_or_default();
+    if let Some(p) = app.pools.launcher().preparer().status(&v.id) {
+        answer["prepare"] = serde_json::to_value(p).unwrap_or_default();
+    }
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -53,7 +53,18 @@ pub(crate) async fn info(State(app): State<AppState>) -> Response {
 
 pub(crate) async fn runtimes(State(app): State<AppState>) -> Response {
     let catalog = app.pools.launcher().catalog();
-    let list: Vec<_> = catalog.all().cloned().collect();
+    let mut figures = app.pools.launcher().preparer().figures();
+    let list: Vec<Value> = catalog
+        .all()
+        .map(|rt| {
+            let mut v = serde_json::to_value(rt).unwrap_or_default();
+            if rt.def.prepare.is_some() {
+                v["cache"] = serde_json::to_value(figures.remove(&rt.def.name).unwrap_or_default())
+                    .unwrap_or_default();
+            }
+            v
+        })
+        .collect();
     Json(list).into_response()
 }
 

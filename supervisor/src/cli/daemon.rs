@@ -1,6 +1,8 @@
 //! Commands about the daemon itself: `pools`, `prewarm`, `runtimes`, `samples`, `info`, and
 //! the raw `api` escape hatch.
 
+use std::time::{Duration, SystemTime};
+
 use clap::Args;
 use serde_json::{Map, Value, json};
 
@@ -11,8 +13,9 @@ use super::error::{CliError, UsageError};
 use super::outcome::Outcome;
 use super::output::{note, print_json, print_stderr, print_text, write_stdout};
 use super::payload::read_body_arg;
-use super::scripts::show_rows;
-use super::table::{Format, col, render_fields};
+use super::prepare::seconds;
+use super::scripts::{rows_of, show_rows};
+use super::table::{Format, col, human_bytes, render_fields};
 
 pub(super) async fn pools(ctx: &Ctx) -> Result<Outcome, CliError> {
     let pools = ctx.call(Method::GET, "/v1/pools", None).await?;
@@ -84,29 +87,149 @@ pub(super) async fn runtimes(ctx: &Ctx) -> Result<Outcome, CliError> {
             col("NAME", &["/name"], Format::Plain),
             col("AVAILABLE", &["/available"], Format::Plain),
             col("VERSION", &["/version"], Format::Plain),
+            col("EXTENSIONS", &["/extensions"], Format::Names),
             col("MODES", &["/modes"], Format::Names),
+            col("CACHE", &["/cache"], Format::With(cache_cell)),
+            col("HITS/MISSES", &["/cache"], Format::With(hits_cell)),
+            col("LAST PREPARE", &["/cache"], Format::With(last_prepare_cell)),
             col("DETAIL", &["/detail"], Format::Plain),
         ],
         "no runtimes defined",
     )
 }
 
-pub(super) async fn samples(ctx: &Ctx) -> Result<Outcome, CliError> {
+/// `3 entries, 412.3 MiB`.
+fn cache_cell(cache: &Value) -> String {
+    let entries = cache.get("entries").and_then(Value::as_u64).unwrap_or(0);
+    let size = cache.get("size_bytes").and_then(Value::as_u64).unwrap_or(0);
+    let noun = if entries == 1 { "entry" } else { "entries" };
+    format!("{entries} {noun}, {}", human_bytes(size))
+}
+
+/// `12/3`, with the failures when there were some: `12/3, 1 failed`.
+fn hits_cell(cache: &Value) -> String {
+    let count = |key: &str| cache.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let mut text = format!("{}/{}", count("hits"), count("misses"));
+    let failures = count("failures");
+    if failures > 0 {
+        text.push_str(&format!(", {failures} failed"));
+    }
+    text
+}
+
+fn last_prepare_cell(cache: &Value) -> String {
+    last_prepare_at(cache, SystemTime::now())
+}
+
+/// `14.2 s, 3 min ago`; `-` when nothing ran since the daemon started.
+fn last_prepare_at(cache: &Value, now: SystemTime) -> String {
+    let took = cache
+        .get("last_prepare_ms")
+        .and_then(Value::as_f64)
+        .filter(|ms| ms.is_finite())
+        .map(|ms| seconds(ms / 1000.0));
+    let when = cache
+        .get("last_prepare_at")
+        .and_then(Value::as_str)
+        .map(|at| match humantime::parse_rfc3339_weak(at) {
+            Ok(then) => ago(now.duration_since(then).unwrap_or_default()),
+            // A time this client cannot read is still worth showing as it came.
+            Err(_) => at.to_owned(),
+        });
+    match (took, when) {
+        (Some(took), Some(when)) => format!("{took}, {when}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "-".to_owned(),
+    }
+}
+
+/// A coarse age: `just now`, `40 s ago`, `3 min ago`, `2 h ago`, `5 d ago`.
+fn ago(age: Duration) -> String {
+    match age.as_secs() {
+        0 => "just now".to_owned(),
+        s @ 1..60 => format!("{s} s ago"),
+        s @ 60..3600 => format!("{} min ago", s / 60),
+        s @ 3600..86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} d ago", s / 86_400),
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct SamplesArgs {
+    /// Only samples of this runtime.
+    #[arg(long)]
+    runtime: Option<String>,
+}
+
+pub(super) async fn samples(ctx: &Ctx, args: SamplesArgs) -> Result<Outcome, CliError> {
     let samples = ctx.call(Method::GET, "/v1/samples", None).await?;
+    let (samples, empty) = match &args.runtime {
+        None => (samples, "no samples".to_owned()),
+        Some(runtime) => {
+            let others = runtimes_of(&samples);
+            let empty = if others.is_empty() {
+                "no samples".to_owned()
+            } else {
+                format!(
+                    "no samples of runtime {runtime}; there are samples of {}",
+                    others.join(", ")
+                )
+            };
+            (of_runtime(samples, runtime), empty)
+        }
+    };
     show_rows(
         ctx,
         &samples,
         &[
             col("ID", &["/id", "/name"], Format::Plain),
-            col("RUNTIME", &["/runtime", "/manifest/runtime"], Format::Plain),
+            col("RUNTIME", &SAMPLE_RUNTIME, Format::Plain),
             col(
                 "DESCRIPTION",
                 &["/description", "/manifest/description"],
                 Format::Plain,
             ),
         ],
-        "no samples",
+        &empty,
     )
+}
+
+/// Where a sample names its runtime.
+const SAMPLE_RUNTIME: [&str; 2] = ["/runtime", "/manifest/runtime"];
+
+fn sample_runtime(sample: &Value) -> Option<&str> {
+    SAMPLE_RUNTIME
+        .iter()
+        .find_map(|p| sample.pointer(p).and_then(Value::as_str))
+}
+
+/// The samples of one runtime, in the shape the daemon answered (a list, or an object wrapping
+/// one). The daemon's `/v1/samples` takes no filter, so this is done here.
+fn of_runtime(mut samples: Value, runtime: &str) -> Value {
+    let keep = |sample: &Value| sample_runtime(sample) == Some(runtime);
+    match &mut samples {
+        Value::Array(list) => list.retain(keep),
+        Value::Object(object) if object.len() == 1 => {
+            if let Some(Value::Array(list)) = object.values_mut().next() {
+                list.retain(keep);
+            }
+        }
+        _ => {}
+    }
+    samples
+}
+
+/// The runtimes that have samples, sorted, each once.
+fn runtimes_of(samples: &Value) -> Vec<String> {
+    let mut names: Vec<String> = rows_of(samples)
+        .into_iter()
+        .flatten()
+        .filter_map(sample_runtime)
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 pub(super) async fn info(ctx: &Ctx) -> Result<Outcome, CliError> {
@@ -187,5 +310,56 @@ mod tests {
             json!({"scripts": [{"name": "a"}]})
         );
         assert!(prewarm_body(&["Bad Name".to_owned()], None).is_err());
+    }
+
+    #[test]
+    fn cache_cells_read_as_words() {
+        let cache = json!({"entries": 3, "size_bytes": 432_345_678_u64, "hits": 12,
+            "misses": 3, "failures": 0, "last_prepare_at": "2026-05-01T10:00:00.000Z",
+            "last_prepare_ms": 14_230.0});
+        assert_eq!(cache_cell(&cache), "3 entries, 412.3 MiB");
+        assert_eq!(
+            cache_cell(&json!({"entries": 1, "size_bytes": 10})),
+            "1 entry, 10 B"
+        );
+        assert_eq!(hits_cell(&cache), "12/3");
+        assert_eq!(
+            hits_cell(&json!({"hits": 0, "misses": 2, "failures": 1})),
+            "0/2, 1 failed"
+        );
+        let now = humantime::parse_rfc3339("2026-05-01T10:03:10Z").unwrap();
+        assert_eq!(last_prepare_at(&cache, now), "14.2 s, 3 min ago");
+        let fresh = json!({"entries": 0, "size_bytes": 0, "hits": 0, "misses": 0});
+        assert_eq!(last_prepare_at(&fresh, now), "-");
+        let odd = json!({"last_prepare_at": "yesterday"});
+        assert_eq!(last_prepare_at(&odd, now), "yesterday");
+        assert_eq!(ago(Duration::from_secs(0)), "just now");
+        assert_eq!(ago(Duration::from_secs(59)), "59 s ago");
+        assert_eq!(ago(Duration::from_secs(7300)), "2 h ago");
+        assert_eq!(ago(Duration::from_secs(3 * 86_400 + 5)), "3 d ago");
+    }
+
+    #[test]
+    fn samples_filter_by_runtime_in_either_shape() {
+        let list = json!([
+            {"id": "hello-python", "runtime": "python3"},
+            {"id": "hello-node", "runtime": "node"},
+            {"id": "port-check", "manifest": {"runtime": "python3"}},
+        ]);
+        let ids = |v: &Value| -> Vec<String> {
+            rows_of(v)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(
+            ids(&of_runtime(list.clone(), "python3")),
+            ["hello-python", "port-check"]
+        );
+        assert!(ids(&of_runtime(list.clone(), "ruby")).is_empty());
+        let wrapped = json!({"samples": list});
+        assert_eq!(ids(&of_runtime(wrapped.clone(), "node")), ["hello-node"]);
+        assert_eq!(runtimes_of(&wrapped), ["node", "python3"]);
     }
 }

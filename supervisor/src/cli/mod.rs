@@ -8,6 +8,8 @@ mod invoke;
 mod outcome;
 mod output;
 mod payload;
+mod prepare;
+mod register;
 mod scripts;
 mod socket;
 mod table;
@@ -47,8 +49,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Register a script folder (with runwarm.toml) or a single file as a new version.
-    Register(scripts::RegisterArgs),
+    /// Register a script folder (with runwarm.toml) or a single file as a new version, and
+    /// wait until it is prepared (dependencies installed, code built).
+    #[command(after_long_help = EXIT_CODES)]
+    Register(register::RegisterArgs),
     /// Run a script and print its result; the exit code says how it went.
     #[command(after_long_help = EXIT_CODES)]
     Invoke(invoke::InvokeArgs),
@@ -97,10 +101,10 @@ enum Command {
     Pools,
     /// Start executors ahead of the invocations that will need them.
     Prewarm(daemon::PrewarmArgs),
-    /// List runtimes and whether this host has them.
+    /// List runtimes, whether this host has them, and their prepare caches.
     Runtimes,
     /// List the sample scripts.
-    Samples,
+    Samples(daemon::SamplesArgs),
     /// Show the daemon's version, configuration and active confinement layers.
     Info,
     /// Send a raw request (exit 0 for 2xx, 4 for 4xx, 5 otherwise).
@@ -205,7 +209,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         json: cli.json,
     };
     match cli.command {
-        Command::Register(args) => scripts::register(&ctx, args).await,
+        Command::Register(args) => register::register(&ctx, args).await,
         Command::Invoke(args) => invoke::invoke(&ctx, args).await,
         Command::Ls(args) => scripts::ls(&ctx, args).await,
         Command::Show { name } => scripts::show(&ctx, &name).await,
@@ -219,7 +223,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Pools => daemon::pools(&ctx).await,
         Command::Prewarm(args) => daemon::prewarm(&ctx, args).await,
         Command::Runtimes => daemon::runtimes(&ctx).await,
-        Command::Samples => daemon::samples(&ctx).await,
+        Command::Samples(args) => daemon::samples(&ctx, args).await,
         Command::Info => daemon::info(&ctx).await,
         Command::Api(args) => daemon::api(&ctx, args).await,
     }

@@ -8,6 +8,7 @@
 //! | 3 | timeout: `E004` or state `timeout` |
 //! | 4 | rejected: HTTP 4xx (unknown script, invalid parameters, disabled, 429 overload), `E006` |
 //! | 5 | system error: `E005`, HTTP 5xx, cannot connect, an answer the client cannot read |
+//! | 130 | interrupted: Ctrl-C while `register` waited for the prepare (which goes on) |
 
 use crate::execution::State;
 use serde_json::Value;
@@ -22,6 +23,7 @@ Exit codes:
   3  timeout: E004 or state `timeout`
   4  rejected: HTTP 4xx (unknown script, invalid parameters, disabled, 429 overload), E006
   5  system error: E005, HTTP 5xx, cannot connect to runwarmd, an unreadable answer
+  130  interrupted: Ctrl-C while `register` waited for the prepare (which goes on in runwarmd)
 ";
 
 /// What happened; see the module docs for the exit code of each.
@@ -39,6 +41,8 @@ pub enum Outcome {
     Rejected,
     /// The daemon, the executor or the connection failed.
     SystemError,
+    /// The person pressed Ctrl-C while the command waited (128 + SIGINT, as a shell reports it).
+    Interrupted,
 }
 
 impl Outcome {
@@ -51,6 +55,7 @@ impl Outcome {
             Outcome::TimedOut => 3,
             Outcome::Rejected => 4,
             Outcome::SystemError => 5,
+            Outcome::Interrupted => 130,
         }
     }
 
@@ -107,6 +112,7 @@ mod tests {
             (Outcome::TimedOut, 3),
             (Outcome::Rejected, 4),
             (Outcome::SystemError, 5),
+            (Outcome::Interrupted, 130),
         ];
         for (outcome, code) in table {
             assert_eq!(outcome.exit_code(), code, "{outcome:?}");

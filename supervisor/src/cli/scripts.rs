@@ -1,102 +1,16 @@
-//! Script commands: `register`, `ls`, `show`, `versions`, `tag`, `enable`/`disable`, `rm`.
-
-use std::path::PathBuf;
+//! Script commands: `ls`, `show`, `versions`, `tag`, `enable`/`disable`, `rm` (`register` has
+//! its own module).
 
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::client::{FileBundle, Method, bundle_from_dir, bundle_from_file, escape};
+use crate::client::{Method, escape};
 
-use super::error::{CliError, UsageError};
+use super::error::CliError;
 use super::outcome::Outcome;
 use super::output::{note, print_json, print_text};
 use super::table::{Format, col, render_fields, render_rows};
-use super::{Ctx, refused, with_query};
-
-#[derive(Debug, Args)]
-pub(super) struct RegisterArgs {
-    /// A script folder holding runwarm.toml, or a single script file.
-    path: PathBuf,
-    /// Script name [default: `name` in runwarm.toml, else the folder's or file's name].
-    #[arg(long)]
-    name: Option<String>,
-    /// Runtime (python3, node, bash …); required for a single file.
-    #[arg(long)]
-    runtime: Option<String>,
-    /// `handler` (warm, called per request) or `command` (a fresh process per request).
-    #[arg(long, value_parser = ["handler", "command"])]
-    mode: Option<String>,
-    /// Handler function name (handler mode).
-    #[arg(long)]
-    handler: Option<String>,
-    /// Entry file inside the bundle [default: the file's name].
-    #[arg(long)]
-    entry: Option<String>,
-}
-
-pub(super) async fn register(ctx: &Ctx, args: RegisterArgs) -> Result<Outcome, CliError> {
-    if !args.path.exists() {
-        return Err(UsageError::Invalid(format!("{} does not exist", args.path.display())).into());
-    }
-    let mut body = if args.path.is_dir() {
-        let mut body = bundle_from_dir(&args.path)?;
-        // Options given with a folder override its runwarm.toml.
-        let overrides = [
-            ("runtime", &args.runtime),
-            ("mode", &args.mode),
-            ("handler", &args.handler),
-            ("entry", &args.entry),
-        ];
-        if let Some(manifest) = body.get_mut("manifest").and_then(Value::as_object_mut) {
-            for (key, value) in overrides {
-                if let Some(value) = value {
-                    manifest.insert(key.into(), value.clone().into());
-                }
-            }
-        }
-        body
-    } else {
-        let Some(runtime) = args.runtime.clone() else {
-            return Err(UsageError::Invalid(format!(
-                "registering the single file {} needs --runtime (python3, node, bash …)",
-                args.path.display()
-            ))
-            .into());
-        };
-        let opts = FileBundle {
-            name: args.name.clone(),
-            runtime,
-            mode: args.mode,
-            handler: args.handler,
-            entry: args.entry,
-        };
-        bundle_from_file(&args.path, &opts)?
-    };
-    if let Some(name) = args.name {
-        body["name"] = name.into();
-    }
-    let answer = ctx.client.register(&body).await?;
-    if !answer.is_success() {
-        return Err(refused(&Method::POST, "/v1/scripts", answer.problem()));
-    }
-    let registered = answer.json()?;
-    if ctx.json {
-        print_json(&registered)?;
-        return Ok(Outcome::Success);
-    }
-    let field = |k: &str| registered.get(k).and_then(Value::as_str).unwrap_or("?");
-    let created = registered
-        .get("created")
-        .and_then(Value::as_bool)
-        .unwrap_or(answer.status == 201);
-    print_text(&format!(
-        "registered {} {} ({})",
-        field("name"),
-        field("version"),
-        if created { "new" } else { "unchanged" }
-    ))?;
-    Ok(Outcome::Success)
-}
+use super::{Ctx, with_query};
 
 #[derive(Debug, Args)]
 pub(super) struct LsArgs {
@@ -204,6 +118,15 @@ fn finish(ctx: &Ctx, answer: &Value, summary: &str) -> Result<Outcome, CliError>
     Ok(Outcome::Success)
 }
 
+/// The rows of a list answer: the list itself, or the one list an object wraps
+/// (`{"scripts": […]}`).
+pub(super) fn rows_of(answer: &Value) -> Option<&Vec<Value>> {
+    answer.as_array().or_else(|| match answer.as_object() {
+        Some(object) if object.len() == 1 => object.values().next().and_then(Value::as_array),
+        _ => None,
+    })
+}
+
 /// Prints an array answer as a table (or raw with `--json`); says so when it is empty.
 pub(super) fn show_rows(
     ctx: &Ctx,
@@ -211,12 +134,7 @@ pub(super) fn show_rows(
     columns: &[super::table::Column],
     empty: &str,
 ) -> Result<Outcome, CliError> {
-    // A list, or an object wrapping one list (`{"scripts": […]}`), is shown as a table.
-    let rows = answer.as_array().or_else(|| match answer.as_object() {
-        Some(object) if object.len() == 1 => object.values().next().and_then(Value::as_array),
-        _ => None,
-    });
-    match rows {
+    match rows_of(answer) {
         Some(rows) if !ctx.json => {
             if rows.is_empty() {
                 note(empty);

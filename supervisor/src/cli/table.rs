@@ -5,7 +5,7 @@ use comfy_table::{Table, presets};
 use serde_json::Value;
 
 /// How a cell shows its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Format {
     /// As it comes.
     Plain,
@@ -15,6 +15,9 @@ pub enum Format {
     Millis,
     /// A list (joined) or an object (its keys joined), for tags.
     Names,
+    /// Whatever the function makes of the (present, non-null) value, for cells that combine
+    /// several fields of an object.
+    With(fn(&Value) -> String),
 }
 
 /// One column: a header and the pointers to try, first present wins.
@@ -85,6 +88,7 @@ fn cell(value: Option<&Value>, format: Format) -> String {
     };
     match (value, format) {
         (Value::Null, _) => "-".to_owned(),
+        (_, Format::With(show)) => show(value),
         (Value::String(s), Format::ShortId) => short_id(s),
         (Value::String(s), _) => s.clone(),
         (Value::Number(n), Format::Millis) => match n.as_f64() {
@@ -101,6 +105,22 @@ fn cell(value: Option<&Value>, format: Format) -> String {
         (Value::Object(map), Format::Names) => map.keys().cloned().collect::<Vec<_>>().join(", "),
         (Value::Object(_), _) => value.to_string(),
     }
+}
+
+/// A byte count in binary units, one decimal above bytes.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    // f64 loses nothing a one-decimal display would show.
+    let mut size = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
 }
 
 /// `sha256:` and the first 12 hex digits: enough to tell versions apart in a table.
@@ -157,6 +177,35 @@ mod tests {
             text.lines()
                 .all(|l| !l.ends_with(' ') && !l.starts_with(' '))
         );
+    }
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(432_345_678), "412.3 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
+    fn function_cells_see_the_whole_value_and_absent_ones_stay_dashes() {
+        fn pair(v: &Value) -> String {
+            format!("{}/{}", v["a"], v["b"])
+        }
+        let rows = [json!({"n": "x", "c": {"a": 1, "b": 2}}), json!({"n": "y"})];
+        let columns = [
+            col("N", &["/n"], Format::Plain),
+            col("C", &["/c"], Format::With(pair)),
+        ];
+        let text = render_rows(&rows, &columns);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[1], ["x", "1/2"]);
+        assert_eq!(lines[2], ["y", "-"]);
     }
 
     #[test]

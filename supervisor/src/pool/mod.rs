@@ -51,7 +51,8 @@ impl Target {
         }
     }
 
-    fn script_ref(&self) -> ScriptRef<'_> {
+    /// How the launcher names this target.
+    pub fn script_ref(&self) -> ScriptRef<'_> {
         ScriptRef {
             name: &self.name,
             version: &self.version,
@@ -60,6 +61,9 @@ impl Target {
         }
     }
 }
+
+/// How long a prewarm waits for its version's prepare (a Maven download can take minutes).
+const PREWARM_PREPARE_WAIT: Duration = Duration::from_secs(900);
 
 /// Why no executor could be had.
 #[derive(Debug, thiserror::Error)]
@@ -386,7 +390,12 @@ impl Pools {
     fn spawn_idle(&self, key: PoolKey, target: Target) {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
-            let started = inner.launcher.start(target.script_ref()).await;
+            // A version still preparing is started when its prepare is done.
+            let prepared = tokio::time::Instant::now() + PREWARM_PREPARE_WAIT;
+            let started = match inner.launcher.prepare(target.script_ref(), prepared).await {
+                Ok(()) => inner.launcher.start(target.script_ref()).await,
+                Err(e) => Err(e),
+            };
             inner.record_start(&key, &started);
             let fx = match started {
                 Ok(w) => inner.lock().started_idle(&key, w, Instant::now()),
@@ -421,6 +430,20 @@ impl Pools {
     }
 
     /// State of every pool, sorted by script and version.
+    /// Whether the daemon is shutting down (no executor starts any more).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Versions that have a pool (executors, or callers waiting for one).
+    pub fn versions(&self) -> Vec<String> {
+        self.inner
+            .targets
+            .iter()
+            .map(|t| t.key().version.clone())
+            .collect()
+    }
+
     pub fn views(&self) -> Vec<PoolView> {
         let counts = self.inner.lock().counts();
         let mut out: Vec<PoolView> = counts

@@ -156,6 +156,21 @@ impl Cache {
         Ok(cache)
     }
 
+    pub fn all_versions(&self) -> Vec<Arc<Version>> {
+        self.scripts
+            .values()
+            .flat_map(|e| e.versions.iter().cloned())
+            .collect()
+    }
+
+    pub fn tagged_versions(&self) -> Vec<String> {
+        self.scripts
+            .values()
+            .filter(|e| !e.disabled)
+            .flat_map(|e| e.tags.values().map(|v| v.id.clone()))
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&ScriptEntry> {
         self.scripts.get(name)
     }

@@ -196,6 +196,16 @@ impl Registry {
         self.read_cache().resolve(name, selector)
     }
 
+    /// Every version of every script (the daemon prepares them at start).
+    pub fn all_versions(&self) -> Vec<Arc<Version>> {
+        self.read_cache().all_versions()
+    }
+
+    /// Ids of the versions a tag of an enabled script points at (`latest` included).
+    pub fn tagged_versions(&self) -> Vec<String> {
+        self.read_cache().tagged_versions()
+    }
+
     /// Scripts matching `filter`, sorted by name.
     pub fn list(&self, filter: &ScriptFilter) -> Vec<ScriptSummary> {
         self.read_cache().list(filter)

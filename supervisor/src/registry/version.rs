@@ -58,6 +58,16 @@ impl Version {
         self.id.strip_prefix("sha256:").unwrap_or(&self.id)
     }
 
+    /// How the launcher names this version.
+    pub fn script_ref(&self) -> crate::runtime::ScriptRef<'_> {
+        crate::runtime::ScriptRef {
+            name: &self.name,
+            version: &self.id,
+            root: &self.root,
+            manifest: &self.manifest,
+        }
+    }
+
     /// Total size of the files in bytes.
     pub fn size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()

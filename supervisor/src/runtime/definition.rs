@@ -44,6 +44,74 @@ pub struct RuntimeDefinition {
     /// How long the executor may take to answer `init`, in milliseconds.
     #[serde(default)]
     pub init_timeout_ms: Option<u64>,
+    /// Extra host paths the runtime's executors and prepare steps need, bound read-only at the
+    /// same place (a JDK's `/etc/java-17-openjdk`, Mono's `/etc/mono`); missing ones are skipped.
+    #[serde(default)]
+    pub host_paths: Vec<std::path::PathBuf>,
+    /// What the executor is told to load, when not the script's own entry: a transpiled or
+    /// compiled file under `{build}` (placeholders as in `handler`, plus `{entry_stem}`).
+    #[serde(default)]
+    pub load: Option<LoadOverride>,
+    /// How a registered version is turned into something runnable; absent: nothing to do.
+    #[serde(default)]
+    pub prepare: Option<PrepareDefinition>,
+}
+
+/// The `root` and `entry` sent in `init` instead of the bundle's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadOverride {
+    /// Directory the executor loads from.
+    pub root: String,
+    /// Entry relative to `root`.
+    pub entry: String,
+}
+
+/// The `[prepare]` section: dependency and build steps, each a shell script run confined with
+/// the host network, cached by content (see `crate::prepare`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareDefinition {
+    /// Installs dependencies into `$RUNWARM_DEPS`; cached per runtime version and input hash.
+    #[serde(default)]
+    pub dependencies: Option<DependencyStep>,
+    /// Builds the version into `$RUNWARM_BUILD`; cached per version.
+    #[serde(default)]
+    pub build: Option<BuildStep>,
+    /// Seeds `$RUNWARM_OUT` once per runtime version from nothing but the toolchain itself
+    /// (Go's standard library, compiled); the other steps see it read-only as
+    /// `$RUNWARM_TOOLCHAIN`. No script's files take part, so every script may share it.
+    #[serde(default)]
+    pub toolchain: Option<BuildStep>,
+    /// Extra environment for both steps.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Read-only binds into executors of paths inside the prepared folders, inside path ->
+    /// source (`{deps}/…` or `{build}/…`); e.g. `node_modules` where ES module resolution looks.
+    #[serde(default)]
+    pub binds: BTreeMap<String, String>,
+}
+
+/// The dependency step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyStep {
+    /// Bundle files whose contents key the environment (`requirements.txt`, `package.json`, …).
+    pub inputs: Vec<String>,
+    /// Run even when the bundle has none of the inputs (one shared environment per runtime
+    /// version then), so executors can always use it.
+    #[serde(default)]
+    pub always: bool,
+    /// Shell script (`/bin/sh -eu`).
+    pub run: String,
+}
+
+/// The build step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildStep {
+    /// Shell script (`/bin/sh -eu`).
+    pub run: String,
 }
 
 /// Why a runtime file was refused.
@@ -90,6 +158,22 @@ impl RuntimeDefinition {
                 def.default_mode.as_str()
             )));
         }
+        if let Some(p) = &def.prepare {
+            let inputs = p.dependencies.iter().flat_map(|d| &d.inputs);
+            if inputs.clone().any(|i| !is_relative_plain(i)) {
+                return Err(invalid(
+                    "prepare.dependencies.inputs: each must be a plain relative path".into(),
+                ));
+            }
+            for (inside, source) in &p.binds {
+                let from_prepared = source.starts_with("{deps}/") || source.starts_with("{build}/");
+                if !inside.starts_with('/') || !from_prepared || source.contains("..") {
+                    return Err(invalid(format!(
+                        "prepare.binds: {inside:?} = {source:?} must bind an absolute inside path to a path under {{deps}} or {{build}}"
+                    )));
+                }
+            }
+        }
         for mode in &def.modes {
             if def.command_for(*mode).is_none_or(|c| c.is_empty()) {
                 return Err(invalid(format!(
@@ -109,6 +193,13 @@ impl RuntimeDefinition {
             Mode::Command => self.command.as_ref(),
         }
     }
+}
+
+fn is_relative_plain(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 #[cfg(test)]
@@ -140,6 +231,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    const BASE: &str =
+        "name='x'\nmodes=['command']\ndefault_mode='command'\nprobe=['sh']\ncommand=['sh']\n";
+
+    #[test]
+    fn a_prepare_section_parses_with_both_steps() {
+        let def = RuntimeDefinition::parse(
+            "x.toml",
+            &format!(
+                "{BASE}[prepare.dependencies]\ninputs=['requirements.txt']\nalways=true\nrun='pip'\n[prepare.build]\nrun='cc'\n[prepare.binds]\n'/node_modules'='{{deps}}/node_modules'\n"
+            ),
+        )
+        .unwrap();
+        let p = def.prepare.unwrap();
+        assert_eq!(p.dependencies.unwrap().inputs, ["requirements.txt"]);
+        assert_eq!(p.build.unwrap().run, "cc");
+        assert_eq!(p.binds["/node_modules"], "{deps}/node_modules");
+    }
+
+    #[test]
+    fn prepare_inputs_and_binds_must_stay_inside_their_folders() {
+        for (extra, needle) in [
+            (
+                "[prepare.dependencies]\ninputs=['../etc/passwd']\nrun='x'\n",
+                "inputs",
+            ),
+            (
+                "[prepare.dependencies]\ninputs=['/etc/passwd']\nrun='x'\n",
+                "inputs",
+            ),
+            ("[prepare.binds]\n'/x'='/etc'\n", "binds"),
+            ("[prepare.binds]\n'/x'='{deps}/../../etc'\n", "binds"),
+            ("[prepare.binds]\n'x'='{deps}/a'\n", "binds"),
+            ("[prepare.build]\nrun='x'\nbogus=1\n", "bogus"),
+        ] {
+            let err = RuntimeDefinition::parse("x.toml", &format!("{BASE}{extra}")).unwrap_err();
+            assert!(err.to_string().contains(needle), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use super::Catalog;
 use crate::manifest::Manifest;
-use crate::sandbox::Confinement;
+use crate::prepare::{Job, PrepareError, PrepareStatus, Prepared, Preparer};
 use crate::sandbox::cgroup::CgroupLimits;
+use crate::sandbox::{Binds, Confinement};
 use crate::worker::{LaunchSpec, StartError, Worker, WorkerOptions};
 
 /// Base environment of every executor; nothing of the daemon's own environment leaks in.
@@ -38,6 +39,7 @@ pub struct Launcher {
     opts: WorkerOptions,
     instance: String,
     confinement: Arc<Confinement>,
+    preparer: Preparer,
 }
 
 impl Launcher {
@@ -49,8 +51,10 @@ impl Launcher {
         exec_command: PathBuf,
         opts: WorkerOptions,
         confinement: Arc<Confinement>,
+        preparer: Preparer,
     ) -> Self {
         let instance = uuid::Uuid::now_v7().simple().to_string();
+        preparer.set_instance(&instance);
         Self {
             catalog: RwLock::new(Arc::new(catalog)),
             executors_dir,
@@ -58,7 +62,62 @@ impl Launcher {
             opts,
             instance,
             confinement,
+            preparer,
         }
+    }
+
+    /// The prepare service.
+    pub fn preparer(&self) -> &Preparer {
+        &self.preparer
+    }
+
+    /// Starts preparing a version (a registration, or the daemon's start); `None` when its
+    /// runtime has nothing to prepare.
+    pub fn submit_prepare(
+        &self,
+        script: ScriptRef<'_>,
+        retry_failed: bool,
+    ) -> Option<PrepareStatus> {
+        let catalog = self.catalog();
+        let rt = catalog.get(&script.manifest.runtime)?;
+        if rt.def.prepare.is_none() || !rt.available {
+            return None;
+        }
+        Some(self.preparer.submit(rt, job(script), retry_failed))
+    }
+
+    /// Takes a version's prepared folders from the cache if they are all there, running
+    /// nothing (the daemon's start with `prepare.at_start = "lazy"`).
+    pub fn restore_prepare(&self, script: ScriptRef<'_>) {
+        let catalog = self.catalog();
+        let rt = catalog.get(&script.manifest.runtime);
+        if let Some(rt) = rt.filter(|rt| rt.def.prepare.is_some() && rt.available) {
+            self.preparer.restore(rt, &job(script));
+        }
+    }
+
+    /// Waits until the version is prepared (preparing it if it is not), at most until
+    /// `deadline`. Runtimes without a prepare section are ready at once.
+    pub async fn prepare(
+        &self,
+        script: ScriptRef<'_>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), StartError> {
+        let catalog = self.catalog();
+        let Some(rt) = catalog.get(&script.manifest.runtime) else {
+            return Ok(());
+        };
+        if rt.def.prepare.is_none() || !rt.available {
+            return Ok(());
+        }
+        if self.preparer.prepared(script.version).is_some() {
+            return Ok(());
+        }
+        self.preparer
+            .ensure(rt, job(script), deadline)
+            .await
+            .map(drop)
+            .map_err(StartError::Prepare)
     }
 
     /// The confinement executors start under.
@@ -117,6 +176,7 @@ impl Launcher {
         &self,
         script: ScriptRef<'_>,
         inside: bool,
+        prepared: &Prepared,
     ) -> Result<(LaunchSpec, InitScript, Map<String, Value>), StartError> {
         let catalog = self.catalog();
         let m = script.manifest;
@@ -157,6 +217,24 @@ impl Launcher {
             )
         };
         let entry = root.join(&m.entry);
+        let entry_stem = m
+            .entry
+            .rsplit_once('.')
+            .map_or(m.entry.as_str(), |(s, _)| s);
+        // A runtime without that step still gets the path: a classpath or module path naming
+        // a folder that does not exist is harmless, and a program there fails with its name.
+        let (deps, build) = if inside {
+            (
+                PathBuf::from(crate::sandbox::INSIDE_DEPS),
+                PathBuf::from(crate::sandbox::INSIDE_BUILD),
+            )
+        } else {
+            let missing = || script.root.join(".runwarm-not-prepared");
+            (
+                prepared.deps.clone().unwrap_or_else(missing),
+                prepared.build.clone().unwrap_or_else(missing),
+            )
+        };
         let interpreter = rt
             .interpreter
             .as_deref()
@@ -167,7 +245,10 @@ impl Launcher {
                 .replace("{executors}", &executors.to_string_lossy())
                 .replace("{exec_command}", &exec_command.to_string_lossy())
                 .replace("{entry}", &entry.to_string_lossy())
+                .replace("{entry_stem}", entry_stem)
                 .replace("{root}", &root.to_string_lossy())
+                .replace("{deps}", &deps.to_string_lossy())
+                .replace("{build}", &build.to_string_lossy())
         };
         let mut argv = template.iter().map(|a| fill(a));
         let program = PathBuf::from(argv.next().unwrap_or_default());
@@ -180,18 +261,22 @@ impl Launcher {
             ("TMPDIR".into(), "/tmp".into()),
             ("RUNWARM_INSTANCE".into(), self.instance.clone()),
         ];
-        env.extend(rt.def.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(rt.def.env.iter().map(|(k, v)| (k.clone(), fill(v))));
         env.extend(m.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let init_env: Map<String, Value> = m
             .env
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
+        let (load_root, load_entry) = match &rt.def.load {
+            Some(load) => (fill(&load.root), fill(&load.entry)),
+            None => (root.to_string_lossy().into_owned(), m.entry.clone()),
+        };
         let init = InitScript {
             name: script.name.to_owned(),
             version: script.version.to_owned(),
-            root: root.to_string_lossy().into_owned(),
-            entry: m.entry.clone(),
+            root: load_root,
+            entry: load_entry,
             handler: m.handler.clone(),
             mode,
         };
@@ -204,10 +289,35 @@ impl Launcher {
         Ok((spec, init, init_env))
     }
 
+    /// The version's prepared folders; an error when its runtime prepares and it is not ready.
+    fn prepared(&self, script: ScriptRef<'_>) -> Result<Prepared, StartError> {
+        let catalog = self.catalog();
+        let needs = catalog
+            .get(&script.manifest.runtime)
+            .is_some_and(|r| r.def.prepare.is_some());
+        if !needs {
+            return Ok(Prepared::default());
+        }
+        self.preparer.prepared(script.version).ok_or_else(|| {
+            match self.preparer.status(script.version) {
+                Some(s) if s.state == crate::prepare::PrepareState::Failed => {
+                    StartError::Prepare(PrepareError::Failed {
+                        summary: s.error.unwrap_or_default(),
+                        log: String::new(),
+                    })
+                }
+                s => StartError::Prepare(PrepareError::Pending {
+                    step: s.and_then(|s| s.step).unwrap_or("queued"),
+                }),
+            }
+        })
+    }
+
     /// Starts a worker for the script and completes its handshake.
     pub async fn start(&self, script: ScriptRef<'_>) -> Result<Worker, StartError> {
         let confined = self.confinement.namespaces();
-        let (spec, init, env) = self.plan(script, self.confinement.minimal_root())?;
+        let prepared = self.prepared(script)?;
+        let (spec, init, env) = self.plan(script, self.confinement.minimal_root(), &prepared)?;
         let mut opts = self.opts.clone();
         if let Some(ms) = self
             .catalog()
@@ -230,16 +340,22 @@ impl Launcher {
         };
         let id = uuid::Uuid::now_v7().simple().to_string();
         let interpreter = rt.and_then(|r| r.interpreter.as_deref());
+        let binds = Binds {
+            task_dir: script.root.to_owned(),
+            ro: rt.map(|r| executor_binds(r, &prepared)).unwrap_or_default(),
+            rw: Vec::new(),
+            network_host: m.network == crate::manifest::Network::Host,
+            tmp_size_bytes: None,
+        };
         let wrapped = self
             .confinement
             .wrap(
                 &id,
                 &spec,
-                script.root,
+                binds,
                 &self.executors_dir,
                 &self.exec_command,
                 interpreter,
-                m.network == crate::manifest::Network::Host,
                 &limits,
             )
             .map_err(|detail| StartError::Unavailable { detail })?;
@@ -258,4 +374,40 @@ impl Launcher {
             }
         }
     }
+}
+
+fn job(script: ScriptRef<'_>) -> Job {
+    Job {
+        name: script.name.to_owned(),
+        version: script.version.to_owned(),
+        root: script.root.to_owned(),
+        manifest: script.manifest.clone(),
+    }
+}
+
+/// Read-only binds an executor of this runtime gets beyond the system directories: the
+/// runtime's host paths, the version's prepared folders and the runtime's binds into them.
+fn executor_binds(rt: &super::Runtime, prepared: &Prepared) -> Vec<(PathBuf, PathBuf)> {
+    let mut ro: Vec<(PathBuf, PathBuf)> = rt
+        .def
+        .host_paths
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| (p.clone(), p.clone()))
+        .collect();
+    if let Some(d) = &prepared.deps {
+        ro.push((d.clone(), crate::sandbox::INSIDE_DEPS.into()));
+    }
+    if let Some(b) = &prepared.build {
+        ro.push((b.clone(), crate::sandbox::INSIDE_BUILD.into()));
+    }
+    for (inside, source) in rt.def.prepare.iter().flat_map(|p| &p.binds) {
+        let host = [("{deps}/", &prepared.deps), ("{build}/", &prepared.build)]
+            .into_iter()
+            .find_map(|(prefix, dir)| Some(dir.as_ref()?.join(source.strip_prefix(prefix)?)));
+        if let Some(host) = host.filter(|h| h.exists()) {
+            ro.push((host, PathBuf::from(inside)));
+        }
+    }
+    ro
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use include_dir::{Dir, include_dir};
 use serde::Serialize;
 
-pub use definition::{DefinitionError, RuntimeDefinition};
+pub use definition::{
+    BuildStep, DefinitionError, DependencyStep, LoadOverride, PrepareDefinition, RuntimeDefinition,
+};
 pub use launch::{Launcher, ScriptRef};
 
 static EMBEDDED_RUNTIMES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../runtimes");

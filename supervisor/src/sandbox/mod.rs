@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use runwarm_sandbox::Layers;
 use serde::Serialize;
 
-pub use plan::{INSIDE_EXEC_COMMAND, INSIDE_EXECUTORS, INSIDE_TASK, SandboxLaunch};
+pub(crate) use plan::interpreter_prefix;
+pub use plan::{
+    Binds, INSIDE_BUILD, INSIDE_DEPS, INSIDE_EXEC_COMMAND, INSIDE_EXECUTORS, INSIDE_SCRATCH,
+    INSIDE_TASK, INSIDE_TOOLCHAIN, SandboxLaunch,
+};
 pub use probe::LayerReport;
 
 use cgroup::{Cgroups, DEFAULT_ROOT};

@@ -18,6 +18,14 @@ pub const INSIDE_TASK: &str = "/var/task";
 pub const INSIDE_EXECUTORS: &str = "/opt/runwarm/executors";
 /// Where the command-mode executor is inside.
 pub const INSIDE_EXEC_COMMAND: &str = "/opt/runwarm/bin/runwarm-exec-command";
+/// Where a version's prepared dependencies are inside (read-only, writable to its own step).
+pub const INSIDE_DEPS: &str = "/opt/runwarm/deps";
+/// Where a version's build output is inside (read-only, writable to its own step).
+pub const INSIDE_BUILD: &str = "/opt/runwarm/build";
+/// A runtime's toolchain seed, read-only to the dependency and build steps.
+pub const INSIDE_TOOLCHAIN: &str = "/opt/runwarm/toolchain";
+/// Disk-backed scratch space of a prepare step (tool caches, a writable copy of the sources).
+pub const INSIDE_SCRATCH: &str = "/opt/runwarm/scratch";
 
 /// A confined launch: the helper command and the executor's cgroup.
 #[derive(Debug)]
@@ -30,7 +38,7 @@ pub struct SandboxLaunch {
 
 /// Host directories an interpreter outside the system directories needs (e.g. a pyenv prefix
 /// under `/root`): the installation prefix, two levels above `bin/python3`.
-fn interpreter_prefix(interpreter: &Path) -> Option<PathBuf> {
+pub(crate) fn interpreter_prefix(interpreter: &Path) -> Option<PathBuf> {
     let real = std::fs::canonicalize(interpreter).ok()?;
     let system = ["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/"];
     if system.iter().any(|p| real.starts_with(p)) {
@@ -39,35 +47,66 @@ fn interpreter_prefix(interpreter: &Path) -> Option<PathBuf> {
     real.parent()?.parent().map(Path::to_path_buf)
 }
 
+/// What the sandbox binds for one launch, besides the system directories.
+#[derive(Debug, Default)]
+pub struct Binds {
+    /// The host directory bound read-only at `/var/task`.
+    pub task_dir: PathBuf,
+    /// Further read-only binds `(host, inside)`.
+    pub ro: Vec<(PathBuf, PathBuf)>,
+    /// Writable binds `(host, inside)`: a prepare step's output and scratch folders only.
+    pub rw: Vec<(PathBuf, PathBuf)>,
+    /// Share the host's network.
+    pub network_host: bool,
+    /// Size of the private `/tmp`; the configured default when `None`.
+    pub tmp_size_bytes: Option<u64>,
+}
+
 impl Confinement {
-    /// Wraps `inner` (already written with inside paths) in the sandbox helper.
+    /// Wraps `inner` (already written with inside paths) in the sandbox helper, for an executor
+    /// of a script version.
     #[allow(clippy::too_many_arguments)]
     pub fn wrap(
         &self,
         id: &str,
         inner: &LaunchSpec,
-        task_dir: &Path,
+        mut binds: Binds,
         executors_dir: &Path,
         exec_command: &Path,
         interpreter: Option<&Path>,
-        network_host: bool,
+        limits: &CgroupLimits,
+    ) -> Result<SandboxLaunch, String> {
+        binds
+            .ro
+            .push((executors_dir.to_owned(), INSIDE_EXECUTORS.into()));
+        if exec_command.exists() {
+            binds
+                .ro
+                .push((exec_command.to_owned(), INSIDE_EXEC_COMMAND.into()));
+        }
+        if let Some(prefix) = interpreter.and_then(interpreter_prefix) {
+            binds.ro.push((prefix.clone(), prefix));
+        }
+        self.wrap_with(id, inner, binds, limits)
+    }
+
+    /// Wraps `inner` with exactly the given binds (on top of the system directories).
+    pub fn wrap_with(
+        &self,
+        id: &str,
+        inner: &LaunchSpec,
+        binds: Binds,
         limits: &CgroupLimits,
     ) -> Result<SandboxLaunch, String> {
         let cgroup = match self.cgroups() {
             Some(c) => Some(
                 c.create(id, limits)
-                    .map_err(|e| format!("creating the executor's cgroup: {e}"))?,
+                    .map_err(|e| format!("creating the cgroup: {e}"))?,
             ),
             None => None,
         };
         let mut ro_binds = SandboxSpec::default_ro_binds();
-        ro_binds.push((executors_dir.to_owned(), INSIDE_EXECUTORS.into()));
-        if exec_command.exists() {
-            ro_binds.push((exec_command.to_owned(), INSIDE_EXEC_COMMAND.into()));
-        }
-        if let Some(prefix) = interpreter.and_then(interpreter_prefix) {
-            ro_binds.push((prefix.clone(), prefix));
-        }
+        ro_binds.extend(binds.ro);
         let mut env = inner.env.clone();
         env.push((
             runwarm_protocol::env::STDOUT_FD.into(),
@@ -83,9 +122,9 @@ impl Confinement {
             args: inner.args.clone(),
             env,
             cwd: if self.minimal_root() {
-                INSIDE_TASK.into()
+                inner.cwd.clone()
             } else {
-                task_dir.to_owned()
+                binds.task_dir.clone()
             },
             cgroups: cgroup
                 .as_ref()
@@ -93,10 +132,11 @@ impl Confinement {
                 .unwrap_or_default(),
             uid: s.uid,
             gid: s.gid,
-            network_host,
+            network_host: binds.network_host,
             ro_binds,
-            task_dir: task_dir.to_owned(),
-            tmp_size_bytes: s.tmp_size_bytes,
+            rw_binds: binds.rw,
+            task_dir: binds.task_dir,
+            tmp_size_bytes: binds.tmp_size_bytes.unwrap_or(s.tmp_size_bytes),
             layers: self.layers(),
             ..SandboxSpec::default()
         };

@@ -65,6 +65,9 @@ pub enum StartError {
         /// What it wrote to stderr.
         stderr: String,
     },
+    /// The version's prepare failed or has not finished.
+    #[error("prepare: {0}")]
+    Prepare(crate::prepare::PrepareError),
     /// The executor did not answer `init` in time.
     #[error("executor did not become ready within {timeout:?}")]
     Timeout {
@@ -88,6 +91,8 @@ impl StartError {
     pub fn stderr(&self) -> &str {
         match self {
             StartError::Spawn(_) | StartError::Unavailable { .. } => "",
+            StartError::Prepare(crate::prepare::PrepareError::Failed { log, .. }) => log,
+            StartError::Prepare(_) => "",
             StartError::Init { stderr, .. }
             | StartError::Sandbox { stderr, .. }
             | StartError::Timeout { stderr, .. }

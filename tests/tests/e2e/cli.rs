@@ -1,9 +1,10 @@
-//! The `runwarm` client against a real daemon: documented exit codes.
+//! The `runwarm` client against a real daemon: documented exit codes, and `register` waiting
+//! for the prepare.
 
 use std::process::Command;
 
 use runwarm_e2e::{Daemon, Need, bin_dir, require};
-use serde_json::json;
+use serde_json::Value;
 
 fn runwarm(d: &Daemon, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin_dir().join("runwarm"))
@@ -26,12 +27,18 @@ async fn invoke_exit_codes_follow_the_outcome() {
     }
     let d = Daemon::start().await;
     let src = "import time\ndef handler(e, c):\n    if e.get('fail'):\n        raise RuntimeError('asked to fail')\n    if e.get('sleep'):\n        time.sleep(e['sleep'])\n    return {'ok': True}\n";
-    d.register(
-        "codes",
-        json!({"runtime": "python3", "entry": "main.py", "limits": {"timeout_ms": 500}}),
-        json!({"main.py": src}),
+    // Through the CLI, which returns once the version is prepared: the 500 ms limit would
+    // otherwise also have to cover the prepare of the first invocation.
+    let dir = d.dir().join("codes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("runwarm.toml"),
+        "runtime = \"python3\"\nentry = \"main.py\"\n\n[limits]\ntimeout_ms = 500\n",
     )
-    .await;
+    .unwrap();
+    std::fs::write(dir.join("main.py"), src).unwrap();
+    let (code, out, err) = runwarm(&d, &["register", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}\n{}", d.report());
 
     let (code, out, err) = runwarm(&d, &["invoke", "codes", "-d", "{}"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -93,4 +100,60 @@ async fn register_ls_tag_and_api_work_from_the_cli() {
     assert_eq!((code, out.trim()), (0, "\"v1\""));
     let (code, _, _) = runwarm(&d, &["api", "GET", "/v1/scripts/none-such"]);
     assert_eq!(code, 4);
+}
+
+#[tokio::test]
+async fn a_single_py_file_registers_as_python3_once_prepared() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let file = d.dir().join("single.py");
+    std::fs::write(&file, "def handler(e, c):\n    return 'single'\n").unwrap();
+    let (code, out, err) = runwarm(&d, &["register", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}\n{}", d.report());
+    assert!(out.starts_with("registered single sha256:"), "{out}");
+    assert!(out.contains("(new), prepared"), "{out}");
+
+    let (code, out, _) = runwarm(&d, &["--json", "show", "single"]);
+    assert_eq!(code, 0, "{out}");
+    let script: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(script["runtime"], "python3", "{script}");
+    // `register` returned only once the prepare was over: the version says so.
+    let version = script["latest"].as_str().unwrap();
+    let path = format!(
+        "/v1/scripts/single/versions/{}",
+        runwarm_supervisor::client::escape(version)
+    );
+    let (code, out, _) = runwarm(&d, &["api", "GET", &path]);
+    assert_eq!(code, 0, "{out}");
+    let detail: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(detail["prepare"]["state"], "ready", "{detail}");
+
+    let (code, out, err) = runwarm(&d, &["invoke", "single"]);
+    assert_eq!((code, out.trim()), (0, "\"single\""), "{err}");
+}
+
+#[tokio::test]
+async fn a_requirement_that_does_not_exist_fails_the_registration() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let dir = d.dir().join("broken-deps");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("runwarm.toml"),
+        "name = \"broken-deps\"\nruntime = \"python3\"\nentry = \"main.py\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("main.py"), "def handler(e, c):\n    return 1\n").unwrap();
+    std::fs::write(dir.join("requirements.txt"), "no-such-package-xyz==1\n").unwrap();
+    let (code, out, err) = runwarm(&d, &["register", dir.to_str().unwrap()]);
+    // 1: the script failed (its invocations would answer E001).
+    assert_eq!(code, 1, "{out}{err}\n{}", d.report());
+    assert!(
+        err.contains("preparing it failed") && err.contains("no-such-package-xyz"),
+        "the resolver's message reaches stderr: {err}"
+    );
 }

@@ -189,10 +189,17 @@ async fn init_errors_are_e001_with_the_reason() {
         json!({"main.py": "def handler(:\n"}),
     )
     .await;
+    // The build step byte-compiles the version: the syntax error is the prepare's failure,
+    // with Python's own message.
     let (status, rec) = d.invoke("syntax", "", json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(rec["error"]["code"], "E001", "{rec:#}");
-    assert_eq!(rec["error"]["kind"], "SyntaxError", "{rec:#}");
+    assert_eq!(rec["error"]["kind"], "PrepareFailed", "{rec:#}");
+    let message = rec["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("SyntaxError") && message.contains("line 1"),
+        "{rec:#}"
+    );
     d.register(
         "nohandler",
         json!({"runtime": "python3", "entry": "main.py", "handler": "run"}),

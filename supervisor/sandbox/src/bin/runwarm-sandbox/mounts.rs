@@ -39,6 +39,7 @@ pub(crate) enum BindSource {
 #[derive(Debug)]
 pub(crate) struct Plan {
     system: Vec<BindSource>,
+    writable: Vec<BindSource>,
     dev: Vec<BindSource>,
     /// The host `/proc`, bound when there is no pid namespace of ours to mount a fresh one for.
     host_proc: Option<BindSource>,
@@ -52,6 +53,10 @@ pub(crate) fn open_bind_sources(spec: &SandboxSpec) -> Result<Plan, StepFailure>
         system.push(open_source(host, inside)?);
     }
     system.push(open_source(&spec.task_dir, Path::new("/var/task"))?);
+    let mut writable = Vec::new();
+    for (host, inside) in &spec.rw_binds {
+        writable.push(open_source(host, inside)?);
+    }
     let mut dev = Vec::new();
     for node in DEV_NODES {
         let host = Path::new("/dev").join(node);
@@ -66,6 +71,7 @@ pub(crate) fn open_bind_sources(spec: &SandboxSpec) -> Result<Plan, StepFailure>
     };
     Ok(Plan {
         system,
+        writable,
         dev,
         host_proc,
     })
@@ -225,6 +231,9 @@ pub(crate) fn build_new_root(spec: &SandboxSpec, plan: Plan) -> Result<PathBuf, 
     tmpfs(&root, nosuid_nodev, "mode=0755,size=1m")?;
     for source in &plan.system {
         bind(&root, source, true)?;
+    }
+    for source in &plan.writable {
+        bind(&root, source, false)?;
     }
     let tmp = root.join("tmp");
     mkdir_p(&tmp)?;

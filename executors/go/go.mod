@@ -1,0 +1,3 @@
+module runwarm.dev/runwarm
+
+go 1.21

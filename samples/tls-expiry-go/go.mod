@@ -1,0 +1,3 @@
+module tlsexpiry
+
+go 1.21
