@@ -77,6 +77,10 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// How long [`Daemon::register`] waits for a prepare (a Maven download, a Go toolchain seed
+/// on a loaded machine).
+pub const PREPARE_BOUND: Duration = Duration::from_secs(300);
+
 /// Builds a daemon.
 #[derive(Debug, Default)]
 pub struct DaemonBuilder {
@@ -310,8 +314,22 @@ impl Daemon {
         (r.status, v)
     }
 
-    /// Registers a bundle; panics unless 200/201.
+    /// Registers a bundle and waits until its prepare has settled (ready or failed), as
+    /// `runwarm register` does; panics unless 200/201. Returns the version id. Tests of a
+    /// version still preparing use [`Daemon::register_answer`].
     pub async fn register(&self, name: &str, manifest: Value, files: Value) -> String {
+        let body = self.register_answer(name, manifest, files).await;
+        let version = body["version"].as_str().unwrap().to_owned();
+        if body.get("prepare").is_some() {
+            self.wait_prepare(name, &version, &["ready", "failed"], PREPARE_BOUND)
+                .await;
+        }
+        version
+    }
+
+    /// Registers a bundle; panics unless 200/201. Returns the whole answer (`version`,
+    /// `created`, and `prepare` when the runtime prepares).
+    pub async fn register_answer(&self, name: &str, manifest: Value, files: Value) -> Value {
         let (status, body) = self
             .call(
                 Method::POST,
@@ -324,7 +342,40 @@ impl Daemon {
             "register {name}: {status} {body}\n{}",
             self.report()
         );
-        body["version"].as_str().unwrap().to_owned()
+        body
+    }
+
+    /// A version's `prepare` as `GET /v1/scripts/{name}/versions/{version}` shows it (`null`
+    /// for a runtime without a prepare section).
+    pub async fn prepare_status(&self, name: &str, version: &str) -> Value {
+        let path = format!("/v1/scripts/{name}/versions/{version}");
+        let (status, body) = self.call(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body["prepare"].clone()
+    }
+
+    /// Polls a version until its prepare state is one of `states`; panics with the last status
+    /// after `bound`.
+    pub async fn wait_prepare(
+        &self,
+        name: &str,
+        version: &str,
+        states: &[&str],
+        bound: Duration,
+    ) -> Value {
+        let until = Instant::now() + bound;
+        loop {
+            let p = self.prepare_status(name, version).await;
+            if states.iter().any(|s| p["state"] == *s) {
+                return p;
+            }
+            assert!(
+                Instant::now() < until,
+                "{name} {version}: prepare not {states:?} within {bound:?}; last status: {p:#}\n{}",
+                self.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Invokes and returns (status, body); `query` is appended as is (e.g. `?tag=prod`).

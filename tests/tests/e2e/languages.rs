@@ -4,15 +4,10 @@
 //! compile error fails the prepare and every invocation with the compiler's message.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
 
 use hyper::Method;
-use runwarm_e2e::{Daemon, Need, require};
+use runwarm_e2e::{Daemon, Need, PREPARE_BOUND, require};
 use serde_json::{Value, json};
-
-/// How long a prepare may take before a test gives up: a Maven or Go module download on a
-/// busy 2-core machine.
-const PREPARE_BOUND: Duration = Duration::from_secs(300);
 
 /// The manifest of a script of `runtime` whose entry is `entry`.
 fn manifest(runtime: &str, entry: &str) -> Value {
@@ -21,54 +16,20 @@ fn manifest(runtime: &str, entry: &str) -> Value {
 
 /// The registration answer's `prepare` and the version.
 async fn register(d: &Daemon, name: &str, manifest: Value, files: Value) -> (String, Value) {
-    let (status, body) = d
-        .call(
-            Method::POST,
-            "/v1/scripts",
-            Some(json!({"name": name, "manifest": manifest, "files": files})),
-        )
-        .await;
-    assert!(
-        status == 200 || status == 201,
-        "register {name}: {status} {body}\n{}",
-        d.report()
-    );
+    let body = d.register_answer(name, manifest, files).await;
     let version = body["version"].as_str().expect("version").to_owned();
     (version, body)
 }
 
-/// The version's `prepare` as `GET /v1/scripts/{name}/versions/{version}` shows it (`null` for
-/// a runtime without a prepare section).
+/// The version's prepare (`null` for a runtime without a prepare section).
 async fn prepare_status(d: &Daemon, name: &str, version: &str) -> Value {
-    let (status, body) = d
-        .call(
-            Method::GET,
-            &format!("/v1/scripts/{name}/versions/{version}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["prepare"].clone()
+    d.prepare_status(name, version).await
 }
 
-/// Polls the version until its prepare is `ready` or `failed`; fails with the last status
-/// after [`PREPARE_BOUND`].
+/// Waits until the version's prepare is `ready` or `failed`.
 async fn wait_settled(d: &Daemon, name: &str, version: &str) -> Value {
-    let until = Instant::now() + PREPARE_BOUND;
-    loop {
-        let p = prepare_status(d, name, version).await;
-        match p["state"].as_str() {
-            Some("ready" | "failed") => return p,
-            Some("pending" | "running") => {}
-            other => panic!("{name}: unexpected prepare state {other:?}: {p:#}"),
-        }
-        assert!(
-            Instant::now() < until,
-            "{name} {version}: prepare not finished within {PREPARE_BOUND:?}; last status: {p:#}\n{}",
-            d.report()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    d.wait_prepare(name, version, &["ready", "failed"], PREPARE_BOUND)
+        .await
 }
 
 /// Polls the version until its prepare is ready and returns its status; fails if the prepare

@@ -63,42 +63,16 @@ fn manifest() -> Value {
 }
 
 async fn register(d: &Daemon, name: &str, files: Value) -> Value {
-    let (status, answer) = d
-        .call(
-            Method::POST,
-            "/v1/scripts",
-            Some(json!({"name": name, "manifest": manifest(), "files": files})),
-        )
-        .await;
-    assert!(status == 201 || status == 200, "{status} {answer:#}");
-    answer
+    d.register_answer(name, manifest(), files).await
 }
 
 async fn prepare_of(d: &Daemon, name: &str, version: &str) -> Value {
-    let (status, v) = d
-        .call(
-            Method::GET,
-            &format!("/v1/scripts/{name}/versions/{version}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{v:#}");
-    v["prepare"].clone()
+    d.prepare_status(name, version).await
 }
 
 async fn wait_state(d: &Daemon, name: &str, version: &str, states: &[&str]) -> Value {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let p = prepare_of(d, name, version).await;
-        if states.iter().any(|s| p["state"] == *s) {
-            return p;
-        }
-        assert!(
-            Instant::now() < until,
-            "prepare never reached {states:?}: {p:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    d.wait_prepare(name, version, states, Duration::from_secs(60))
+        .await
 }
 
 async fn cache_figures(d: &Daemon) -> Value {
