@@ -61,8 +61,10 @@ impl OwnDaemon {
             .context("creating a temporary directory under /tmp for the daemon")?;
         let socket = dir.path().join("s.sock");
         let config_path = dir.path().join("runwarmd.toml");
+        // No samples: since prepare landed, a new state directory would prepare every sample
+        // (a Maven download, Go builds) in the background, during the measurements.
         let config = format!(
-            "socket = {}\nstate_dir = {}\nexec_command = {}\n\n[log]\nlevel = \"warn\"\n{extra_config}",
+            "socket = {}\nstate_dir = {}\nexec_command = {}\nload_samples = false\n\n[log]\nlevel = \"warn\"\n{extra_config}",
             toml_string(&socket),
             toml_string(&dir.path().join("state")),
             toml_string(&exec_command),

@@ -1,6 +1,7 @@
 //! `runwarm-bench`: measures a real runwarmd over its Unix socket (warm latency, cold starts,
 //! throughput under load) and, in the same run, the baseline it is meant to beat (a fresh
-//! `python3` process per call), then prints the figures, the ratio and the targets.
+//! `python3` process per call), then prints the figures, the ratio and the targets. Two more
+//! sections follow: the cost of confinement, and a table per language runtime.
 //!
 //! Progress goes to stderr, the report to stdout. The exit code says whether the benchmark ran,
 //! not whether the targets were met.
@@ -9,9 +10,11 @@ mod anchor;
 mod baseline;
 mod confinement;
 mod daemon;
+mod languages;
 mod load;
 mod measure;
 mod report;
+mod runtimes;
 mod scenarios;
 
 use std::io::Write as _;
@@ -65,6 +68,28 @@ struct Flags {
     /// Measure only the confinement cost (skips the warm, cold, throughput and baseline phases).
     #[arg(long, conflicts_with_all = ["socket", "no_sandbox_compare"])]
     only_confinement: bool,
+    /// Skip the per-runtime section (a daemon of its own, every language's prepare, cold
+    /// starts, warm calls and fresh processes).
+    #[arg(long)]
+    no_runtimes: bool,
+    /// Measure only the per-runtime section.
+    #[arg(long, conflicts_with_all = ["socket", "only_confinement", "no_runtimes"])]
+    only_runtimes: bool,
+    /// Runtimes of the per-runtime section, comma-separated [default: every available one].
+    #[arg(long, value_delimiter = ',', conflicts_with = "no_runtimes")]
+    runtimes: Option<Vec<String>>,
+    /// Warm calls measured per runtime in the per-runtime section.
+    #[arg(long, default_value_t = 500)]
+    runtime_calls: usize,
+    /// Unmeasured warm calls per runtime before them.
+    #[arg(long, default_value_t = 50)]
+    runtime_warmup: usize,
+    /// Cold calls per runtime (each a fresh executor of one prepared version).
+    #[arg(long, default_value_t = 5)]
+    runtime_cold: usize,
+    /// Fresh processes per runtime for the per-runtime anchor.
+    #[arg(long, default_value_t = 20)]
+    runtime_fresh: usize,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
@@ -85,6 +110,7 @@ fn run(flags: &Flags) -> Result<()> {
     // Checked before anything starts, so a typo does not cost a daemon start and two phases.
     let window = Duration::try_from_secs_f64(flags.seconds)
         .with_context(|| format!("--seconds {} is not a duration", flags.seconds))?;
+    runtimes::check_names(flags.runtimes.as_deref())?;
     let host = Host::probe();
     // One thread is plenty to drive the clients and leaves the CPUs to the daemon and its
     // executors, which are what is being measured.
@@ -105,6 +131,17 @@ fn run(flags: &Flags) -> Result<()> {
         }
         return Ok(());
     }
+    if flags.only_runtimes {
+        let section = runtimes::measure(&runtime, &runtime_options(flags))?;
+        let mut stdout = std::io::stdout().lock();
+        if flags.json {
+            let summary = serde_json::json!({"runtimes": runtimes::json(&section)});
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+        } else {
+            write!(stdout, "{}", runtimes::text(&section))?;
+        }
+        return runtime_rows_ran(&section);
+    }
     let DaemonFigures {
         daemon,
         warm,
@@ -121,6 +158,11 @@ fn run(flags: &Flags) -> Result<()> {
     } else {
         Some(measure_confinement(&runtime)?)
     };
+    let runtimes = if flags.no_runtimes {
+        None
+    } else {
+        Some(runtimes::measure(&runtime, &runtime_options(flags))?)
+    };
     let run = Run {
         host,
         daemon,
@@ -135,6 +177,9 @@ fn run(flags: &Flags) -> Result<()> {
         if let (Some((compare, anchor)), Some(map)) = (&confinement, summary.as_object_mut()) {
             map.insert("confinement".into(), confinement::json(compare, anchor));
         }
+        if let (Some(section), Some(map)) = (&runtimes, summary.as_object_mut()) {
+            map.insert("runtimes".into(), runtimes::json(section));
+        }
         let text = serde_json::to_string_pretty(&summary)?;
         writeln!(stdout, "{text}")?;
     } else {
@@ -142,8 +187,33 @@ fn run(flags: &Flags) -> Result<()> {
         if let Some((compare, anchor)) = &confinement {
             write!(stdout, "{}", confinement::text(compare, anchor))?;
         }
+        if let Some(section) = &runtimes {
+            write!(stdout, "{}", runtimes::text(section))?;
+        }
     }
-    Ok(())
+    match &runtimes {
+        Some(section) => runtime_rows_ran(section),
+        None => Ok(()),
+    }
+}
+
+fn runtime_options(flags: &Flags) -> runtimes::Options {
+    runtimes::Options {
+        runtimes: flags.runtimes.clone(),
+        calls: flags.runtime_calls,
+        warmup: flags.runtime_warmup,
+        cold: flags.runtime_cold,
+        fresh: flags.runtime_fresh,
+    }
+}
+
+/// A runtime row that could not be measured (a failed prepare, a dependency step that was not
+/// cached, failed calls) fails the run, after the report is printed.
+fn runtime_rows_ran(section: &runtimes::Section) -> Result<()> {
+    match section.failed_rows() {
+        0 => Ok(()),
+        n => bail!("{n} runtime row(s) failed; the reasons are under the runtimes table"),
+    }
 }
 
 /// The confinement section: a confined and an unconfined daemon, then the `/bin/true` anchor.
