@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 /// How the executor runs the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Load the entry once and call its handler per request (the warm Lambda model).
@@ -50,6 +51,7 @@ fn default_handler() -> String {
 
 /// Who called, from the socket's peer credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Caller {
     /// Caller uid.
     pub uid: u32,

@@ -159,11 +159,24 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
+    // Before anything prepares, so every step that runs is timed.
+    let metrics = Arc::new(Metrics::with_sources(pools.clone(), history.clone()));
+    {
+        // A weak handle: the preparer lives inside the launcher the metrics read, so a strong
+        // one would be a cycle.
+        let metrics = Arc::downgrade(&metrics);
+        launcher
+            .preparer()
+            .observe_steps(Box::new(move |runtime, step, took| {
+                if let Some(m) = metrics.upgrade() {
+                    m.prepare_step(runtime, step, took);
+                }
+            }));
+    }
     start_preparing(&registry, &pools);
     let ready = Arc::new(AtomicBool::new(false));
     let access = Arc::new(AccessState::new(config.access.clone()));
     let inflight = Arc::new(crate::shutdown::InFlight::default());
-    let metrics = Arc::new(Metrics::new());
     let invoker = Invoker::new(pools.clone());
     let dispatcher = Dispatcher::new(
         invoker.clone(),
@@ -194,6 +207,9 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     };
     crate::recovery::resume(&state, resumable);
 
+    // Under socket activation systemd owns the socket file: it keeps listening while the daemon
+    // restarts and starts it again on the next connection, so the daemon must leave it there.
+    let mut owns_socket_file = false;
     let listener = match crate::systemd::inherited_listener(&opts.systemd)
         .context("taking the socket passed by systemd (LISTEN_FDS)")?
     {
@@ -201,7 +217,10 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             tracing::info!("serving the socket passed by systemd");
             UnixListener::from_std(l).context("registering the inherited socket")?
         }
-        None => bind_socket(&config.socket, &config.access)?,
+        None => {
+            owns_socket_file = true;
+            bind_socket(&config.socket, &config.access)?
+        }
     };
     let served_path = listener
         .local_addr()
@@ -311,7 +330,9 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         .close()
         .await
         .context("flushing execution history")?;
-    let _ = fs_err::remove_file(&config.socket);
+    if owns_socket_file {
+        let _ = fs_err::remove_file(&config.socket);
+    }
     tracing::info!("runwarmd stopped");
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::events::{Event, EventHub, EventLog};
 use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, State};
 use crate::history::{History, HistoryError};
 use crate::invocation::{InvokeRequest, Invoker, Live, now_rfc3339};
+use crate::metrics::Refusal;
 use crate::pool::AcquireError;
 
 /// Why an execution was not accepted.
@@ -87,12 +88,15 @@ impl Dispatcher {
     }
 
     fn admit(&self, req: &InvokeRequest, asynchronous: bool) -> Result<Permit, AdmissionError> {
-        self.inner.admission.admit(
-            &req.target.name,
-            req.target.manifest.pool.max_concurrency,
-            Some(req.caller.uid),
-            asynchronous,
-        )
+        self.inner
+            .admission
+            .admit(
+                &req.target.name,
+                req.target.manifest.pool.max_concurrency,
+                Some(req.caller.uid),
+                asynchronous,
+            )
+            .inspect_err(|e| self.inner.metrics.refused(Refusal::of_admission(e)))
     }
 
     /// Runs `req` and waits for its record.
@@ -107,13 +111,19 @@ impl Dispatcher {
         let run = async move {
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
+            let first_attempt = req.attempt;
             let out = inner.invoker.run(req).await;
             drop(permit);
             inner.inflight.end(&id);
+            if let Err(e) = &out
+                && let Some(why) = Refusal::of_acquire(e)
+            {
+                inner.metrics.refused(why);
+            }
             // Recorded before the caller hears of it, so the id it gets always resolves.
             if let Ok(rec) = &out {
                 inner.history.record(rec.clone());
-                inner.metrics.observe(rec, &runtime);
+                inner.metrics.observe(rec, &runtime, first_attempt);
                 // The log line (formatting and a write to stderr, ~10 µs) runs after the caller
                 // has its answer.
                 let line = FinishedLine::of(rec, runtime);
@@ -156,6 +166,7 @@ impl Dispatcher {
             let queued = Invoker::queued_record(&req);
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
+            let first_attempt = req.attempt;
             let rec = match inner.invoker.run(req).await {
                 Ok(rec) => rec,
                 Err(AcquireError::ShuttingDown) => {
@@ -165,7 +176,14 @@ impl Dispatcher {
                     inner.hub.end(&id, &queued);
                     return;
                 }
-                Err(e) => refused_record(queued, &e),
+                Err(e) => {
+                    // Accepted, but the queue refused it later: the same reasons as a
+                    // synchronous call's 429/503, and a failed record besides.
+                    if let Some(why) = Refusal::of_acquire(&e) {
+                        inner.metrics.refused(why);
+                    }
+                    refused_record(queued, &e)
+                }
             };
             // Async runs are not in `inflight`: one still waiting at a stop keeps its durable
             // `queued` record and runs after the restart instead of being cut off.
@@ -173,7 +191,7 @@ impl Dispatcher {
             inner.history.record(rec.clone());
             inner.active.remove(&id);
             inner.hub.end(&id, &rec);
-            inner.metrics.observe(&rec, &runtime);
+            inner.metrics.observe(&rec, &runtime, first_attempt);
             FinishedLine::of(&rec, runtime).emit();
         });
     }

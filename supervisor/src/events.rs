@@ -10,7 +10,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::execution::{ExecutionRecord, LogRecord, State};
@@ -34,17 +35,38 @@ pub struct Event {
     pub data: String,
 }
 
+/// The data of a `state` event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateData {
+    /// The state entered.
+    pub state: State,
+}
+
+/// The data of a `stdout` or `stderr` event: one line, or a piece of a line longer than 64 KiB.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TextData {
+    /// The text, its newline included.
+    pub text: String,
+}
+
 impl Event {
-    fn new(name: &'static str, data: &Value) -> Self {
+    fn new(name: &'static str, data: &impl Serialize) -> Self {
         Event {
             name,
-            data: data.to_string(),
+            // Every data type here has string keys only, so this does not fail; an empty object
+            // would still be one line of JSON.
+            data: serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned()),
         }
     }
 
     /// A state change.
     pub fn state(state: State) -> Self {
-        Event::new("state", &json!({"state": state.as_str()}))
+        Event::new("state", &StateData { state })
+    }
+
+    /// A line of output (`stdout` or `stderr`).
+    fn text(name: &'static str, text: String) -> Self {
+        Event::new(name, &TextData { text })
     }
 
     /// The final event, carrying the record.
@@ -66,11 +88,11 @@ pub fn synthesize(rec: &ExecutionRecord) -> Vec<Event> {
     let mut out = vec![Event::state(State::Running)];
     for (name, text) in [("stdout", &rec.stdout), ("stderr", &rec.stderr)] {
         for line in text.split_inclusive('\n') {
-            out.push(Event::new(name, &json!({"text": line})));
+            out.push(Event::text(name, line.to_owned()));
         }
     }
     for log in &rec.logs {
-        out.push(Event::new("log", &json!(log)));
+        out.push(Event::new("log", log));
     }
     out.push(Event::state(rec.state));
     out.push(Event::end(rec));
@@ -128,7 +150,7 @@ impl EventLog {
             ] {
                 if !rest.is_empty() {
                     let text = String::from_utf8_lossy(&rest).into_owned();
-                    self.push_locked(inner, Event::new(name, &json!({"text": text})));
+                    self.push_locked(inner, Event::text(name, text));
                 }
             }
             inner.ended = true;
@@ -166,13 +188,13 @@ impl EventLog {
         while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
             let end = start + pos + 1;
             let text = String::from_utf8_lossy(&buf[start..end]).into_owned();
-            self.push_locked(inner, Event::new(name, &json!({"text": text})));
+            self.push_locked(inner, Event::text(name, text));
             start = end;
         }
         while buf.len() - start > MAX_LINE {
             let end = start + MAX_LINE;
             let text = String::from_utf8_lossy(&buf[start..end]).into_owned();
-            self.push_locked(inner, Event::new(name, &json!({"text": text})));
+            self.push_locked(inner, Event::text(name, text));
             start = end;
         }
         buf.drain(..start);
@@ -192,7 +214,7 @@ impl EventLog {
 }
 
 fn log_event(rec: &LogRecord) -> Event {
-    Event::new("log", &json!(rec))
+    Event::new("log", rec)
 }
 
 /// Event logs of the async executions in flight or recently finished.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Where an execution is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ExecutionState)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Accepted, waiting for an executor.
@@ -65,7 +66,7 @@ impl State {
 }
 
 /// The error codes of DESIGN §7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ErrorCode {
     /// Init or build error.
     E001,
@@ -96,7 +97,7 @@ impl ErrorCode {
 }
 
 /// The error of a failed execution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionError {
     /// `E001` … `E006`.
     pub code: ErrorCode,
@@ -122,7 +123,7 @@ impl ExecutionError {
 }
 
 /// One structured log record (`@@{json}` output lines and protocol `log` messages).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogRecord {
     /// Level.
     pub level: String,
@@ -130,11 +131,12 @@ pub struct LogRecord {
     pub message: String,
     /// Other fields.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
 }
 
 /// Which executor served the execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutorInfo {
     /// Host pid of the executor process.
     pub pid: u32,
@@ -143,7 +145,7 @@ pub struct ExecutorInfo {
 }
 
 /// When things happened (RFC 3339) and how long they took (milliseconds).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Timings {
     /// Accepted.
     pub queued_at: String,
@@ -164,7 +166,7 @@ pub struct Timings {
 }
 
 /// Resources the execution used, when the host can measure them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Resources {
     /// User CPU time of this execution in milliseconds.
     #[serde(default)]
@@ -178,7 +180,7 @@ pub struct Resources {
 }
 
 /// The execution record of DESIGN §3 "Wire shapes".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionRecord {
     /// UUIDv7.
     pub id: String,

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod check_config;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A version's manifest with every default applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Runtime name, e.g. `python3`, `node`, `bash` (a file in `runtimes/`).
@@ -32,6 +32,7 @@ pub struct Manifest {
     pub tags: Vec<String>,
     /// JSON Schema the invocation payload must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = json_schema_document)]
     pub params: Option<Value>,
     /// Resource limits.
     #[serde(default)]
@@ -55,7 +56,7 @@ pub struct Manifest {
 }
 
 /// `[build]` in a manifest: what the runtime's build step passes to its compiler.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildOptions {
     /// Extra compiler flags (C and C++: after the runtime's own, e.g. `["-O2", "-lm"]`).
@@ -74,34 +75,40 @@ fn default_handler() -> String {
 }
 
 /// Per-invocation and per-executor limits. Unset values take the runtime's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Invocation time limit in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub timeout_ms: Option<u64>,
     /// Memory limit of one executor in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub memory_mb: Option<u64>,
     /// Maximum number of processes in one executor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub pids: Option<u64>,
     /// CPU quota in cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub cpu: Option<f64>,
 }
 
 /// Warm pool policy of one version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolPolicy {
     /// Executors kept started even when idle.
     pub min_warm: u32,
     /// Most executors this version may have at once.
+    #[schema(minimum = 1)]
     pub max: u32,
     /// Idle executors above `min_warm` are retired after this many seconds.
     pub idle_ttl_s: u64,
     /// An executor is recycled after serving this many requests.
+    #[schema(minimum = 1)]
     pub max_requests: u64,
     /// Most executions of this script queued or running at once; more are refused with 429.
     /// Left out of the serialisation when unset, so existing version ids do not change.
@@ -122,7 +129,7 @@ impl Default for PoolPolicy {
 }
 
 /// Network policy of an executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// An empty network namespace: loopback only.
@@ -130,4 +137,20 @@ pub enum Network {
     None,
     /// The host's network.
     Host,
+}
+
+/// The API document's schema of `params`: any JSON Schema (an object or a boolean), or null for
+/// none. JSON Schema's own meta-schema is not inlined: the validator checks it at registration.
+fn json_schema_document() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::Object,
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .description(Some(
+            "JSON Schema (draft 2020-12 unless `$schema` says otherwise) the payload must match",
+        ))
+        .build()
 }

@@ -11,7 +11,7 @@ static EMBEDDED_SAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../samples"
 pub const MANIFEST_FILE: &str = "runwarm.toml";
 
 /// One sample.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Sample {
     /// Folder name; also the script name it registers as.
     pub id: String,

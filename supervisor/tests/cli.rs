@@ -152,6 +152,7 @@ fn answer_for(path: &str) -> (u16, Value) {
                  "modes": ["command"], "available": true, "version": "5.2"},
                 {"name": "python3", "language": "python", "extensions": ["py"],
                  "modes": ["handler", "command"], "available": true, "version": "3.12.1",
+                 "limits": {"timeout_ms": 30000, "memory_mb": 256, "pids": 64, "cpu": 1.0},
                  "cache": {"entries": 3, "size_bytes": 432_345_678_u64, "hits": 12, "misses": 3,
                            "failures": 1, "last_prepare_ms": 14_230.0}},
             ]),
@@ -168,11 +169,82 @@ fn answer_for(path: &str) -> (u16, Value) {
             503,
             json!({"title": "not ready", "status": 503, "code": "E005"}),
         ),
+        "/v1/executions/e1/cancel" => (200, record("cancelled", Value::Null, Value::Null)),
+        "/v1/executions/done/cancel" => (
+            409,
+            json!({"title": "already-finished", "status": 409,
+            "detail": "execution done already ended (completed); it cannot be cancelled"}),
+        ),
+        "/v1/executions/e1/replay" => (200, record("completed", Value::Null, json!("again"))),
+        "/v1/executions/e2/replay" => (
+            200,
+            record("failed", error("E002", "ValueError"), Value::Null),
+        ),
+        // Newest first, as the daemon pages them; `old` was queued long ago.
+        "/v1/executions" => (
+            200,
+            json!([
+                {"id": "0193-c", "script": "s", "state": "completed", "stdout": "c1\nc2\n",
+                 "stderr": "", "logs": [], "timings": {"queued_at": now_minus(60)}},
+                {"id": "0193-b", "script": "s", "state": "failed", "stdout": "",
+                 "stderr": "b-err\n", "logs": [{"level": "warn", "message": "careful"}],
+                 "timings": {"queued_at": now_minus(120)}},
+                {"id": "0193-a", "script": "s", "state": "completed", "stdout": "old\n",
+                 "stderr": "", "logs": [], "timings": {"queued_at": now_minus(86_400)}},
+            ]),
+        ),
+        "/v1/prewarm" => (
+            202,
+            json!({"scripts": [
+                {"name": "ok", "version": "sha256:0123456789abcdef0123", "requested": 2, "started": 2},
+                {"name": "broken", "version": "sha256:ffff", "requested": 2, "started": 1},
+            ]}),
+        ),
+        "/v1/scripts/ok" => (
+            200,
+            json!({"name": "ok", "disabled": false, "latest": "sha256:0123456789abcdef0123",
+            "tags": {"latest": "sha256:0123456789abcdef0123"}, "created_at": "2026-05-01T10:00:00.000Z",
+            "description": "says ok", "runtime": "python3", "labels": [], "versions": 1}),
+        ),
+        "/v1/scripts/ok/disable" => (
+            200,
+            json!({"name": "ok", "disabled": true, "latest": "sha256:0123456789abcdef0123"}),
+        ),
+        "/v1/scripts/ok/versions" => (
+            200,
+            json!([{"id": "sha256:0123456789abcdef0123", "created_at": "2026-05-01T10:00:00.000Z",
+            "runtime": "python3", "tags": ["latest"], "registered_by": {"uid": 4321, "gid": 4321}}]),
+        ),
         _ => (
             404,
             json!({"title": "unknown script", "status": 404, "code": "E006"}),
         ),
     }
+}
+
+/// An RFC 3339 time `secs` before now, as records carry it.
+fn now_minus(secs: u64) -> String {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_millis(then).to_string()
+}
+
+/// `GET /v1/pools` at its `call`-th time (from 0): `broken` fails a start after the first.
+fn pools_at(call: usize) -> Value {
+    json!([
+        {"script": "ok", "version": "sha256:0123456789abcdef0123", "idle": 2, "busy": 0,
+         "starting": 0, "start_failures": 0},
+        {"script": "broken", "version": "sha256:ffff", "idle": 0, "busy": 0,
+         "starting": 0, "start_failures": usize::from(call > 0)},
+    ])
+}
+
+/// The version detail `show ok` reads.
+fn ok_version() -> Value {
+    json!({"id": "sha256:0123456789abcdef0123", "registered_by": {"uid": 4321, "gid": 4321},
+        "manifest": {"runtime": "python3", "entry": "main.py", "handler": "handler",
+            "params": {"type": "object", "properties": {"name": {"type": "string"}}},
+            "limits": {"timeout_ms": 5000},
+            "pool": {"min_warm": 0, "max": 4, "idle_ttl_s": 600, "max_requests": 10000}}})
 }
 
 /// The answer to `POST /v1/scripts`, by the registered name: `waits` is prepared after two
@@ -211,6 +283,7 @@ fn fake_daemon() -> FakeDaemon {
     let std_listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let polls = Arc::new(AtomicUsize::new(0));
+    let pool_calls = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -220,11 +293,22 @@ fn fake_daemon() -> FakeDaemon {
             let listener = tokio::net::UnixListener::from_std(std_listener).unwrap();
             while let Ok((stream, _)) = listener.accept().await {
                 let polls = Arc::clone(&polls);
+                let pool_calls = Arc::clone(&pool_calls);
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let polls = Arc::clone(&polls);
+                        let pool_calls = Arc::clone(&pool_calls);
                         async move {
                             let path = req.uri().path().to_owned();
+                            if path == "/v1/scripts/slowok/invoke" {
+                                // Long enough for a spinner, which a pipe must not see.
+                                tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+                                let (_, body) = answer_for("/v1/scripts/ok/invoke");
+                                return Ok(hyper::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(bytes::Bytes::from(body.to_string())))
+                                    .unwrap());
+                            }
                             if path == "/v1/executions/e1/events" {
                                 return Ok(hyper::Response::builder()
                                     .header("content-type", "text/event-stream")
@@ -238,6 +322,10 @@ fn fake_daemon() -> FakeDaemon {
                                 if req.method() == hyper::Method::POST && path == "/v1/scripts" {
                                     let body = req.into_body().collect().await.unwrap().to_bytes();
                                     registration(&body)
+                                } else if path == "/v1/pools" {
+                                    (200, pools_at(pool_calls.fetch_add(1, Ordering::SeqCst)))
+                                } else if let Some(("ok", _)) = version {
+                                    (200, ok_version())
                                 } else if let Some((name, _)) = version {
                                     let poll = polls.fetch_add(1, Ordering::SeqCst);
                                     (200, json!({"id": "v", "prepare": prepare_at(name, poll)}))
@@ -552,4 +640,360 @@ fn runtimes_show_their_cache_and_samples_filter_by_runtime() {
         "{}",
         describe(&out)
     );
+}
+
+#[test]
+fn cancel_and_replay_answer_like_invoke() {
+    let daemon = fake_daemon();
+    let out = runwarm(&["cancel", "e1"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "cancelled e1 (s)\n");
+    let out = runwarm(&["cancel", "done"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already ended (completed)"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = runwarm(&["replay", "e1"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"again\"\n");
+    let out = runwarm(&["replay", "e2"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E002 ValueError"));
+    let out = runwarm(&["replay", "nope"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+}
+
+#[test]
+fn logs_tail_and_since_choose_lines_and_executions() {
+    let daemon = fake_daemon();
+    // One execution: the last line of each stream.
+    let out = runwarm(&["logs", "e2", "--tail", "1"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "printed\n");
+
+    // Recent executions of a script, oldest first, the one from yesterday left out.
+    let out = runwarm(&["logs", "--script", "s", "--since", "1h"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let headers: Vec<&str> = stdout.lines().filter(|l| l.starts_with("==> ")).collect();
+    assert_eq!(headers.len(), 2, "{stdout}");
+    assert!(headers[0].starts_with("==> 0193-b s failed "), "{stdout}");
+    assert!(
+        headers[1].starts_with("==> 0193-c s completed "),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("c1\nc2\n"), "{stdout}");
+    assert!(!stdout.contains("old"), "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "b-err\n[warn] careful\n"
+    );
+
+    // The last two lines of everything: only the newest execution contributes.
+    let out = runwarm(&["logs", "--tail", "2"], &daemon.socket);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.starts_with("==> 0193-c "), "{stdout}");
+
+    // Nothing to choose by, or choices that do not fit together, are usage errors.
+    for args in [
+        &["logs"][..],
+        &["logs", "e1", "--since", "1h"],
+        &["logs", "-f", "--script", "s"],
+        &["logs", "-f", "e1", "--tail", "3"],
+        &["logs", "--since", "last tuesday"],
+    ] {
+        let out = runwarm(args, &daemon.socket);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", describe(&out));
+    }
+}
+
+#[test]
+fn prewarm_prints_a_table_and_waits_for_the_executors() {
+    let daemon = fake_daemon();
+    let out = runwarm(&["prewarm", "ok", "broken", "--count", "2"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["SCRIPT", "VERSION", "REQUESTED", "STARTED"],
+        "{table}"
+    );
+    assert_eq!(lines[1], ["ok", "sha256:0123456789ab", "2", "2"], "{table}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fewer executors started than requested"),
+        "{}",
+        describe(&out)
+    );
+
+    // `broken` had a start fail while waiting: exit 1, with the columns that say so.
+    let out = runwarm(&["prewarm", "ok", "broken", "--wait"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "SCRIPT",
+            "VERSION",
+            "REQUESTED",
+            "STARTED",
+            "WARM",
+            "FAILED"
+        ],
+        "{table}"
+    );
+    assert_eq!(lines[1][4..], ["2", "0"], "{table}");
+    assert_eq!(lines[2][4..], ["0", "1"], "{table}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("some executors failed to start"),
+        "{}",
+        describe(&out)
+    );
+    let out = runwarm(&["prewarm", "--json", "ok", "--wait"], &daemon.socket);
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["scripts"][0]["warm"], 2, "{}", describe(&out));
+    let out = runwarm(&["prewarm", "ok", "--timeout", "1s"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(2), "--timeout needs --wait");
+}
+
+#[test]
+fn show_gathers_schema_limits_pool_tags_and_registrants() {
+    let daemon = fake_daemon();
+    let out = runwarm(&["show", "ok"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "parameters (JSON Schema):",
+        "\"name\": {",
+        "timeout 5.0 s, memory 256 MiB (runtime default)",
+        "max 4, min_warm 0",
+        "latest -> sha256:0123456789ab",
+        "registered by  4321:4321",
+        "REGISTERED BY",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from\n{text}");
+    }
+    let out = runwarm(&["show", "ok", "--json"], &daemon.socket);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["runtime"], "python3");
+    assert_eq!(shown["manifest"]["limits"]["timeout_ms"], 5000);
+    assert_eq!(shown["versions"][0]["registered_by"]["uid"], 4321);
+    let out = runwarm(&["versions", "ok"], &daemon.socket);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("REGISTERED BY") && table.contains("4321:4321"),
+        "{table}"
+    );
+}
+
+#[test]
+fn rm_is_disable_and_says_so() {
+    let daemon = fake_daemon();
+    for verb in ["rm", "disable"] {
+        let out = runwarm(&[verb, "ok"], &daemon.socket);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.starts_with("disabled ok: new invocations are refused"),
+            "{verb}: {said}"
+        );
+        assert!(!said.contains("removed"), "{said}");
+    }
+    let help = runwarm(&["--help"], Path::new("/nonexistent.sock"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(!help.contains("Delete"), "{help}");
+}
+
+#[test]
+fn a_slow_invocation_shows_nothing_on_a_pipe() {
+    let daemon = fake_daemon();
+    let out = runwarm(&["invoke", "slowok"], &daemon.socket);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"answer\":42}\n");
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+}
+
+/// Runs `runwarm ARGS` on a pseudo-terminal with util-linux `script`, which is how a person
+/// sees it; `None` when `script` is missing (a loud skip, a failure under CI).
+fn on_a_terminal(args: &[&str], socket: &Path) -> Option<String> {
+    let found = Command::new("sh")
+        .args(["-c", "command -v script"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let strict = std::env::var("CI").is_ok_and(|v| v == "true")
+            || std::env::var("RUNWARM_TEST_STRICT").is_ok_and(|v| v == "1");
+        assert!(
+            !strict,
+            "util-linux `script` is needed for the terminal test"
+        );
+        eprintln!("*** SKIPPED: util-linux `script` is not installed ***");
+        return None;
+    }
+    let command = std::iter::once(env!("CARGO_BIN_EXE_runwarm"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUNWARM_SOCKET", socket)
+        .env("TERM", "xterm")
+        .output()
+        .expect("runs script");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_slow_invocation_spins_on_a_terminal_and_a_quick_one_does_not() {
+    let daemon = fake_daemon();
+    let Some(screen) = on_a_terminal(&["invoke", "slowok"], &daemon.socket) else {
+        return;
+    };
+    assert!(screen.contains("running slowok…"), "{screen:?}");
+    assert!(screen.contains(" s"), "the elapsed time shows: {screen:?}");
+    assert!(screen.contains("\"answer\": 42"), "{screen:?}");
+    let Some(screen) = on_a_terminal(&["invoke", "ok"], &daemon.socket) else {
+        return;
+    };
+    assert!(!screen.contains("running ok"), "{screen:?}");
+}
+
+#[test]
+fn init_completions_and_man_need_no_daemon() {
+    let nowhere = Path::new("/nonexistent/runwarm.sock");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("greet");
+    let out = runwarm(
+        &[
+            "init",
+            "--runtime",
+            "go",
+            "greet",
+            "--dir",
+            target.to_str().unwrap(),
+        ],
+        nowhere,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(runwarm.toml, main.go) for go"));
+    let main = std::fs::read_to_string(target.join("main.go")).unwrap();
+    assert!(main.contains("runwarm.Start(handler)"), "{main}");
+    assert!(!target.join("go.mod").exists());
+    let again = runwarm(
+        &[
+            "init",
+            "-r",
+            "go",
+            "greet",
+            "--dir",
+            target.to_str().unwrap(),
+        ],
+        nowhere,
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", describe(&again));
+    let unknown = runwarm(&["init", "-r", "cobol", "x"], nowhere);
+    assert_eq!(unknown.status.code(), Some(2), "{}", describe(&unknown));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("python3"));
+    let bad_name = runwarm(&["init", "-r", "bash", "Not A Name"], nowhere);
+    assert_eq!(bad_name.status.code(), Some(2), "{}", describe(&bad_name));
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = runwarm(&["completions", shell], nowhere);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("replay"),
+            "{shell}"
+        );
+    }
+    let man_dir = dir.path().join("man1");
+    let out = runwarm(&["man", "--out", man_dir.to_str().unwrap()], nowhere);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(man_dir.join("runwarm.1").exists() && man_dir.join("runwarm-cancel.1").exists());
+    let page = runwarm(&["man"], nowhere);
+    assert!(String::from_utf8_lossy(&page.stdout).starts_with(".ie \\n(.g"));
+}
+
+#[test]
+fn runwarmd_names_itself_in_its_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_runwarmd"))
+        .arg("--version")
+        .output()
+        .expect("runs runwarmd");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        version.trim(),
+        format!("runwarmd {}", env!("CARGO_PKG_VERSION")),
+        "{version}"
+    );
+}
+
+/// The README's completion and manual page lines, run as printed but with `sudo` left out,
+/// `/usr/local` moved into a temporary folder and `runwarm` being this build's binary.
+#[test]
+fn the_readmes_completion_and_man_steps_install_what_they_say() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let block = readme
+        .split_once("Shell completions and manual pages come from the installed client")
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("README's install section has the completions block");
+    let prefix = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_runwarm"));
+    let script = block
+        .replace("sudo ", "")
+        .replace("/usr/local", &prefix.path().display().to_string());
+    let out = Command::new("sh")
+        .args(["-euc", &script])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{script}", describe(&out));
+    let share = prefix.path().join("share");
+    for file in [
+        "bash-completion/completions/runwarm",
+        "zsh/site-functions/_runwarm",
+        "fish/vendor_completions.d/runwarm.fish",
+        "man/man1/runwarm.1",
+        "man/man1/runwarm-invoke.1",
+    ] {
+        let text = std::fs::read_to_string(share.join(file)).unwrap_or_default();
+        assert!(text.contains("invoke"), "{file} missing or empty");
+    }
+    // bash loads it and completes `runwarm` with it.
+    let loaded = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "source {} && complete -p runwarm",
+                share.join("bash-completion/completions/runwarm").display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(loaded.status.code(), Some(0), "{}", describe(&loaded));
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains(" runwarm"));
 }

@@ -229,6 +229,7 @@ pub(crate) async fn enforce(State(app): State<AppState>, req: Request, next: Nex
         _ => ("invoke", "access.invoke_uids / access.invoke_gids"),
     };
     tracing::warn!(caller_uid = caller.uid, caller_gid = caller.gid, caller_pid = caller.pid, path = %req.uri().path(), "request forbidden");
+    app.metrics.refused(crate::metrics::Refusal::Forbidden);
     Problem::new(
         StatusCode::FORBIDDEN,
         "forbidden",

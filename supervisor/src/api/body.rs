@@ -5,6 +5,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::problem::Problem;
@@ -34,6 +35,18 @@ pub(crate) async fn json_body(body: Body, limit: usize, empty: Value) -> Result<
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| Problem::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// A JSON object body as `T`; `shape` says what was expected. serde would also build a struct
+/// from an array of its fields in order (`["sha256:…"]` as a tag body), which the API does not
+/// take and the document does not promise: only objects are read.
+pub(crate) fn from_object<T: DeserializeOwned>(body: Value, shape: &str) -> Result<T, Problem> {
+    if !body.is_object() {
+        return Err(Problem::bad_request(format!(
+            "expected {shape}: the body must be a JSON object"
+        )));
+    }
+    serde_json::from_value(body).map_err(|e| Problem::bad_request(format!("expected {shape}: {e}")))
 }
 
 /// Maximum bracket depth of a JSON text, ignoring brackets inside strings.
@@ -92,5 +105,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, serde_json::json!({}));
+    }
+
+    #[test]
+    fn only_objects_become_structs() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Tag {
+            version: String,
+        }
+        let p = from_object::<Tag>(serde_json::json!(["sha256:0"]), "{\"version\"}").unwrap_err();
+        assert_eq!(p.status, 400);
+        assert!(from_object::<Tag>(serde_json::json!({"version": "x"}), "").is_ok());
     }
 }

@@ -12,18 +12,37 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, mpsc};
 
 use super::AppState;
-use super::invoke::{prefers_async, record_response, request, submit};
+use super::invoke::{Accepted, prefers_async, record_response, request, submit};
+use super::openapi::{Forbidden, Internal, ServerSentEvent};
 use super::peer::Peer;
 use super::problem::Problem;
 use crate::dispatch::CancelOutcome;
 use crate::events::{Event, synthesize};
-use crate::execution::State as ExecState;
+use crate::execution::{ExecutionRecord, State as ExecState, State as ExecutionState};
 use crate::history::ListQuery;
 use crate::registry::Selector;
 
 /// How often an idle event stream gets a comment line.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+#[utoipa::path(
+    get,
+    path = "/v1/executions",
+    operation_id = "list_executions",
+    tag = "executions",
+    summary = "List execution records, newest first",
+    params(
+        ("script" = Option<String>, Query, description = "Script name"),
+        ("state" = Option<ExecutionState>, Query, description = "Only records in this state"),
+        ("limit" = Option<u32>, Query, description = "How many (default 50)", minimum = 1, maximum = 1000),
+        ("before" = Option<String>, Query, description = "An execution id: only older records (paging)"),
+    ),
+    responses(
+        (status = 200, description = "The records", body = Vec<ExecutionRecord>),
+        (status = 400, description = "Unknown `state` or `limit` out of range", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
 pub(crate) async fn list(
     State(app): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -61,6 +80,19 @@ pub(crate) async fn list(
     Ok(Json(records).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}",
+    operation_id = "get_execution",
+    tag = "executions",
+    summary = "Show one execution record",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The record", body = ExecutionRecord),
+        (status = 404, description = "No execution with this id", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
 pub(crate) async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -74,6 +106,23 @@ pub(crate) async fn show(
 
 /// `GET /v1/executions/{id}/events`: Server-Sent Events, live while the execution runs and
 /// replayed for a late subscriber.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}/events",
+    operation_id = "stream_execution_events",
+    tag = "executions",
+    summary = "Server-Sent Events of an execution (live, replayed when late)",
+    description = "Events: `state` `{\"state\"}`, `stdout`/`stderr` `{\"text\"}` per line, `log` (a log \
+        record), then `end` with the record; each `data` is one line of JSON. Comment lines keep an \
+        idle stream open.",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The event stream: one `ServerSentEvent` after another", body = ServerSentEvent,
+            content_type = "text/event-stream"),
+        (status = 404, description = "No execution with this id", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
 pub(crate) async fn events(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -179,6 +228,25 @@ fn frame(ev: &Event) -> Bytes {
 }
 
 /// `POST /v1/executions/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{id}/cancel",
+    operation_id = "cancel_execution",
+    tag = "executions",
+    summary = "Cancel: a queued execution never runs, a running one's executor is killed",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The cancelled record", body = ExecutionRecord,
+            headers(
+                ("Runwarm-Outcome" = ExecutionState, description = "The record's state"),
+                ("Runwarm-Execution-Id" = String, description = "The record's id"),
+            )),
+        Forbidden,
+        (status = 404, description = "No execution with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It had already ended", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
 pub(crate) async fn cancel(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -203,6 +271,37 @@ pub(crate) async fn cancel(
 }
 
 /// `POST /v1/executions/{id}/replay`: the same script version and payload as a new execution.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{id}/replay",
+    operation_id = "replay_execution",
+    tag = "executions",
+    summary = "Run the same version with the same payload as a new execution; answers like invoke",
+    params(
+        ("id" = String, Path, description = "Execution id"),
+        ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the execution is accepted"),
+    ),
+    responses(
+        (status = 200, description = "The new execution's record, whatever the outcome", body = ExecutionRecord,
+            headers(
+                ("Runwarm-Outcome" = ExecutionState, description = "The record's state"),
+                ("Runwarm-Execution-Id" = String, description = "The record's id"),
+            )),
+        (status = 202, description = "Accepted (Prefer: respond-async)", body = Accepted,
+            headers(
+                ("Location" = String, description = "`/v1/executions/{id}` of the new execution"),
+                ("Runwarm-Execution-Id" = String, description = "The new execution's id"),
+            )),
+        Forbidden,
+        (status = 404, description = "No execution with this id, or its version is gone", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The script is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Admission refused", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
+        Internal,
+        (status = 503, description = "No executor in time, or the daemon is draining", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
+    )
+)]
 pub(crate) async fn replay(
     State(app): State<AppState>,
     ConnectInfo(Peer(caller)): ConnectInfo<Peer>,

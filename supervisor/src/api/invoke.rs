@@ -13,15 +13,19 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::body::json_body;
+use super::openapi::{AnyJson, Forbidden, Internal, TooLarge};
 use super::peer::Peer;
 use super::problem::{Problem, ViolationView};
 use runwarm_protocol::Caller;
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::dispatch::Refused;
-use crate::execution::{ErrorCode, ExecutionRecord};
+use crate::execution::{ErrorCode, ExecutionRecord, State as ExecState, State as ExecutionState};
 use crate::idempotency::{Claim, MAX_KEY_LEN, fingerprint};
 use crate::invocation::{InvokeRequest, new_execution_id};
+use crate::metrics::Refusal;
 use crate::pool::{AcquireError, Target};
 use crate::registry::{Selector, Version};
 
@@ -50,6 +54,58 @@ pub(crate) fn target_of(version: &Arc<Version>) -> Target {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/{name}/invoke",
+    operation_id = "invoke_script",
+    tag = "executions",
+    summary = "Invoke a script; the body is the payload",
+    description = "Runs the script's latest version (or the one `version` or `tag` names, not both) \
+        and answers 200 with the execution record whatever the outcome; a problem only when \
+        nothing ran. With `Prefer: respond-async` it answers 202 as soon as the queued record is \
+        on disk.",
+    params(
+        ("name" = String, Path, description = "Script name"),
+        ("version" = Option<String>, Query, description = "Version id or unique prefix of at least 7 hex digits"),
+        ("tag" = Option<String>, Query, description = "Tag name"),
+        ("timeout_ms" = Option<u64>, Query, description = "Time limit of this call in milliseconds (default: the manifest's)",
+            minimum = 1, maximum = 900000),
+        ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the execution is accepted"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key with the same request returns the same \
+            execution for 24 h (sync: its record, async: its id); with another request it is 409",
+            min_length = 1, max_length = 256, pattern = "^[!-~]([ -~]*[!-~])?$"),
+    ),
+    request_body(content = AnyJson, content_type = "application/json",
+        description = "The payload, checked against the version's `params` schema (empty: `{}`)"),
+    responses(
+        (status = 200, description = "The execution record, whatever the outcome", body = ExecutionRecord,
+            headers(
+                ("Runwarm-Outcome" = ExecutionState, description = "The record's state"),
+                ("Runwarm-Execution-Id" = String, description = "The record's id"),
+            )),
+        (status = 202, description = "Accepted (Prefer: respond-async)", body = Accepted,
+            headers(
+                ("Location" = String, description = "`/v1/executions/{id}`"),
+                ("Runwarm-Execution-Id" = String, description = "The execution's id"),
+            )),
+        (status = 400, description = "Invalid payload (E006, with `violations`), both `version` and `tag`, \
+            an ambiguous version prefix, a bad `timeout_ms` or `Idempotency-Key`", body = Problem,
+            content_type = "application/problem+json"),
+        Forbidden,
+        (status = 404, description = "Unknown script, version or tag", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 409, description = "The script is disabled, or the `Idempotency-Key` was used for another request",
+            body = Problem, content_type = "application/problem+json"),
+        TooLarge,
+        (status = 429, description = "Admission refused: the script's `max_concurrency`, the queue bound, or the caller's rate",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
+        Internal,
+        (status = 503, description = "No executor in time, or the daemon is draining",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
+    )
+)]
 pub(crate) async fn invoke(
     State(app): State<AppState>,
     ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
@@ -58,13 +114,33 @@ pub(crate) async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let selector = selector(&q)?;
+    // Refusals from here on (admission, queue) are counted by the dispatcher.
+    let (req, idempotency) = checked(&app, caller, &name, &q, &headers, body)
+        .await
+        .inspect_err(|p| {
+            if let Some(why) = Refusal::of_problem(p) {
+                app.metrics.refused(why);
+            }
+        })?;
+    submit(&app, req, prefers_async(&headers), idempotency).await
+}
+
+/// Resolves, reads and checks an invocation: every refusal before admission.
+async fn checked(
+    app: &AppState,
+    caller: Caller,
+    name: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(InvokeRequest, Option<(String, String)>), Problem> {
+    let selector = selector(q)?;
     let version = app
         .registry
-        .resolve(&name, &selector)
+        .resolve(name, &selector)
         .map_err(|e| Problem::from(&e))?;
     let payload = json_body(body, app.config.max_payload_bytes, serde_json::json!({})).await?;
-    validate(&name, &version, &payload)?;
+    validate(name, &version, &payload)?;
     let timeout_ms = match q.get("timeout_ms") {
         Some(t) => Some(
             t.parse::<u64>()
@@ -91,12 +167,12 @@ pub(crate) async fn invoke(
                 })?;
             let selector_text = format!("{:?}/{:?}", q.get("version"), q.get("tag"));
             let body = serde_json::to_vec(&payload).unwrap_or_default();
-            Some((key.to_owned(), fingerprint(&name, &selector_text, &body)))
+            Some((key.to_owned(), fingerprint(name, &selector_text, &body)))
         }
         None => None,
     };
-    let req = request(&app, &version, payload, caller, timeout_ms);
-    submit(&app, req, prefers_async(&headers), idempotency).await
+    let req = request(app, &version, payload, caller, timeout_ms);
+    Ok((req, idempotency))
 }
 
 /// Checks the payload against the version's parameter schema.
@@ -175,6 +251,7 @@ pub(crate) async fn submit(
                 return existing(app, &id, asynchronous, req.timeout).await;
             }
             Claim::Conflict => {
+                app.metrics.refused(Refusal::IdempotencyConflict);
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
                     "idempotency-key-reused",
@@ -255,9 +332,22 @@ pub(crate) fn record_response(rec: &ExecutionRecord) -> Result<Response, Problem
     Ok(resp)
 }
 
+/// The `202` body of an accepted asynchronous execution.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Accepted {
+    /// The execution id.
+    id: String,
+    /// Always `queued` at acceptance.
+    state: ExecState,
+}
+
 /// `202` with the id and where to find the execution.
 fn accepted_response(id: &str) -> Response {
-    let body = serde_json::json!({"id": id, "state": "queued"}).to_string();
+    let body = serde_json::to_vec(&Accepted {
+        id: id.to_owned(),
+        state: ExecState::Queued,
+    })
+    .unwrap_or_default();
     let mut resp = (StatusCode::ACCEPTED, body).into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -18,7 +18,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::history::History;
@@ -60,38 +62,39 @@ pub struct AppState {
     pub inflight: Arc<crate::shutdown::InFlight>,
 }
 
+/// The routes with their documentation: `utoipa_axum::routes!` takes each handler's path and
+/// method from its `#[utoipa::path]`, so the router and `GET /v1/openapi.json` cannot disagree.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::info))
+        .routes(routes!(system::runtimes))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(scripts::list, scripts::register))
+        .routes(routes!(scripts::show, scripts::delete))
+        .routes(routes!(scripts::disable))
+        .routes(routes!(scripts::enable))
+        .routes(routes!(scripts::versions))
+        .routes(routes!(scripts::version))
+        .routes(routes!(scripts::set_tag))
+        .routes(routes!(invoke::invoke))
+        .routes(routes!(executions::list))
+        .routes(routes!(executions::show))
+        .routes(routes!(executions::events))
+        .routes(routes!(executions::cancel))
+        .routes(routes!(executions::replay))
+        .routes(routes!(system::pools))
+        .routes(routes!(system::prewarm))
+        .routes(routes!(system::samples))
+        .routes(routes!(system::clone_sample))
+}
+
 /// The route table.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/v1/info", get(system::info))
-        .route("/v1/runtimes", get(system::runtimes))
-        .route("/v1/openapi.json", get(openapi::serve))
-        .route("/v1/scripts", get(scripts::list).post(scripts::register))
-        .route(
-            "/v1/scripts/{name}",
-            get(scripts::show).delete(scripts::disable),
-        )
-        .route("/v1/scripts/{name}/disable", post(scripts::disable))
-        .route("/v1/scripts/{name}/enable", post(scripts::enable))
-        .route("/v1/scripts/{name}/versions", get(scripts::versions))
-        .route(
-            "/v1/scripts/{name}/versions/{version}",
-            get(scripts::version),
-        )
-        .route("/v1/scripts/{name}/tags/{tag}", put(scripts::set_tag))
-        .route("/v1/scripts/{name}/invoke", post(invoke::invoke))
-        .route("/v1/executions", get(executions::list))
-        .route("/v1/executions/{id}", get(executions::show))
-        .route("/v1/executions/{id}/events", get(executions::events))
-        .route("/v1/executions/{id}/cancel", post(executions::cancel))
-        .route("/v1/executions/{id}/replay", post(executions::replay))
-        .route("/v1/pools", get(system::pools))
-        .route("/v1/prewarm", post(system::prewarm))
-        .route("/v1/samples", get(system::samples))
-        .route("/v1/samples/{id}/clone", post(system::clone_sample))
-        .route("/metrics", get(system::metrics))
+    let (router, _document) = routes().split_for_parts();
+    router
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::execution::ErrorCode;
 
 /// One violation of a request's schema.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ViolationView {
     /// JSON pointer into the payload.
     pub pointer: String,
@@ -19,7 +19,7 @@ pub struct ViolationView {
 }
 
 /// A problem answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI-ish identifier of the problem kind.
     #[serde(rename = "type")]

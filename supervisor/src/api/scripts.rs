@@ -4,24 +4,130 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::body::json_body;
+use super::body::{from_object, json_body};
+use super::openapi::{Forbidden, Internal, TooLarge};
+use super::peer::Peer;
 use super::problem::Problem;
-use crate::registry::{Registered, ScriptFilter};
+use crate::manifest::Manifest;
+use crate::prepare::{PrepareState, PrepareStatus};
+use crate::registry::{
+    Registered, Registrant, ScriptDetail, ScriptFilter, ScriptSummary, Version, VersionSummary,
+};
 
-/// Registers `body` (a `POST /v1/scripts` document) off the async runtime: it hashes, writes
-/// files and commits SQLite.
-pub(crate) async fn register_body(app: &AppState, body: Value) -> Result<Response, Problem> {
+/// The body of `POST /v1/scripts`, for the API document. `registry::bundle` parses the body by
+/// hand, to answer each mistake with its own status (a file too large is 413, a bad path 400);
+/// the test `every_sample_registration_matches_the_documented_body` keeps the two in step.
+// Deserialize only for `deny_unknown_fields` (no additional properties): nothing parses with it,
+// so its fields are never read.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct RegisterRequest {
+    /// Script name.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+    name: String,
+    /// The manifest (`runwarm.toml` as JSON). Its `entry` must be one of `files`.
+    manifest: Manifest,
+    /// Path (relative, `/`-separated, no `.`/`..` segments) to the file's contents; at least
+    /// one.
+    files: std::collections::BTreeMap<String, FileEntry>,
+}
+
+/// One file of a registration: its text, or an object with `text` or `base64`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub(crate) enum FileEntry {
+    /// UTF-8 text.
+    Text(String),
+    /// Text or base64 contents, optionally executable.
+    Encoded(EncodedFile),
+}
+
+/// A file given as an object: exactly one of `text` and `base64`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct EncodedFile {
+    /// UTF-8 contents.
+    text: Option<String>,
+    /// Base64 (standard alphabet, padded) contents.
+    base64: Option<String>,
+    /// Whether the file is materialised with execute permission (default false).
+    executable: Option<bool>,
+}
+
+/// The answer to a registration.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RegisterAnswer {
+    #[serde(flatten)]
+    registered: Registered,
+    /// Where the version's prepare stands; absent when its runtime prepares nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prepare: Option<PrepareState>,
+}
+
+/// One version in `GET /v1/scripts/{name}/versions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionListItem {
+    #[serde(flatten)]
+    summary: VersionSummary,
+    /// Where its prepare stands; absent when its runtime prepares nothing (or it was never
+    /// prepared by this daemon run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prepare: Option<PrepareState>,
+}
+
+/// `GET /v1/scripts/{name}/versions/{version}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionDetail<'a> {
+    #[serde(flatten)]
+    version: &'a Version,
+    /// Its prepare: state, running step, each step's duration, cached, log, error. Absent when
+    /// its runtime prepares nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prepare: Option<PrepareStatus>,
+}
+
+/// The `{name}` path parameter of the script routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ScriptName {
+    /// Script name.
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// Who a connection's caller is, as the registry records it: `None` when the peer credentials
+/// could not be read ([`Peer::of`] then reports `u32::MAX`), which is no one to name.
+pub(crate) fn registrant(peer: Peer) -> Option<Registrant> {
+    let Peer(caller) = peer;
+    (caller.uid != u32::MAX).then_some(Registrant {
+        uid: caller.uid,
+        gid: caller.gid,
+    })
+}
+
+/// Registers `body` (a `POST /v1/scripts` document) for `by` off the async runtime: it hashes,
+/// writes files and commits SQLite.
+pub(crate) async fn register_body(
+    app: &AppState,
+    body: Value,
+    by: Option<Registrant>,
+) -> Result<Response, Problem> {
     let registry = app.registry.clone();
     let catalog = app.pools.launcher().catalog();
     let out = tokio::task::spawn_blocking(move || {
-        registry.register(&body, &|rt| catalog.get(rt).is_some())
+        registry.register_as(&body, &|rt| catalog.get(rt).is_some(), by)
     })
     .await
     .map_err(|e| Problem::internal(format!("registration task failed: {e}")))?;
@@ -38,21 +144,66 @@ pub(crate) async fn register_body(app: &AppState, body: Value) -> Result<Respons
     } else {
         StatusCode::OK
     };
-    let mut answer = serde_json::to_value(&registered).unwrap_or_default();
-    if let Some(v) = app.registry.version(&registered.name, &registered.version) {
-        // A re-registration retries a failed prepare: the failure may have been the network's.
-        if let Some(p) = app.pools.launcher().submit_prepare(v.script_ref(), true) {
-            answer["prepare"] = serde_json::to_value(p.state).unwrap_or_default();
-        }
-    }
-    Ok((status, Json(answer)).into_response())
+    // A re-registration retries a failed prepare: the failure may have been the network's.
+    let prepare = app
+        .registry
+        .version(&registered.name, &registered.version)
+        .and_then(|v| app.pools.launcher().submit_prepare(v.script_ref(), true))
+        .map(|p| p.state);
+    Ok((
+        status,
+        Json(RegisterAnswer {
+            registered,
+            prepare,
+        }),
+    )
+        .into_response())
 }
 
-pub(crate) async fn register(State(app): State<AppState>, body: Body) -> Result<Response, Problem> {
+#[utoipa::path(
+    post,
+    path = "/v1/scripts",
+    operation_id = "register_script",
+    tag = "scripts",
+    summary = "Register a script version",
+    description = "Registers the bundle as a new immutable version (its id is the SHA-256 of its \
+        files and manifest) and starts its prepare; identical content names the existing version \
+        (and retries a failed prepare).",
+    request_body(content = RegisterRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "A new version", body = RegisterAnswer),
+        (status = 200, description = "Identical content was already registered", body = RegisterAnswer),
+        (status = 400, description = "Invalid body, name, path, file, manifest or params schema, \
+            unknown runtime, or the entry is not among the files (E006)", body = Problem,
+            content_type = "application/problem+json"),
+        Forbidden,
+        (status = 413, description = "The body, a file or the bundle is over its limit, or too many files",
+            body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
+pub(crate) async fn register(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Body,
+) -> Result<Response, Problem> {
     let body = json_body(body, app.config.max_body_bytes, Value::Null).await?;
-    register_body(&app, body).await
+    register_body(&app, body, registrant(peer)).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/scripts",
+    operation_id = "list_scripts",
+    tag = "scripts",
+    summary = "List scripts, by name",
+    params(
+        ("tag" = Option<String>, Query, description = "A version tag of the script or a label of its latest manifest"),
+        ("runtime" = Option<String>, Query, description = "Runtime of the latest version"),
+        ("q" = Option<String>, Query, description = "Substring of the name or the latest description, ignoring case"),
+    ),
+    responses((status = 200, description = "Matching scripts", body = Vec<ScriptSummary>))
+)]
 pub(crate) async fn list(
     State(app): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -74,6 +225,18 @@ fn unknown(name: &str) -> Problem {
     .hint(Some("list scripts with: runwarm ls".into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{name}",
+    operation_id = "get_script",
+    tag = "scripts",
+    summary = "Show a script: tags, latest version, disabled",
+    params(ScriptName),
+    responses(
+        (status = 200, description = "The script", body = ScriptDetail),
+        (status = 404, description = "Unknown script", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn show(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -82,26 +245,50 @@ pub(crate) async fn show(
     Ok(Json(detail).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{name}/versions",
+    operation_id = "list_versions",
+    tag = "scripts",
+    summary = "List a script's versions, newest first",
+    params(ScriptName),
+    responses(
+        (status = 200, description = "Its versions", body = Vec<VersionListItem>),
+        (status = 404, description = "Unknown script", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn versions(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
     let versions = app.registry.versions(&name).ok_or_else(|| unknown(&name))?;
     let preparer = app.pools.launcher().preparer();
-    let listed: Vec<Value> = versions
+    let listed: Vec<VersionListItem> = versions
         .into_iter()
-        .map(|v| {
-            let state = preparer.state(&v.id);
-            let mut v = serde_json::to_value(v).unwrap_or_default();
-            if let Some(state) = state {
-                v["prepare"] = serde_json::to_value(state).unwrap_or_default();
-            }
-            v
+        .map(|summary| VersionListItem {
+            prepare: preparer.state(&summary.id),
+            summary,
         })
         .collect();
     Ok(Json(listed).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/scripts/{name}/versions/{version}",
+    operation_id = "get_version",
+    tag = "scripts",
+    summary = "Show one version: manifest, files and prepare",
+    params(
+        ("name" = String, Path, description = "Script name"),
+        ("version" = String, Path, description = "Version id or unique prefix of at least 7 hex digits"),
+    ),
+    responses(
+        (status = 200, description = "The version", body = VersionDetail),
+        (status = 404, description = "Unknown script or version (or an ambiguous prefix)", body = Problem,
+            content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn version(
     State(app): State<AppState>,
     Path((name, version)): Path<(String, String)>,
@@ -111,28 +298,52 @@ pub(crate) async fn version(
             format!("list its versions with: runwarm versions {name}"),
         ))
     })?;
-    let mut answer = serde_json::to_value(v.as_ref()).unwrap_or_default();
-    if let Some(p) = app.pools.launcher().preparer().status(&v.id) {
-        answer["prepare"] = serde_json::to_value(p).unwrap_or_default();
-    }
-    Ok(Json(answer).into_response())
+    let prepare = app.pools.launcher().preparer().status(&v.id);
+    Ok(Json(VersionDetail {
+        version: v.as_ref(),
+        prepare,
+    })
+    .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `PUT /v1/scripts/{name}/tags/{tag}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TagBody {
+pub(crate) struct TagBody {
+    /// Version id or unique prefix of at least 7 hex digits.
     version: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/scripts/{name}/tags/{tag}",
+    operation_id = "set_tag",
+    tag = "scripts",
+    summary = "Point a tag at a version (atomic)",
+    params(
+        ("name" = String, Path, description = "Script name"),
+        ("tag" = String, Path, description = "Tag name (`latest` too: a rollback)",
+            pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"),
+    ),
+    request_body(content = TagBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The script with its tags", body = ScriptDetail),
+        (status = 400, description = "Invalid body or tag name, or an ambiguous version prefix",
+            body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        (status = 404, description = "Unknown script or version", body = Problem,
+            content_type = "application/problem+json"),
+        TooLarge,
+        Internal,
+    )
+)]
 pub(crate) async fn set_tag(
     State(app): State<AppState>,
     Path((name, tag)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, Problem> {
     let body = json_body(body, 64 * 1024, Value::Null).await?;
-    let TagBody { version } = serde_json::from_value(body).map_err(|e| {
-        Problem::bad_request(format!("expected {{\"version\": \"sha256:…\"}}: {e}"))
-    })?;
+    let TagBody { version } = from_object(body, "{\"version\": \"sha256:…\"}")?;
     let registry = app.registry.clone();
     let (n, t) = (name.clone(), tag.clone());
     tokio::task::spawn_blocking(move || registry.set_tag(&n, &t, &version))
@@ -154,7 +365,46 @@ async fn set_disabled(app: AppState, name: String, disabled: bool) -> Result<Res
     Ok(Json(detail).into_response())
 }
 
-/// `DELETE /v1/scripts/{name}` and `POST …/disable`: versions and history stay for audit.
+/// `DELETE /v1/scripts/{name}` (DESIGN §8): a disable, as `POST …/disable`. It deletes nothing:
+/// `GET` still shows the script, disabled, and `…/enable` undoes it (docs/design/0001).
+#[utoipa::path(
+    delete,
+    path = "/v1/scripts/{name}",
+    operation_id = "delete_script",
+    tag = "scripts",
+    summary = "Disable a script, as POST …/disable: nothing is deleted",
+    description = "Versions, tags and history stay for audit, and `GET` still shows the script \
+        (`disabled: true`); `POST …/enable` undoes it.",
+    params(ScriptName),
+    responses(
+        (status = 200, description = "The script, disabled", body = ScriptDetail),
+        Forbidden,
+        (status = 404, description = "Unknown script", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    set_disabled(app, name, true).await
+}
+
+/// `POST …/disable`: versions and history stay for audit.
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/{name}/disable",
+    operation_id = "disable_script",
+    tag = "scripts",
+    summary = "Disable a script: new invocations are refused (409)",
+    params(ScriptName),
+    responses(
+        (status = 200, description = "The script, disabled", body = ScriptDetail),
+        Forbidden,
+        (status = 404, description = "Unknown script", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
 pub(crate) async fn disable(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -162,6 +412,20 @@ pub(crate) async fn disable(
     set_disabled(app, name, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/scripts/{name}/enable",
+    operation_id = "enable_script",
+    tag = "scripts",
+    summary = "Enable a disabled script",
+    params(ScriptName),
+    responses(
+        (status = 200, description = "The script, enabled", body = ScriptDetail),
+        Forbidden,
+        (status = 404, description = "Unknown script", body = Problem, content_type = "application/problem+json"),
+        Internal,
+    )
+)]
 pub(crate) async fn enable(
     State(app): State<AppState>,
     Path(name): Path<String>,

@@ -1,6 +1,6 @@
 //! `runwarmd`: the runwarm daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -15,7 +15,8 @@ use runwarm_supervisor::systemd::SystemdEnv;
 /// Without --config it runs on the embedded default: socket and state under ./.runwarm/,
 /// samples registered.
 #[derive(Debug, Clone, Parser)]
-#[command(version)]
+// Named, or clap takes the package name (`runwarm-supervisor`) for `--version` and `--help`.
+#[command(name = "runwarmd", version)]
 struct Args {
     /// Configuration file (TOML); see `runwarmd --print-default-config`.
     #[arg(long, env = "RUNWARM_CONFIG")]
@@ -29,6 +30,10 @@ struct Args {
     /// Print the embedded default configuration (every key, commented) and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Check the configuration FILE without starting: print every violation and exit 1, or
+    /// print "configuration ok" and exit 0 (what the systemd unit's ExecReload runs first).
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
 }
 
 /// Every executor holds about eight of the daemon's fds (its pipes and cgroup counter files), so
@@ -53,10 +58,13 @@ fn main() -> ExitCode {
         print!("{}", runwarm_supervisor::config::DEFAULT_TOML);
         return ExitCode::SUCCESS;
     }
+    if let Some(file) = &args.check_config {
+        return check_config(file);
+    }
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("runwarmd: {e:#}");
+            fatal(&format!("runwarmd: {e:#}"));
             return ExitCode::from(2);
         }
     };
@@ -68,7 +76,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("runwarmd: cannot start the async runtime: {e}");
+            fatal(&format!("runwarmd: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -88,10 +96,47 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "runwarmd failed");
-            eprintln!("runwarmd: {e:#}");
+            fatal(&format!("runwarmd: {e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config FILE`: every problem on stderr (one per line, prefixed with the file), exit
+/// 1; or "configuration ok" on stdout, exit 0.
+fn check_config(file: &Path) -> ExitCode {
+    let Ok(cwd) = std::env::current_dir() else {
+        fatal("runwarmd: cannot read the current directory");
+        return ExitCode::FAILURE;
+    };
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_else(|| cwd.clone());
+    let problems = runwarm_supervisor::check_config::check_file(file, &cwd, &exe_dir);
+    if problems.is_empty() {
+        println!("{}: configuration ok", file.display());
+        return ExitCode::SUCCESS;
+    }
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {p}", file.display()))
+        .collect();
+    fatal(&lines.join("\n"));
+    ExitCode::FAILURE
+}
+
+/// Writes a message that ends the process to stderr, at error priority in the journal.
+fn fatal(message: &str) {
+    let prefix = if journal::stderr_is_journal() {
+        journal::priority_prefix(tracing::Level::ERROR)
+    } else {
+        ""
+    };
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr().lock(),
+        journal::prefix_lines(prefix, format!("{message}\n").as_bytes()).as_slice(),
+    );
 }
 
 fn load_config(args: &Args) -> anyhow::Result<Config> {
@@ -129,12 +174,137 @@ fn init_logging(config: &Config) {
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Under systemd the lines go to the journal: each starts with its syslog priority, so
+    // `journalctl -u runwarm -p err` shows errors only. The journal stamps every line itself.
+    if journal::stderr_is_journal() {
+        let builder = builder.with_writer(journal::PriorityStderr);
+        if json {
+            builder.json().flatten_event(true).init();
+        } else {
+            builder.without_time().with_ansi(false).init();
+        }
+    } else if json {
+        builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .init();
     } else {
-        builder.init();
+        builder.with_writer(std::io::stderr).init();
+    }
+}
+
+/// Logging to the journal through stderr, the way sd-daemon(3) describes: a line that starts
+/// with `<N>` (N a syslog priority) is stored with that priority and without the prefix.
+mod journal {
+    use std::io::{self, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    use tracing::Level;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM` is
+    /// `DEVICE:INODE` of it); a daemon started from a shell under a unit inherits the variable
+    /// with another stderr, so the variable alone does not say.
+    pub fn stderr_is_journal() -> bool {
+        let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+            let (d, i) = v.split_once(':')?;
+            Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
+        }) else {
+            return false;
+        };
+        io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+    }
+
+    /// The syslog priority of a tracing level: err, warning, info, debug.
+    pub fn priority_prefix(level: Level) -> &'static str {
+        match level {
+            Level::ERROR => "<3>",
+            Level::WARN => "<4>",
+            Level::INFO => "<6>",
+            Level::DEBUG | Level::TRACE => "<7>",
+        }
+    }
+
+    /// `text` with `prefix` before each of its lines: the journal splits a message at newlines
+    /// and would store the continuation lines at the default priority.
+    pub fn prefix_lines(prefix: &str, text: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() + prefix.len());
+        for line in text.split_inclusive(|b| *b == b'\n') {
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    /// A `MakeWriter` whose writer collects one event and writes it to stderr, prefixed, in
+    /// one call when dropped (lines of concurrent events never interleave).
+    pub struct PriorityStderr;
+
+    pub struct EventWriter {
+        prefix: &'static str,
+        buf: Vec<u8>,
+    }
+
+    impl Write for EventWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.buf.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Drop for EventWriter {
+        fn drop(&mut self) {
+            if !self.buf.is_empty() {
+                let text = prefix_lines(self.prefix, &self.buf);
+                // Nowhere left to report a failing stderr.
+                let _ = io::stderr().lock().write_all(&text);
+            }
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for PriorityStderr {
+        type Writer = EventWriter;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            EventWriter {
+                prefix: priority_prefix(Level::INFO),
+                buf: Vec::new(),
+            }
+        }
+
+        fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+            EventWriter {
+                prefix: priority_prefix(*meta.level()),
+                buf: Vec::new(),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_line_of_an_event_carries_its_priority() {
+            assert_eq!(priority_prefix(Level::ERROR), "<3>");
+            assert_eq!(priority_prefix(Level::WARN), "<4>");
+            assert_eq!(
+                prefix_lines("<3>", b"failed\nhint: x\n"),
+                b"<3>failed\n<3>hint: x\n"
+            );
+            assert_eq!(prefix_lines("<6>", b"{}\n"), b"<6>{}\n");
+        }
     }
 }

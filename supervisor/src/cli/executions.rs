@@ -1,19 +1,22 @@
-//! Execution commands: `executions` (the history table) and `logs` (one execution's output,
+//! Execution commands: `executions` (the history table), `logs` (one execution's output,
 //! followed live over Server-Sent Events with `-f`, or by polling where the daemon has no
-//! event stream).
+//! event stream; or the output of recent executions, see [`super::logs`]), `cancel` and
+//! `replay`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use serde_json::Value;
 
 use crate::client::{Method, SseEvent, SseParser, escape};
 use crate::execution::State;
 
 use super::error::CliError;
-use super::invoke::describe_failure;
+use super::invoke::{describe_failure, interrupted, report};
+use super::logs::{self, Recent};
 use super::outcome::Outcome;
-use super::output::{print_json, print_stderr, print_text, write_stdout};
+use super::output::{note, print_json, print_stderr, print_text, write_stdout};
+use super::progress::{self, Waited};
 use super::scripts::show_rows;
 use super::table::{Format, col};
 use super::{Ctx, refused, with_query};
@@ -64,19 +67,47 @@ pub(super) async fn list(ctx: &Ctx, args: ExecutionsArgs) -> Result<Outcome, Cli
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("which")
+        .args(["id", "script", "since", "tail"])
+        .required(true)
+        .multiple(true)
+))]
 pub(super) struct LogsArgs {
-    /// Execution id.
-    id: String,
+    /// Execution id; without it, the output of the executions that --script, --since and
+    /// --tail choose, oldest first, each under a `==> ID SCRIPT STATE TIME <==` line.
+    id: Option<String>,
     /// Follow the output live until the execution ends, then exit with its outcome.
-    #[arg(short = 'f', long)]
+    // With the others excluded, the group leaves the id as the one thing -f can go with
+    // (clap's `requires = "id"` is not enforced for a member of a required group).
+    #[arg(short = 'f', long, conflicts_with_all = ["tail", "since", "script"])]
     pub(super) follow: bool,
+    /// Only the last N lines: of stdout and of stderr (with the structured logs) each, for one
+    /// execution; of everything shown, across executions.
+    #[arg(short = 'n', long, value_name = "N")]
+    tail: Option<usize>,
+    /// Only executions queued since T: a time ago (30s, 10m, 2h, 1d) or a time
+    /// (2026-05-01T10:00:00Z, 2026-05-01 10:00:00 in UTC).
+    #[arg(long, value_name = "T", value_parser = logs::parse_since, conflicts_with = "id")]
+    since: Option<SystemTime>,
+    /// Only executions of this script.
+    #[arg(long, value_name = "NAME", conflicts_with = "id")]
+    script: Option<String>,
 }
 
 pub(super) async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Outcome, CliError> {
-    let record_path = format!("/v1/executions/{}", escape(&args.id));
+    let Some(id) = args.id else {
+        let recent = Recent {
+            script: args.script,
+            since: args.since,
+            tail: args.tail,
+        };
+        return logs::recent(ctx, &recent).await;
+    };
+    let record_path = format!("/v1/executions/{}", escape(&id));
     if !args.follow {
         let record = ctx.call(Method::GET, &record_path, None).await?;
-        print_record_output(ctx, &record)?;
+        print_record_output(ctx, &record, args.tail)?;
         return Ok(Outcome::Success);
     }
     let events_path = format!("{record_path}/events");
@@ -238,18 +269,22 @@ fn finish_followed(ctx: &Ctx, record: &Value) -> Outcome {
     outcome
 }
 
-/// `logs ID`: stdout to stdout, stderr and structured logs to stderr (or the record).
-fn print_record_output(ctx: &Ctx, record: &Value) -> Result<(), CliError> {
+/// `logs ID`: stdout to stdout, stderr and structured logs to stderr (or the record), the last
+/// `tail` lines of each when given.
+fn print_record_output(ctx: &Ctx, record: &Value, tail: Option<usize>) -> Result<(), CliError> {
     if ctx.json {
         return print_json(record);
     }
-    let field = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default();
-    write_stdout(field("stdout").as_bytes())?;
-    print_stderr(field("stderr"));
-    if let Some(logs) = record.get("logs").and_then(Value::as_array) {
-        for entry in logs {
-            print_stderr(&format_log(entry));
-        }
+    let lines = logs::Lines::of(record);
+    let (stdout, stderr) = match tail {
+        Some(n) => (logs::last(&lines.stdout, n), logs::last(&lines.stderr, n)),
+        None => (&lines.stdout[..], &lines.stderr[..]),
+    };
+    for line in stdout {
+        write_stdout(format!("{line}\n").as_bytes())?;
+    }
+    for line in stderr {
+        print_stderr(line);
     }
     for (key, what) in [
         ("stdout_truncated", "stdout"),
@@ -263,7 +298,7 @@ fn print_record_output(ctx: &Ctx, record: &Value) -> Result<(), CliError> {
 }
 
 /// `[level] message {fields}`.
-fn format_log(entry: &Value) -> String {
+pub(super) fn format_log(entry: &Value) -> String {
     let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default();
     let mut line = format!("[{}] {}", field("level"), field("message"));
     if let Some(fields) = entry
@@ -274,6 +309,63 @@ fn format_log(entry: &Value) -> String {
         line.push_str(&fields.to_string());
     }
     line
+}
+
+/// `runwarm cancel ID`.
+pub(super) async fn cancel(ctx: &Ctx, id: &str) -> Result<Outcome, CliError> {
+    let path = format!("/v1/executions/{}/cancel", escape(id));
+    let record = ctx.call(Method::POST, &path, None).await?;
+    if ctx.json {
+        print_json(&record)?;
+    } else {
+        let script = record.get("script").and_then(Value::as_str).unwrap_or("?");
+        note(&format!("cancelled {id} ({script})"));
+    }
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReplayArgs {
+    /// Id of the execution to run again (same script version, same payload).
+    id: String,
+    /// Return the new execution's id at once (202) instead of waiting for the result.
+    #[arg(long = "async")]
+    respond_async: bool,
+    /// Print the script's stdout (to stdout, before the result) and stderr (to stderr).
+    #[arg(long)]
+    show_output: bool,
+}
+
+/// `runwarm replay ID`: a new execution answered like `invoke`, with the same exit codes.
+pub(super) async fn replay(ctx: &Ctx, args: ReplayArgs) -> Result<Outcome, CliError> {
+    let path = format!("/v1/executions/{}/replay", escape(&args.id));
+    let headers: &[(&str, &str)] = if args.respond_async {
+        &[("prefer", "respond-async")]
+    } else {
+        &[]
+    };
+    let call = ctx.client.request(Method::POST, &path, headers, None);
+    let answer = if args.respond_async {
+        call.await?
+    } else {
+        match progress::waiting(call, &format!("replaying {}…", args.id)).await {
+            Waited::Done(answer) => answer?,
+            Waited::Interrupted => {
+                // The script's name is in the new record only; the old one names it too.
+                let old = format!("/v1/executions/{}", escape(&args.id));
+                let script = match ctx.call(Method::GET, &old, None).await {
+                    Ok(record) => record
+                        .get("script")
+                        .and_then(Value::as_str)
+                        .unwrap_or("NAME")
+                        .to_owned(),
+                    Err(_) => "NAME".to_owned(),
+                };
+                return Ok(interrupted(&script));
+            }
+        }
+    };
+    report(ctx, &answer, &path, args.show_output)
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
-//! `runwarm invoke`: run a script and behave like the script itself for a hook: the result
-//! on stdout, the error on stderr, the outcome in the exit code.
+//! `runwarm invoke` (and `replay`): run a script and behave like the script itself for a hook:
+//! the result on stdout, the error on stderr, the outcome in the exit code. A cold start or a
+//! long run shows a spinner on a terminal after a moment; a pipe sees nothing of it.
 
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::Value;
 
-use crate::client::{InvokeOptions, Method, Target};
+use crate::client::{InvokeOptions, Method, Response, Target};
 
 use super::error::{CliError, UsageError};
 use super::outcome::Outcome;
 use super::output::{print_json, print_stderr, print_text};
+use super::progress::{self, Waited};
 use super::{Ctx, payload, refused};
 
 #[derive(Debug, Args)]
@@ -42,13 +44,45 @@ pub(super) async fn invoke(ctx: &Ctx, args: InvokeArgs) -> Result<Outcome, CliEr
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
     };
-    let answer = ctx
+    let call = ctx
         .client
-        .invoke(&target.name, target.selector.as_ref(), &payload, &opts)
-        .await?;
+        .invoke(&target.name, target.selector.as_ref(), &payload, &opts);
+    let answer = if args.respond_async {
+        // Answered as soon as the execution is queued: nothing to wait for.
+        call.await?
+    } else {
+        match progress::waiting(call, &format!("running {}…", args.target)).await {
+            Waited::Done(answer) => answer?,
+            Waited::Interrupted => return Ok(interrupted(&target.name)),
+        }
+    };
+    let path = format!("/v1/scripts/{}/invoke", target.name);
+    report(ctx, &answer, &path, args.show_output)
+}
+
+/// What Ctrl-C during a synchronous wait means: only this client stops waiting. runwarmd runs
+/// the execution to its end whether or not its caller is still there (see
+/// `docs/design/0001-core.md`), so the person is told how to find it or stop it.
+pub(super) fn interrupted(script: &str) -> Outcome {
+    print_stderr(&format!(
+        "stopped waiting; the execution goes on in runwarmd\n\nhint: find it with `runwarm \
+         executions --script {script}`, follow it with `runwarm logs -f ID`, stop it with \
+         `runwarm cancel ID`\n"
+    ));
+    Outcome::Interrupted
+}
+
+/// Prints the answer to an invocation or a replay and returns its outcome: the execution id of
+/// a `202`, else the result (or the failure) of the record; an error status is a refusal of
+/// `POST path`.
+pub(super) fn report(
+    ctx: &Ctx,
+    answer: &Response,
+    path: &str,
+    show_output: bool,
+) -> Result<Outcome, CliError> {
     if !answer.is_success() {
-        let path = format!("/v1/scripts/{}/invoke", target.name);
-        return Err(refused(&Method::POST, &path, answer.problem()));
+        return Err(refused(&Method::POST, path, answer.problem()));
     }
     let body = answer.json()?;
     if answer.status == 202 {
@@ -69,7 +103,7 @@ pub(super) async fn invoke(ctx: &Ctx, args: InvokeArgs) -> Result<Outcome, CliEr
     if ctx.json {
         print_json(&body)?;
     } else {
-        if args.show_output {
+        if show_output {
             print_text(text_field(&body, "stdout"))?;
             print_stderr(text_field(&body, "stderr"));
         }

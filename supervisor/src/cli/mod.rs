@@ -2,15 +2,20 @@
 //! the [`Outcome`] into the documented exit code.
 
 mod daemon;
+mod docs;
 mod error;
 mod executions;
+mod init;
 mod invoke;
+mod logs;
 mod outcome;
 mod output;
 mod payload;
 mod prepare;
+mod progress;
 mod register;
 mod scripts;
+mod show;
 mod socket;
 mod table;
 
@@ -56,14 +61,16 @@ enum Command {
     /// Run a script and print its result; the exit code says how it went.
     #[command(after_long_help = EXIT_CODES)]
     Invoke(invoke::InvokeArgs),
+    /// Start a new script folder (runwarm.toml and a handler) for a runtime.
+    Init(init::InitArgs),
     /// List scripts.
     Ls(scripts::LsArgs),
-    /// Show one script.
+    /// Show one script: parameters schema, limits, pool, tags, and who registered each version.
     Show {
         /// Script name.
         name: String,
     },
-    /// List a script's versions, newest first.
+    /// List a script's versions, newest first, with who registered each.
     Versions {
         /// Script name.
         name: String,
@@ -77,7 +84,9 @@ enum Command {
         /// Version id (`sha256:…`).
         version: String,
     },
-    /// Refuse new invocations of a script (versions and history stay).
+    /// Refuse new invocations of a script; nothing is deleted: versions, tags and history stay,
+    /// and `enable` undoes it (`rm` is an older name of this command).
+    #[command(alias = "rm")]
     Disable {
         /// Script name.
         name: String,
@@ -87,16 +96,20 @@ enum Command {
         /// Script name.
         name: String,
     },
-    /// Delete a script.
-    Rm {
-        /// Script name.
-        name: String,
-    },
     /// List recent executions.
     Executions(executions::ExecutionsArgs),
-    /// Print an execution's output; with -f, follow it until it ends.
+    /// Print an execution's output (with -f, follow it until it ends), or the output of recent
+    /// executions (--script, --since, --tail).
     #[command(after_long_help = EXIT_CODES)]
     Logs(executions::LogsArgs),
+    /// Stop an execution: a queued one never runs, a running one's executor is killed.
+    Cancel {
+        /// Execution id.
+        id: String,
+    },
+    /// Run an execution again: the same script version and payload, as a new execution.
+    #[command(after_long_help = EXIT_CODES)]
+    Replay(executions::ReplayArgs),
     /// Show the warm pools.
     Pools,
     /// Start executors ahead of the invocations that will need them.
@@ -109,6 +122,10 @@ enum Command {
     Info,
     /// Send a raw request (exit 0 for 2xx, 4 for 4xx, 5 otherwise).
     Api(daemon::ApiArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Write the manual pages (runwarm.1 and one per command), or print runwarm.1.
+    Man(docs::ManArgs),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -187,14 +204,21 @@ fn refused(method: &Method, path: &str, problem: Problem) -> CliError {
 }
 
 async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    // What needs no daemon is answered before a client exists.
+    let command = match cli.command {
+        Command::Init(args) => return init::init(cli.json, args),
+        Command::Completions(args) => return docs::completions(&args),
+        Command::Man(args) => return docs::man(&args, cli.json),
+        command => command,
+    };
     let socket = cli.socket.unwrap_or_else(|| {
         default_socket(
             |p| p.exists(),
             std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
         )
     });
-    let open_ended = match &cli.command {
-        Command::Invoke(_) => true,
+    let open_ended = match &command {
+        Command::Invoke(_) | Command::Replay(_) => true,
         Command::Logs(args) => args.follow,
         _ => false,
     };
@@ -208,24 +232,27 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         client,
         json: cli.json,
     };
-    match cli.command {
+    match command {
         Command::Register(args) => register::register(&ctx, args).await,
         Command::Invoke(args) => invoke::invoke(&ctx, args).await,
         Command::Ls(args) => scripts::ls(&ctx, args).await,
-        Command::Show { name } => scripts::show(&ctx, &name).await,
+        Command::Show { name } => show::show(&ctx, &name).await,
         Command::Versions { name } => scripts::versions(&ctx, &name).await,
         Command::Tag { name, tag, version } => scripts::tag(&ctx, &name, &tag, &version).await,
         Command::Disable { name } => scripts::set_enabled(&ctx, &name, false).await,
         Command::Enable { name } => scripts::set_enabled(&ctx, &name, true).await,
-        Command::Rm { name } => scripts::remove(&ctx, &name).await,
         Command::Executions(args) => executions::list(&ctx, args).await,
         Command::Logs(args) => executions::logs(&ctx, args).await,
+        Command::Cancel { id } => executions::cancel(&ctx, &id).await,
+        Command::Replay(args) => executions::replay(&ctx, args).await,
         Command::Pools => daemon::pools(&ctx).await,
         Command::Prewarm(args) => daemon::prewarm(&ctx, args).await,
         Command::Runtimes => daemon::runtimes(&ctx).await,
         Command::Samples(args) => daemon::samples(&ctx, args).await,
         Command::Info => daemon::info(&ctx).await,
         Command::Api(args) => daemon::api(&ctx, args).await,
+        // Answered above; an `Ok` keeps this match total without a panic.
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) => Ok(Outcome::Success),
     }
 }
 

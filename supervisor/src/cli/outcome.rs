@@ -8,7 +8,7 @@
 //! | 3 | timeout: `E004` or state `timeout` |
 //! | 4 | rejected: HTTP 4xx (unknown script, invalid parameters, disabled, 429 overload), `E006` |
 //! | 5 | system error: `E005`, HTTP 5xx, cannot connect, an answer the client cannot read |
-//! | 130 | interrupted: Ctrl-C while `register` waited for the prepare (which goes on) |
+//! | 130 | interrupted: Ctrl-C while the client waited (`register`'s prepare, `invoke`, `replay`, `prewarm --wait`); the work goes on in runwarmd |
 
 use crate::execution::State;
 use serde_json::Value;
@@ -23,7 +23,8 @@ Exit codes:
   3  timeout: E004 or state `timeout`
   4  rejected: HTTP 4xx (unknown script, invalid parameters, disabled, 429 overload), E006
   5  system error: E005, HTTP 5xx, cannot connect to runwarmd, an unreadable answer
-  130  interrupted: Ctrl-C while `register` waited for the prepare (which goes on in runwarmd)
+  130  interrupted: Ctrl-C while waiting for a prepare (register), a result (invoke, replay
+       on a terminal) or executors (prewarm --wait); the work goes on in runwarmd
 ";
 
 /// What happened; see the module docs for the exit code of each.

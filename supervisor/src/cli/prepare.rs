@@ -1,16 +1,14 @@
 //! Waiting for a registered version's prepare (dependencies, build), which runwarmd runs in the
 //! background after `POST /v1/scripts`: a spinner when stderr is a terminal, one plain line per
-//! step otherwise, and the words for how it ended.
+//! step otherwise ([`super::progress`]), and the words for how it ended.
 //!
 //! The registration answer carries the prepare state as a string; the version endpoint carries
 //! an object (`state`, `step`, `duration_ms`, `dependencies`, `build`, `error`). Both are read
 //! here, and a state this client does not know counts as finished: waiting forever on a daemon
 //! that added a terminal state would be worse than stopping early.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::client::{Method, escape};
@@ -18,7 +16,7 @@ use crate::client::{Method, escape};
 use super::Ctx;
 use super::error::CliError;
 use super::outcome::Outcome;
-use super::output::print_stderr;
+use super::progress::{OnPipe, Progress, ctrl_c, seconds};
 
 /// How often the version is asked for its prepare state.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -66,7 +64,7 @@ pub(super) async fn wait(
     timeout: Option<Duration>,
 ) -> Result<Waited, CliError> {
     let path = format!("/v1/scripts/{}/versions/{}", escape(name), escape(version));
-    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let mut progress = Progress::on_stderr(OnPipe::Lines, "preparing…");
     let started = Instant::now();
     // One listener for the whole wait: a Ctrl-C during a request is still seen afterwards.
     let interrupted = ctrl_c();
@@ -81,10 +79,10 @@ pub(super) async fn wait(
             return Ok(Waited::Finished(None));
         };
         if is_finished(prepare) {
-            progress.finish(prepare);
+            progress.finish(&end_line(prepare));
             return Ok(Waited::Finished(Some(prepare.clone())));
         }
-        progress.update(prepare, started.elapsed());
+        progress.update(&stage_line(prepare), started.elapsed());
         last = prepare.clone();
         let left = match timeout {
             Some(limit) => match limit.checked_sub(started.elapsed()) {
@@ -96,75 +94,6 @@ pub(super) async fn wait(
         tokio::select! {
             () = &mut interrupted => return Ok(Waited::Interrupted(last)),
             () = tokio::time::sleep(POLL_INTERVAL.min(left)) => {}
-        }
-    }
-}
-
-async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No handler could be installed, so Ctrl-C still ends the process the default way.
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Progress on stderr: a spinner on a terminal, else a line whenever the stage changes.
-enum Progress {
-    Spinner(ProgressBar),
-    Lines {
-        /// The last stage printed, `None` before the first.
-        shown: Option<String>,
-    },
-}
-
-impl Progress {
-    fn new(terminal: bool) -> Progress {
-        if !terminal {
-            return Progress::Lines { shown: None };
-        }
-        let bar = ProgressBar::new_spinner();
-        // The template is a constant; the fallback only guards against an indicatif that
-        // reads it differently.
-        let style = ProgressStyle::with_template("{spinner} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        bar.set_style(style);
-        // Something to read before the first answer comes back.
-        bar.set_message("preparing…");
-        bar.enable_steady_tick(Duration::from_millis(100));
-        Progress::Spinner(bar)
-    }
-
-    fn update(&mut self, prepare: &Value, elapsed: Duration) {
-        let stage = stage_line(prepare);
-        match self {
-            Progress::Spinner(bar) => bar.set_message(spinner_line(&stage, elapsed)),
-            Progress::Lines { shown } => {
-                if shown.as_deref() != Some(stage.as_str()) {
-                    print_stderr(&stage);
-                    *shown = Some(stage);
-                }
-            }
-        }
-    }
-
-    /// Clears the spinner, or closes the lines with how it ended; the caller prints the rest.
-    fn finish(&mut self, prepare: &Value) {
-        match self {
-            Progress::Spinner(bar) => bar.finish_and_clear(),
-            // Nothing printed yet: the summary on stdout says it all.
-            Progress::Lines { shown: None } => {}
-            Progress::Lines { shown: Some(_) } => print_stderr(&end_line(prepare)),
-        }
-    }
-}
-
-impl Drop for Progress {
-    // On an error, a timeout or Ctrl-C the spinner goes, so the messages after it start on a
-    // clean line.
-    fn drop(&mut self) {
-        if let Progress::Spinner(bar) = self
-            && !bar.is_finished()
-        {
-            bar.finish_and_clear();
         }
     }
 }
@@ -191,11 +120,6 @@ pub(super) fn standing(prepare: &Value) -> String {
         (Some("pending"), _) => "it was waiting for a turn".to_owned(),
         _ => "it was under way".to_owned(),
     }
-}
-
-/// The spinner's text: the stage and how long this client has waited.
-pub(super) fn spinner_line(stage: &str, elapsed: Duration) -> String {
-    format!("{stage} {}", seconds(elapsed.as_secs_f64()))
 }
 
 /// The last progress line: `prepared in 1.2 s`, `prepare failed after 3.4 s`.
@@ -276,20 +200,6 @@ pub(super) fn failure_report(name: &str, version: &str, prepare: &Value) -> Stri
     text
 }
 
-/// `1.2 s`, `3 min 05 s`, `1 h 02 min`.
-pub(super) fn seconds(secs: f64) -> String {
-    if secs < 59.95 {
-        return format!("{:.1} s", secs.max(0.0));
-    }
-    // Whole seconds are enough once it takes minutes; the float is finite and positive here.
-    let whole = secs.round() as u64;
-    if whole < 3600 {
-        format!("{} min {:02} s", whole / 60, whole % 60)
-    } else {
-        format!("{} h {:02} min", whole / 3600, whole % 3600 / 60)
-    }
-}
-
 fn took(prepare: &Value) -> Option<String> {
     let ms = prepare.get("duration_ms").and_then(Value::as_f64)?;
     ms.is_finite().then(|| seconds(ms / 1000.0))
@@ -332,10 +242,6 @@ mod tests {
             "preparing: waiting for a turn…"
         );
         assert_eq!(stage_line(&json!({"state": "running"})), "preparing…");
-        assert_eq!(
-            spinner_line(&stage_line(&running), Duration::from_millis(3240)),
-            "preparing: dependencies… 3.2 s"
-        );
         assert_eq!(standing(&running), "its dependencies step was running");
         assert_eq!(
             standing(&json!({"state": "pending"})),
@@ -349,16 +255,6 @@ mod tests {
             end_line(&json!({"state": "failed", "duration_ms": 3400.0})),
             "prepare failed after 3.4 s"
         );
-    }
-
-    #[test]
-    fn durations_read_as_seconds_minutes_or_hours() {
-        assert_eq!(seconds(0.0), "0.0 s");
-        assert_eq!(seconds(1.25), "1.2 s");
-        assert_eq!(seconds(59.94), "59.9 s");
-        assert_eq!(seconds(59.96), "1 min 00 s");
-        assert_eq!(seconds(125.4), "2 min 05 s");
-        assert_eq!(seconds(3725.0), "1 h 02 min");
     }
 
     #[test]

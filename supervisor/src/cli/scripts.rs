@@ -1,5 +1,5 @@
-//! Script commands: `ls`, `show`, `versions`, `tag`, `enable`/`disable`, `rm` (`register` has
-//! its own module).
+//! Script commands: `ls`, `versions`, `tag`, `enable`/`disable` (`register`, `show` and `init`
+//! have their own modules).
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -9,7 +9,8 @@ use crate::client::{Method, escape};
 use super::error::CliError;
 use super::outcome::Outcome;
 use super::output::{note, print_json, print_text};
-use super::table::{Format, col, render_fields, render_rows};
+use super::show::VERSION_COLUMNS;
+use super::table::{Format, col, render_rows};
 use super::{Ctx, with_query};
 
 #[derive(Debug, Args)]
@@ -54,32 +55,10 @@ pub(super) async fn ls(ctx: &Ctx, args: LsArgs) -> Result<Outcome, CliError> {
     )
 }
 
-pub(super) async fn show(ctx: &Ctx, name: &str) -> Result<Outcome, CliError> {
-    let script = ctx
-        .call(Method::GET, &format!("/v1/scripts/{}", escape(name)), None)
-        .await?;
-    if ctx.json {
-        print_json(&script)?;
-    } else {
-        print_text(&render_fields(&script))?;
-    }
-    Ok(Outcome::Success)
-}
-
 pub(super) async fn versions(ctx: &Ctx, name: &str) -> Result<Outcome, CliError> {
     let path = format!("/v1/scripts/{}/versions", escape(name));
     let versions = ctx.call(Method::GET, &path, None).await?;
-    show_rows(
-        ctx,
-        &versions,
-        &[
-            col("VERSION", &["/id", "/version"], Format::Plain),
-            col("CREATED", &["/created_at"], Format::Plain),
-            col("RUNTIME", &["/runtime", "/manifest/runtime"], Format::Plain),
-            col("TAGS", &["/tags"], Format::Names),
-        ],
-        "no versions",
-    )
+    show_rows(ctx, &versions, &VERSION_COLUMNS, "no versions")
 }
 
 pub(super) async fn tag(
@@ -99,13 +78,19 @@ pub(super) async fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> Result<
     let verb = if enabled { "enable" } else { "disable" };
     let path = format!("/v1/scripts/{}/{verb}", escape(name));
     let answer = ctx.call(Method::POST, &path, None).await?;
-    finish(ctx, &answer, &format!("{verb}d {name}"))
+    finish(ctx, &answer, &enabled_line(name, enabled))
 }
 
-pub(super) async fn remove(ctx: &Ctx, name: &str) -> Result<Outcome, CliError> {
-    let path = format!("/v1/scripts/{}", escape(name));
-    let answer = ctx.call(Method::DELETE, &path, None).await?;
-    finish(ctx, &answer, &format!("removed {name}"))
+/// What `enable`/`disable` (and its alias `rm`) did, in words that say nothing was deleted.
+fn enabled_line(name: &str, enabled: bool) -> String {
+    if enabled {
+        format!("enabled {name}: invocations are accepted again")
+    } else {
+        format!(
+            "disabled {name}: new invocations are refused; its versions, tags and history stay \
+             (`runwarm enable {name}` undoes it)"
+        )
+    }
 }
 
 /// Prints the answer with `--json`, else the one-line summary.
@@ -146,4 +131,27 @@ pub(super) fn show_rows(
         _ => print_json(answer)?,
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabling_says_nothing_is_deleted() {
+        let line = enabled_line("greet", false);
+        assert!(
+            line.starts_with("disabled greet: new invocations are refused"),
+            "{line}"
+        );
+        assert!(line.contains("`runwarm enable greet` undoes it"), "{line}");
+        assert!(
+            !line.contains("remove") && !line.contains("delete"),
+            "{line}"
+        );
+        assert_eq!(
+            enabled_line("greet", true),
+            "enabled greet: invocations are accepted again"
+        );
+    }
 }

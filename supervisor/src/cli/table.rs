@@ -82,6 +82,16 @@ pub fn render_fields(object: &Value) -> String {
     trim_lines(&table.to_string())
 }
 
+/// Renders `key value` lines, keys aligned, in the given order.
+pub fn render_pairs(pairs: &[(String, String)]) -> String {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    for (key, value) in pairs {
+        table.add_row(vec![key.clone(), value.clone()]);
+    }
+    trim_lines(&table.to_string())
+}
+
 fn cell(value: Option<&Value>, format: Format) -> String {
     let Some(value) = value else {
         return "-".to_owned();

@@ -52,19 +52,37 @@ impl ClientError {
     }
 }
 
+/// Where the installed service listens (`runwarm.socket`); the CLI's default after a checkout's
+/// `./.runwarm/` and the user's runtime directory.
+const SERVICE_SOCKET: &str = "/run/runwarm/runwarm.sock";
+
+/// How to start the daemon that should own `socket`: the systemd units for the service's
+/// socket, a development daemon for any other, and both ways when the path says nothing.
+fn how_to_start(socket: &std::path::Path) -> String {
+    let service = "on an installed system `sudo systemctl start runwarm.socket` (then \
+                   `systemctl status runwarm` says how it went)";
+    let checkout = "in a checkout `cargo run --release --bin runwarmd`";
+    if socket == std::path::Path::new(SERVICE_SOCKET) {
+        format!("start it {service}, or {checkout}")
+    } else {
+        format!("start it {checkout}, or {service}")
+    }
+}
+
 fn connect_hint(socket: &std::path::Path, source: &std::io::Error) -> String {
     use std::io::ErrorKind;
     match source.kind() {
         ErrorKind::PermissionDenied => format!(
-            "you may not access {}; ask an operator to add you to the daemon's socket group",
+            "you may not access {}; ask an operator to add you to the socket's group (the \
+             service's is `runwarm`: `sudo usermod -aG runwarm $USER`, then log in again)",
             socket.display()
         ),
         ErrorKind::NotFound | ErrorKind::ConnectionRefused => format!(
-            "is runwarmd running? start it with `cargo run --release --bin runwarmd`, \
-             or point --socket / RUNWARM_SOCKET at its socket (tried {})",
+            "is runwarmd running? {}; or point --socket / RUNWARM_SOCKET at its socket (tried {})",
+            how_to_start(socket),
             socket.display()
         ),
-        _ => "is runwarmd running? start it with `cargo run --release --bin runwarmd`".into(),
+        _ => format!("is runwarmd running? {}", how_to_start(socket)),
     }
 }
 
@@ -80,13 +98,29 @@ mod tests {
         };
         let hint = err.hint().unwrap_or_default();
         assert!(
-            hint.contains("cargo run --release --bin runwarmd"),
+            hint.contains(
+                "start it in a checkout `cargo run --release --bin runwarmd`, or on an \
+                 installed system `sudo systemctl start runwarm.socket`"
+            ),
             "{hint}"
         );
         assert!(hint.contains("/nope/runwarm.sock"), "{hint}");
         assert_eq!(
             err.to_string(),
             "cannot connect to runwarmd at /nope/runwarm.sock"
+        );
+        // The service's socket: the systemd way first.
+        let err = ClientError::Connect {
+            socket: SERVICE_SOCKET.into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let hint = err.hint().unwrap_or_default();
+        assert!(
+            hint.starts_with(
+                "is runwarmd running? start it on an installed system `sudo systemctl start \
+                 runwarm.socket`"
+            ),
+            "{hint}"
         );
     }
 

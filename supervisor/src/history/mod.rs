@@ -87,6 +87,8 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The writer thread, woken for commands someone waits on (see `Writer::collect`).
     writer_thread: std::thread::Thread,
+    /// Failed writes and records that could not be queued, for the metrics.
+    write_errors: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for History {
@@ -110,7 +112,14 @@ impl History {
         let reader = schema::open(&path)?;
         let pending = Arc::new(DashMap::new());
         let (tx, rx) = std::sync::mpsc::channel();
-        let writer = Writer::new(write_conn, rx, Arc::clone(&pending), cfg);
+        let write_errors = Arc::new(AtomicU64::new(0));
+        let writer = Writer::new(
+            write_conn,
+            rx,
+            Arc::clone(&pending),
+            cfg,
+            Arc::clone(&write_errors),
+        );
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
             .spawn(move || writer.run())
@@ -125,6 +134,7 @@ impl History {
                 closed: AtomicBool::new(false),
                 writer_thread: handle.thread().clone(),
                 writer: Mutex::new(Some(handle)),
+                write_errors,
             }),
         })
     }
@@ -139,6 +149,7 @@ impl History {
     pub fn record(&self, rec: ExecutionRecord) {
         let id = rec.id.clone();
         if let Err(e) = self.enqueue(rec, None) {
+            self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(execution_id = %id, error = %e, "execution record not kept");
         }
     }
@@ -147,7 +158,10 @@ impl History {
     /// asynchronously that must survive a crash.
     pub async fn record_durable(&self, rec: ExecutionRecord) -> Result<(), HistoryError> {
         let (ack, done) = oneshot::channel();
-        self.enqueue(rec, Some(ack))?;
+        if let Err(e) = self.enqueue(rec, Some(ack)) {
+            self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
         done.await.map_err(|_| HistoryError::WriterStopped)?
     }
 
@@ -241,6 +255,12 @@ impl History {
     /// Records queued but not yet written (the writer's lag, for the metrics).
     pub fn pending(&self) -> usize {
         self.inner.pending.len()
+    }
+
+    /// Failed write transactions (each retry counts) and records that could not be queued,
+    /// since the daemon started (for the metrics).
+    pub fn write_errors(&self) -> u64 {
+        self.inner.write_errors.load(Ordering::Relaxed)
     }
 
     fn enqueue(&self, rec: ExecutionRecord, ack: Option<writer::Ack>) -> Result<(), HistoryError> {

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -81,6 +82,8 @@ pub struct Writer {
     /// Close was asked, or every handle is gone: write what is left, then stop.
     stopping: bool,
     close_acks: Vec<Ack>,
+    /// Shared with the handle: counts failed write transactions for the metrics.
+    errors: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -89,6 +92,7 @@ impl Writer {
         rx: Receiver<Command>,
         pending: Arc<DashMap<String, Pending>>,
         cfg: HistoryConfig,
+        errors: Arc<AtomicU64>,
     ) -> Self {
         Self {
             conn,
@@ -98,6 +102,7 @@ impl Writer {
             last_expiry: None,
             stopping: false,
             close_acks: Vec::new(),
+            errors,
         }
     }
 
@@ -217,6 +222,7 @@ impl Writer {
                 }
                 Err(e) => e,
             };
+            self.errors.fetch_add(1, Ordering::Relaxed);
             if self.stopping && attempt >= ATTEMPTS_WHEN_STOPPING {
                 tracing::error!(error = %err, records = ids.len(), attempt,
                     "giving up writing execution history while stopping; these records are lost");

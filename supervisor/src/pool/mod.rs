@@ -102,7 +102,7 @@ struct Stats {
 }
 
 /// One pool's state, for `GET /v1/pools`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PoolView {
     /// Script name.
     pub script: String,
@@ -469,6 +469,18 @@ impl Pools {
             })
             .collect();
         out.sort_by(|a, b| (&a.script, &a.version).cmp(&(&b.script, &b.version)));
+        out
+    }
+
+    /// Executors started and starts that failed, per script, since the daemon started. Kept
+    /// for every pool that ever started one (never reset), so they can back counters.
+    pub fn start_counts(&self) -> HashMap<String, (u64, u64)> {
+        let mut out: HashMap<String, (u64, u64)> = HashMap::new();
+        for s in self.inner.stats.iter() {
+            let e = out.entry(s.key().script.clone()).or_default();
+            e.0 += s.spawned;
+            e.1 += s.start_failures;
+        }
         out
     }
 

@@ -359,6 +359,15 @@ where
                 };
                 f.last_prepare_ms = Some(report.duration_ms);
                 f.last_prepare_at = Some(now_rfc3339());
+                if let Some(observe) = inner.on_step.get() {
+                    let step = match level {
+                        Level::Toolchain => "toolchain",
+                        Level::Deps => "dependencies",
+                        Level::Build => "build",
+                    };
+                    let took = std::time::Duration::try_from_secs_f64(report.duration_ms / 1000.0);
+                    observe(runtime, step, took.unwrap_or_default());
+                }
             }
             let _ = ftx.send(Some(
                 out.as_ref()

@@ -110,6 +110,10 @@ pub const SUMMARY_LINES: usize = 25;
 /// Versions whose prepared folders must not be evicted (tagged, pooled, running).
 pub type LiveVersions = Box<dyn Fn() -> HashSet<String> + Send + Sync>;
 
+/// Told of every step that ran (runtime, `toolchain`/`dependencies`/`build`, how long), for the
+/// metrics; steps answered from the cache are not reported.
+pub type StepObserver = Box<dyn Fn(&str, &'static str, Duration) + Send + Sync>;
+
 /// The prepare service: see the module documentation.
 #[derive(Clone)]
 pub struct Preparer {
@@ -137,6 +141,8 @@ struct Inner {
     instance: std::sync::OnceLock<String>,
     /// When an invocation last needed each version: its folders are in use for a while after.
     used: Mutex<HashMap<String, std::time::Instant>>,
+    /// Set once at start-up, after the metrics exist.
+    on_step: std::sync::OnceLock<StepObserver>,
 }
 
 /// How long after an invocation needed a version its folders count as in use.
@@ -165,6 +171,7 @@ impl Preparer {
                 live: RwLock::new(None),
                 instance: std::sync::OnceLock::new(),
                 used: Mutex::default(),
+                on_step: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -173,6 +180,11 @@ impl Preparer {
     /// executors are, so a leak can be found in `/proc/*/environ`.
     pub fn set_instance(&self, instance: &str) {
         let _ = self.inner.instance.set(instance.to_owned());
+    }
+
+    /// Reports every step that runs to `observer` (the first call wins).
+    pub fn observe_steps(&self, observer: StepObserver) {
+        let _ = self.inner.on_step.set(observer);
     }
 
     /// Its settings.

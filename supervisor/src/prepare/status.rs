@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 /// Where a version's prepare stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PrepareState {
     /// Waiting for a slot, or for another registration preparing the same dependencies.
@@ -22,7 +22,7 @@ pub enum PrepareState {
 }
 
 /// One step of a version's prepare.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepReport {
     /// The cache key of its output.
     pub key: String,
@@ -36,7 +36,7 @@ pub struct StepReport {
 }
 
 /// A version's prepare.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PrepareStatus {
     /// The state.
     pub state: PrepareState,
@@ -108,7 +108,7 @@ pub struct Prepared {
 }
 
 /// The prepare cache of one runtime, for `GET /v1/runtimes`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CacheFigures {
     /// Entries on disk (dependency environments and builds).
     pub entries: usize,

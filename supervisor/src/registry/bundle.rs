@@ -34,7 +34,7 @@ pub(super) struct BundleFile {
 }
 
 /// Whether `name` is a valid script or tag name: `[a-z0-9][a-z0-9._-]{0,63}`.
-pub(super) fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     let Some(first) = bytes.first() else {
         return false;

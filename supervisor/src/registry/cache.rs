@@ -130,6 +130,7 @@ impl Cache {
                 root,
                 created_at: row.created_at,
                 files,
+                registered_by: row.registered_by,
                 params,
             }));
         }
@@ -295,6 +296,7 @@ impl Cache {
                     tags: entry.tags_of(&v.id),
                     files: v.files.len(),
                     size: v.size(),
+                    registered_by: v.registered_by,
                 })
                 .collect(),
         )

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::RegistryError;
+use super::{Registrant, RegistryError};
 
-/// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes (`PRAGMA user_version`): 1 is [`SCHEMA`], 2 adds who
+/// registered each version ([`migrate`]).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS scripts (
@@ -53,6 +54,8 @@ pub(super) struct VersionRow {
     pub manifest: String,
     pub files: String,
     pub created_at: String,
+    /// `registered_uid`/`registered_gid`; NULL (unknown) in rows older than schema 2.
+    pub registered_by: Option<Registrant>,
 }
 
 /// A row of `tags`.
@@ -82,7 +85,7 @@ fn db_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> Registry
 impl Db {
     /// Opens (creating) the database in WAL mode and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, RegistryError> {
-        let conn = Connection::open(path).map_err(db_error("open the database"))?;
+        let mut conn = Connection::open(path).map_err(db_error("open the database"))?;
         // Another process (a backup, `sqlite3` in a shell) may hold a lock for a moment.
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(db_error("set the busy timeout"))?;
@@ -99,10 +102,17 @@ impl Db {
                 supported: SCHEMA_VERSION,
             });
         }
-        conn.execute_batch(SCHEMA)
+        // One transaction (SQLite's DDL is transactional): a crash mid-upgrade leaves the old
+        // schema and its version, never a half-migrated database.
+        let tx = conn
+            .transaction()
+            .map_err(db_error("begin the schema upgrade"))?;
+        tx.execute_batch(SCHEMA)
             .map_err(db_error("create the schema"))?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        migrate(&tx)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db_error("write the schema version"))?;
+        tx.commit().map_err(db_error("commit the schema upgrade"))?;
         Ok(Db { conn })
     }
 
@@ -122,14 +132,18 @@ impl Db {
             .map_err(db_error("load scripts"))?;
         let versions = self
             .query(
-                "SELECT name, id, manifest, files, created_at FROM versions ORDER BY name, seq",
+                "SELECT name, id, manifest, files, created_at, registered_uid, registered_gid
+                 FROM versions ORDER BY name, seq",
                 |row| {
+                    let uid: Option<u32> = row.get(5)?;
+                    let gid: Option<u32> = row.get(6)?;
                     Ok(VersionRow {
                         name: row.get(0)?,
                         id: row.get(1)?,
                         manifest: row.get(2)?,
                         files: row.get(3)?,
                         created_at: row.get(4)?,
+                        registered_by: uid.zip(gid).map(|(uid, gid)| Registrant { uid, gid }),
                     })
                 },
             )
@@ -180,15 +194,18 @@ impl Db {
             )
             .map_err(db_error("number a version"))?;
         tx.execute(
-            "INSERT INTO versions (name, id, manifest, files, created_at, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO versions
+                 (name, id, manifest, files, created_at, seq, registered_uid, registered_gid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 row.name,
                 row.id,
                 row.manifest,
                 row.files,
                 row.created_at,
-                seq
+                seq,
+                row.registered_by.map(|r| r.uid),
+                row.registered_by.map(|r| r.gid),
             ],
         )
         .map_err(db_error("insert a version"))?;
@@ -218,6 +235,27 @@ impl Db {
             .map_err(db_error("update a script"))?;
         Ok(changed > 0)
     }
+}
+
+/// Brings a schema-1 database (or the fresh one [`SCHEMA`] just created) to this build's.
+///
+/// Version 2 adds `registered_uid`/`registered_gid` to `versions` as nullable columns, so
+/// every existing row stays valid and reads as "registered by someone unknown". Whether the
+/// columns are there is read from the table itself rather than from `user_version`, so a
+/// database whose version number and columns disagree (restored from a copy, edited by hand)
+/// is mended instead of failing on a duplicate column.
+fn migrate(conn: &Connection) -> Result<(), RegistryError> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('versions')")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(db_error("read the versions table's columns"))?;
+    for column in ["registered_uid", "registered_gid"] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE versions ADD COLUMN {column} INTEGER"))
+                .map_err(db_error("add who registered each version"))?;
+        }
+    }
+    Ok(())
 }
 
 fn upsert_tag(

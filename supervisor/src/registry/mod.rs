@@ -26,6 +26,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::Value;
 
+// The API document's name pattern is tested against the rule itself.
+#[cfg(test)]
+pub(crate) use self::bundle::is_valid_name;
 use self::cache::{Cache, Lookup};
 use self::db::{Db, VersionRow};
 use self::digest::FileDigest;
@@ -34,7 +37,7 @@ use self::params::ParamsSchema;
 pub use self::params::Violation;
 use self::store::Store;
 pub use self::summary::{ScriptDetail, ScriptFilter, ScriptSummary, VersionSummary};
-pub use self::version::{FileInfo, Version};
+pub use self::version::{FileInfo, Registrant, Version};
 
 /// Size limits applied to every bundle at registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +72,7 @@ pub enum Selector {
 }
 
 /// The answer to a registration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Registered {
     /// Script name.
     pub name: String,
@@ -105,12 +108,24 @@ impl Registry {
         })
     }
 
-    /// Validates and stores a bundle (a `POST /v1/scripts` body). `runtime_known` says whether
-    /// the manifest's runtime exists on this daemon.
+    /// Validates and stores a bundle (a `POST /v1/scripts` body) registered by nobody in
+    /// particular (the samples runwarmd registers at start); see [`Registry::register_as`].
     pub fn register(
         &self,
         body: &Value,
         runtime_known: &dyn Fn(&str) -> bool,
+    ) -> Result<Registered, RegisterError> {
+        self.register_as(body, runtime_known, None)
+    }
+
+    /// Validates and stores a bundle (a `POST /v1/scripts` body). `runtime_known` says whether
+    /// the manifest's runtime exists on this daemon; `by` is recorded with a new version (an
+    /// identical re-registration keeps who registered it first).
+    pub fn register_as(
+        &self,
+        body: &Value,
+        runtime_known: &dyn Fn(&str) -> bool,
+        by: Option<Registrant>,
     ) -> Result<Registered, RegisterError> {
         let bundle = bundle::parse_bundle(body, &self.limits)?;
         if !runtime_known(&bundle.manifest.runtime) {
@@ -177,6 +192,7 @@ impl Registry {
                 detail: e.to_string(),
             })?,
             created_at: now_rfc3339(),
+            registered_by: by,
         };
         db.insert_version(&row)?;
         self.write_cache().insert_version(Arc::new(Version {
@@ -186,6 +202,7 @@ impl Registry {
             root,
             created_at: row.created_at,
             files,
+            registered_by: row.registered_by,
             params,
         }));
         Ok(registered(true))

@@ -19,7 +19,7 @@ pub struct ScriptFilter {
 }
 
 /// One script in a listing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScriptSummary {
     /// Script name.
     pub name: String,
@@ -44,7 +44,7 @@ pub struct ScriptSummary {
 }
 
 /// One script in detail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScriptDetail {
     /// Script name.
     pub name: String,
@@ -67,7 +67,7 @@ pub struct ScriptDetail {
 }
 
 /// One version in `GET /v1/scripts/{name}/versions`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VersionSummary {
     /// `sha256:<64 hex>`.
     pub id: String,
@@ -88,4 +88,6 @@ pub struct VersionSummary {
     pub files: usize,
     /// Total size of the files in bytes.
     pub size: u64,
+    /// Who registered it (`null` when unknown: see [`super::Version::registered_by`]).
+    pub registered_by: Option<super::Registrant>,
 }

@@ -434,3 +434,73 @@ fn list_filters_by_tag_label_runtime_and_text() {
     assert_eq!(summary.runtime, "python3");
     assert_eq!(summary.latest, v);
 }
+
+#[test]
+fn who_registered_a_version_is_kept_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let ada = Registrant {
+        uid: 1000,
+        gid: 1001,
+    };
+    {
+        let registry = open(dir.path());
+        let first = registry
+            .register_as(&bundle("hello", "v1"), &known, Some(ada))
+            .unwrap();
+        // Identical content from someone else names the same version and keeps its registrant.
+        let again = registry
+            .register_as(
+                &bundle("hello", "v1"),
+                &known,
+                Some(Registrant { uid: 0, gid: 0 }),
+            )
+            .unwrap();
+        assert_eq!((again.version, again.created), (first.version, false));
+        register(&registry, &bundle("hello", "v2")).unwrap();
+    }
+    let registry = open(dir.path());
+    let versions = registry.versions("hello").unwrap();
+    let by: Vec<Option<Registrant>> = versions.iter().map(|v| v.registered_by).collect();
+    assert_eq!(by, [None, Some(ada)], "newest first");
+    let v1 = registry.version("hello", &versions[1].id).unwrap();
+    assert_eq!(v1.registered_by, Some(ada));
+    let shown = serde_json::to_value(v1.as_ref()).unwrap();
+    assert_eq!(shown["registered_by"], json!({"uid": 1000, "gid": 1001}));
+}
+
+#[test]
+fn a_schema_1_database_is_upgraded_in_place_and_keeps_its_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let registry = open(dir.path());
+        register(&registry, &bundle("old", "v1")).unwrap().version
+    };
+    // Turn the database back into what a schema-1 build wrote: no registrant columns.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("registry.db")).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE versions DROP COLUMN registered_uid;
+             ALTER TABLE versions DROP COLUMN registered_gid;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let registry = open(dir.path());
+    let old = registry.version("old", &id).unwrap();
+    assert_eq!(old.registered_by, None, "unknown for versions from before");
+    let by = Registrant { uid: 7, gid: 8 };
+    let new = registry
+        .register_as(&bundle("old", "v2"), &known, Some(by))
+        .unwrap();
+    drop(registry);
+    let registry = open(dir.path());
+    assert_eq!(
+        registry.version("old", &new.version).unwrap().registered_by,
+        Some(by)
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("registry.db")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}

@@ -13,7 +13,7 @@ use super::params::{ParamsSchema, Violation};
 use crate::manifest::Manifest;
 
 /// One file of a version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileInfo {
     /// Path relative to the version root, `/`-separated.
     pub path: String,
@@ -25,8 +25,19 @@ pub struct FileInfo {
     pub executable: bool,
 }
 
+/// Who registered a version: the peer credentials (`SO_PEERCRED`) of the connection that sent
+/// `POST /v1/scripts` (or cloned a sample). The pid is left out: it means nothing once that
+/// process is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Registrant {
+    /// The caller's uid.
+    pub uid: u32,
+    /// The caller's primary gid.
+    pub gid: u32,
+}
+
 /// An immutable version of a script.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Version {
     /// Script name.
     pub name: String,
@@ -42,6 +53,9 @@ pub struct Version {
     pub created_at: String,
     /// Files sorted by path.
     pub files: Vec<FileInfo>,
+    /// Who registered it; `null` for versions registered before runwarmd recorded it and for
+    /// the samples runwarmd registers itself at start.
+    pub registered_by: Option<Registrant>,
     #[serde(skip)]
     pub(super) params: ParamsSchema,
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::Limits;
 
 /// A runtime as written in its TOML file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeDefinition {
     /// Name scripts refer to in their manifest (`runtime = "python3"`).
@@ -47,6 +47,7 @@ pub struct RuntimeDefinition {
     /// Extra host paths the runtime's executors and prepare steps need, bound read-only at the
     /// same place (a JDK's `/etc/java-17-openjdk`, Mono's `/etc/mono`); missing ones are skipped.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub host_paths: Vec<std::path::PathBuf>,
     /// What the executor is told to load, when not the script's own entry: a transpiled or
     /// compiled file under `{build}` (placeholders as in `handler`, plus `{entry_stem}`).
@@ -58,7 +59,7 @@ pub struct RuntimeDefinition {
 }
 
 /// The `root` and `entry` sent in `init` instead of the bundle's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadOverride {
     /// Directory the executor loads from.
@@ -69,7 +70,7 @@ pub struct LoadOverride {
 
 /// The `[prepare]` section: dependency and build steps, each a shell script run confined with
 /// the host network, cached by content (see `crate::prepare`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrepareDefinition {
     /// Installs dependencies into `$RUNWARM_DEPS`; cached per runtime version and input hash.
@@ -93,7 +94,7 @@ pub struct PrepareDefinition {
 }
 
 /// The dependency step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DependencyStep {
     /// Bundle files whose contents key the environment (`requirements.txt`, `package.json`, …).
@@ -107,7 +108,7 @@ pub struct DependencyStep {
 }
 
 /// The build step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildStep {
     /// Shell script (`/bin/sh -eu`).

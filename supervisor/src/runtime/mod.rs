@@ -23,7 +23,7 @@ pub use launch::{Launcher, ScriptRef};
 static EMBEDDED_RUNTIMES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../runtimes");
 
 /// A runtime and what the probe found on this host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Runtime {
     /// The definition.
     #[serde(flatten)]
@@ -31,6 +31,7 @@ pub struct Runtime {
     /// Whether the probe ran and printed an interpreter path.
     pub available: bool,
     /// Resolved interpreter path (absolute).
+    #[schema(value_type = Option<String>)]
     pub interpreter: Option<PathBuf>,
     /// Interpreter version.
     pub version: Option<String>,
@@ -123,6 +124,38 @@ impl Catalog {
     pub fn names(&self) -> Vec<String> {
         self.runtimes.keys().cloned().collect()
     }
+}
+
+/// Every problem the runtime definitions in `extra_dirs` have, without probing anything (what
+/// `runwarmd --check-config` reports; [`Catalog::load`] stops at the first).
+pub fn check_definitions(extra_dirs: &[PathBuf]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in extra_dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(format!("runtimes_dirs: cannot read {}: {e}", dir.display()));
+                continue;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
+            let shown = path.display().to_string();
+            let checked = std::fs::read_to_string(path)
+                .map_err(|e| format!("runtime file {shown}: {e}"))
+                .and_then(|text| {
+                    RuntimeDefinition::parse(&shown, &text).map_err(|e| e.to_string())
+                });
+            if let Err(e) = checked {
+                problems.push(e.trim().replace('\n', "\n  "));
+            }
+        }
+    }
+    problems
 }
 
 fn load_dir(dir: &Path) -> Result<Vec<(RuntimeDefinition, String)>, CatalogError> {

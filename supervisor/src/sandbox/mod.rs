@@ -12,7 +12,7 @@ mod probe;
 
 use std::path::{Path, PathBuf};
 
-use runwarm_sandbox::Layers;
+use runwarm_sandbox::{Layers, Step};
 use serde::Serialize;
 
 pub(crate) use plan::interpreter_prefix;
@@ -25,7 +25,7 @@ pub use probe::LayerReport;
 use cgroup::{Cgroups, DEFAULT_ROOT};
 
 /// `sandbox` in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SandboxMode {
     /// Every layer must work, or the daemon refuses to start.
@@ -86,6 +86,58 @@ pub struct ConfinementError {
     hint: String,
 }
 
+/// What to do when `required` confinement failed, from what actually failed. Telling a daemon
+/// that already runs as root with `Delegate=yes` to run as root with `Delegate=yes` helps no
+/// one: as root, the cause is what surrounds the daemon (its unit's sandboxing, a container).
+fn start_failure_hint(
+    settings: &SandboxSettings,
+    failure: Option<&runwarm_sandbox::StepFailure>,
+    cgroup_hint: Option<&str>,
+) -> String {
+    const LOWER: &str =
+        "or set sandbox = \"best-effort\" (or \"off\" for development) in the config";
+    if !nix::unistd::geteuid().is_root() {
+        return format!(
+            "run runwarmd as root (the helper needs CAP_SYS_ADMIN for namespaces and cgroups), {LOWER}"
+        );
+    }
+    if !settings.binary.is_file() {
+        return format!(
+            "install the sandbox helper at {} (it ships as runwarm-sandbox next to runwarmd) or point sandbox.binary at it",
+            settings.binary.display()
+        );
+    }
+    let Some(f) = failure else {
+        return match cgroup_hint {
+            Some(h) => format!("cgroups: {h}"),
+            None => format!(
+                "runwarmd runs as root, so something around it takes a layer away: see the problems above, {LOWER}"
+            ),
+        };
+    };
+    let errno = nix::errno::Errno::from_raw(f.errno);
+    let call = format!(
+        "the sandbox helper's step `{}` failed with {errno:?}",
+        f.step
+    );
+    let why = match (f.step, errno) {
+        (_, nix::errno::Errno::EAFNOSUPPORT) => {
+            "an address family is forbidden to runwarmd: under systemd, RestrictAddressFamilies= must allow AF_INET and AF_INET6 (the helper brings up loopback with them, and scripts inherit the restriction)".to_owned()
+        }
+        (Step::Hostname, nix::errno::Errno::EPERM) => {
+            "sethostname is forbidden to runwarmd: under systemd, ProtectHostname=yes does that (each executor sets its own hostname in its own uts namespace); set ProtectHostname=no".to_owned()
+        }
+        (_, nix::errno::Errno::EPERM | nix::errno::Errno::EACCES) => {
+            "runwarmd runs as root, so something around it forbids that call: its unit's sandboxing (RestrictNamespaces=, PrivateUsers=, SystemCallFilter= without @mount and @privileged, CapabilityBoundingSet= without CAP_SYS_ADMIN, ProtectControlGroups=; compare with the shipped systemd/runwarm.service), a container's seccomp profile or a Linux security module".to_owned()
+        }
+        (Step::CloneNamespaces, nix::errno::Errno::ENOSPC) => {
+            "a namespace limit is reached or 0 (sysctl user.max_user_namespaces and its siblings)".to_owned()
+        }
+        _ => format!("{}; see docs/sandbox.md for what that step needs", f.detail),
+    };
+    format!("{call}: {why}; {LOWER}")
+}
+
 impl Confinement {
     /// Unconfined.
     pub fn off(settings: SandboxSettings) -> Self {
@@ -116,16 +168,16 @@ impl Confinement {
             tracing::warn!(swept, "removed cgroups left behind by a previous daemon");
         }
         let subtree = format!("runwarm/{}", cgroup::instance_name());
-        let (cgroups, cgroup_error) = match Cgroups::detect(root, &subtree) {
-            Ok(c) => (Some(c), None),
+        let (cgroups, cgroup_error, cgroup_hint) = match Cgroups::detect(root, &subtree) {
+            Ok(c) => (Some(c), None, None),
             Err(e) => {
                 let hint = e.hint().unwrap_or_default();
-                (None, Some(format!("{e} ({hint})")))
+                (None, Some(format!("{e} ({hint})")), e.hint())
             }
         };
         let mut layers = Layers::default();
         let mut given_up = Vec::new();
-        let mut report = loop {
+        let (mut report, last_failure) = loop {
             let (report, failed) = probe::run(&settings, scratch, layers).await;
             // Best effort: a step that fails costs its own layer, not the whole sandbox.
             let fewer = failed.as_ref().and_then(|f| {
@@ -138,7 +190,7 @@ impl Confinement {
                     given_up.push(format!("{failure}"));
                     layers = next;
                 }
-                _ => break report,
+                _ => break (report, failed),
             }
         };
         report.problems.extend(given_up);
@@ -156,13 +208,33 @@ impl Confinement {
                 return Err(ConfinementError {
                     missing: format!("these layers do not work: {}", missing.join(", ")),
                     detail: report.detail(),
-                    hint: "run runwarmd as root (or with Delegate=yes under systemd) on a kernel with user namespaces and cgroups, or set sandbox = \"best-effort\" (or \"off\" for development) in the config".into(),
+                    hint: start_failure_hint(&settings, last_failure.as_ref(), cgroup_hint),
                 });
             }
             tracing::warn!(missing = ?missing, detail = %report.detail(), "sandbox = \"best-effort\": some confinement layers are NOT active");
         }
         let namespaces = report.namespaces_work();
-        tracing::info!(layers = %serde_json::to_string(&report).unwrap_or_default(), "confinement measured");
+        // Fields, not one JSON string: a JSON log line (and the journal) keeps each as a value.
+        let active_namespaces: Vec<&str> = report
+            .namespaces
+            .iter()
+            .filter(|(_, on)| **on)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        tracing::info!(
+            mode = ?settings.mode,
+            namespaces = %active_namespaces.join(","),
+            unprivileged_uid = report.unprivileged_uid,
+            capabilities_dropped = report.capabilities_dropped,
+            no_new_privs = report.no_new_privs,
+            seccomp = report.seccomp,
+            minimal_root = report.minimal_root,
+            cgroup_layout = report.cgroup_layout.as_deref().unwrap_or("none"),
+            cgroup_controllers = %report.cgroup_controllers.join(","),
+            missing = %missing.join(","),
+            problems = %report.detail(),
+            "confinement measured"
+        );
         Ok(Self {
             settings,
             namespaces,
@@ -198,9 +270,20 @@ impl Confinement {
     }
 
     /// What `/v1/info` reports.
-    pub fn report(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.report).unwrap_or_default();
-        v["mode"] = serde_json::to_value(self.settings.mode).unwrap_or_default();
-        v
+    pub fn report(&self) -> SandboxReport {
+        SandboxReport {
+            mode: self.settings.mode,
+            layers: self.report.clone(),
+        }
     }
+}
+
+/// The confinement in `GET /v1/info`: the mode and the layers measured at start.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SandboxReport {
+    /// The configured mode (`auto` resolved).
+    pub mode: SandboxMode,
+    /// Which layers are active.
+    #[serde(flatten)]
+    pub layers: LayerReport,
 }

@@ -19,7 +19,7 @@ grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
 test -e /etc/shadow && echo shadow visible; echo done";
 
 /// Which layers are really active, as measured.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct LayerReport {
     /// Namespace → whether the executor is in its own.
     pub namespaces: BTreeMap<String, bool>,

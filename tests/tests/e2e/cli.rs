@@ -157,3 +157,249 @@ async fn a_requirement_that_does_not_exist_fails_the_registration() {
         "the resolver's message reaches stderr: {err}"
     );
 }
+
+/// `runwarm init --runtime R` for each runtime, then `register` and `invoke` what it made, the
+/// way a person starting a script would; returns the invocation's stdout.
+fn init_register_invoke(d: &Daemon, runtime: &str) -> String {
+    let name = format!("init-{runtime}");
+    let dir = d.dir().join(&name);
+    let (code, out, err) = runwarm(
+        d,
+        &[
+            "init",
+            "--runtime",
+            runtime,
+            &name,
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "init {runtime}: {out}{err}");
+    assert!(out.contains(&format!("for {runtime}")), "{out}");
+    let (code, out, err) = runwarm(d, &["register", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "register {runtime}: {out}{err}\n{}", d.report());
+    let (code, out, err) = runwarm(
+        d,
+        &["invoke", &name, "-d", r#"{"name": "Ada \"the\" first"}"#],
+    );
+    assert_eq!(code, 0, "invoke {runtime}: {out}{err}\n{}", d.report());
+    out
+}
+
+fn assert_greets(runtime: &str, out: &str) {
+    let result: Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{runtime}: {e}: {out:?}"));
+    assert_eq!(
+        result["greeting"], "hello Ada \"the\" first",
+        "{runtime}: {out}"
+    );
+}
+
+#[tokio::test]
+async fn what_init_makes_registers_and_runs_for_python_node_bash_and_c() {
+    if !require(&[
+        Need::Program("python3"),
+        Need::Program("node"),
+        Need::Program("bash"),
+        Need::Program("gcc"),
+    ]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    for runtime in ["python3", "node", "bash", "c"] {
+        let out = init_register_invoke(&d, runtime);
+        assert_greets(runtime, &out);
+    }
+    // `show` names the registering caller (this test's uid and gid, from SO_PEERCRED).
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let (code, out, _) = runwarm(&d, &["--json", "show", "init-c"]);
+    assert_eq!(code, 0, "{out}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["registered_by"]["uid"], uid.as_raw(), "{shown}");
+    assert_eq!(shown["registered_by"]["gid"], gid.as_raw(), "{shown}");
+    assert_eq!(shown["manifest"]["limits"]["timeout_ms"], 10000, "{shown}");
+    let (code, out, _) = runwarm(&d, &["show", "init-c"]);
+    assert_eq!(code, 0, "{out}");
+    for expected in [
+        "parameters (JSON Schema):",
+        "memory 128 MiB (runtime default)",
+        "max 2, min_warm 0, idle_ttl 600 s",
+        "REGISTERED BY",
+        &format!("{}:{})", uid.as_raw(), gid.as_raw()),
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn what_init_makes_runs_for_every_other_runtime() {
+    let runtimes = [
+        ("go", &[Need::Program("go")][..]),
+        (
+            "typescript",
+            &[Need::Program("node"), Need::Program("esbuild")],
+        ),
+        ("java", &[Need::Program("javac"), Need::Program("java")]),
+        ("csharp", &[Need::Program("mcs"), Need::Program("mono")]),
+        ("cpp", &[Need::Program("g++")]),
+        ("ruby", &[Need::Program("ruby")]),
+        ("php", &[Need::Program("php")]),
+    ];
+    let runnable: Vec<&str> = runtimes
+        .iter()
+        .filter(|(_, needs)| require(needs))
+        .map(|(runtime, _)| *runtime)
+        .collect();
+    if runnable.is_empty() {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    for runtime in runnable {
+        let out = init_register_invoke(&d, runtime);
+        assert_greets(runtime, &out);
+    }
+}
+
+/// A Python script that prints `lines` numbered lines, or sleeps `sleep` seconds.
+async fn chatty(d: &Daemon) {
+    let dir = d.dir().join("chatty");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("runwarm.toml"),
+        "runtime = \"python3\"\nentry = \"main.py\"\n\n[limits]\ntimeout_ms = 60000\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("main.py"),
+        "import time\ndef handler(e, c):\n    for n in range(e.get('lines', 0)):\n        \
+         print(f'line {n}')\n    time.sleep(e.get('sleep', 0))\n    return e.get('lines', 0)\n",
+    )
+    .unwrap();
+    let (code, out, err) = runwarm(d, &["register", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}\n{}", d.report());
+}
+
+#[tokio::test]
+async fn cancel_replay_and_logs_of_recent_executions() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    chatty(&d).await;
+
+    // A long run, cancelled while it runs; a second cancel finds it over.
+    let (code, id, err) = runwarm(
+        &d,
+        &["invoke", "chatty", "--async", "-d", r#"{"sleep": 30}"#],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_owned();
+    let (code, _, err) = runwarm(&d, &["cancel", &id]);
+    assert_eq!(code, 0, "{err}\n{}", d.report());
+    assert_eq!(err, format!("cancelled {id} (chatty)\n"));
+    let (code, _, err) = runwarm(&d, &["cancel", &id]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("409") && err.contains("already ended"),
+        "{err}"
+    );
+
+    // A run of five lines, replayed: the same payload gives the same result.
+    let (code, out, err) = runwarm(&d, &["--json", "invoke", "chatty", "-d", r#"{"lines": 5}"#]);
+    assert_eq!(code, 0, "{err}");
+    let first: Value = serde_json::from_str(&out).unwrap();
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = runwarm(&d, &["replay", &first_id]);
+    assert_eq!((code, out.trim()), (0, "5"), "{err}");
+    let (code, out, _) = runwarm(&d, &["--json", "replay", &first_id, "--async"]);
+    assert_eq!(code, 0, "{out}");
+    let replayed: Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(replayed["id"], first["id"], "a replay is a new execution");
+
+    // The last lines of one execution, then across the recent ones.
+    let (code, out, _) = runwarm(&d, &["logs", &first_id, "--tail", "2"]);
+    assert_eq!((code, out.as_str()), (0, "line 3\nline 4\n"));
+    let (code, out, _) = runwarm(
+        &d,
+        &[
+            "logs", "--script", "chatty", "--since", "10m", "--tail", "3",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("==> ") && lines[0].contains(" chatty "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[lines.len() - 3..],
+        ["line 2", "line 3", "line 4"],
+        "{out}"
+    );
+    let (code, out, err) = runwarm(
+        &d,
+        &[
+            "logs",
+            "--script",
+            "chatty",
+            "--since",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // Three runs printed five lines each (the cancelled one printed none): the first, its
+    // synchronous replay, and the async replay when it has finished.
+    assert!(out.matches("==> ").count() >= 2, "{out}");
+}
+
+#[tokio::test]
+async fn prewarm_waits_and_rm_only_disables() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    chatty(&d).await;
+    let (code, out, err) = runwarm(&d, &["prewarm", "chatty", "--count", "2", "--wait"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", d.report());
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "SCRIPT",
+            "VERSION",
+            "REQUESTED",
+            "STARTED",
+            "WARM",
+            "FAILED"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        (lines[1][0], lines[1][4], lines[1][5]),
+        ("chatty", "2", "0"),
+        "{out}"
+    );
+    // Waiting means they are there: the pools say so at once.
+    let (_, pools, _) = runwarm(&d, &["--json", "pools"]);
+    let pools: Value = serde_json::from_str(&pools).unwrap();
+    assert_eq!(pools[0]["idle"], 2, "{pools}");
+
+    let (code, _, err) = runwarm(&d, &["rm", "chatty"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("disabled chatty: new invocations are refused"),
+        "{err}"
+    );
+    let (code, _, _) = runwarm(&d, &["invoke", "chatty"]);
+    assert_eq!(code, 4, "a disabled script refuses invocations");
+    let (code, out, _) = runwarm(&d, &["versions", "chatty"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("sha256:"), "its versions stay: {out}");
+    let (code, _, err) = runwarm(&d, &["enable", "chatty"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = runwarm(&d, &["invoke", "chatty"]);
+    assert_eq!(code, 0);
+}

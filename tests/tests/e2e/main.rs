@@ -1,14 +1,17 @@
 //! End-to-end tests: one binary (link time matters on a small machine), one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_fuzz;
 mod async_ops;
 mod bad_input;
 mod cli;
 mod faults;
 mod hostile;
 mod languages;
+mod metrics;
 mod ops;
 mod pools;
 mod prepare;
 mod runtimes;
 mod samples;
+mod systemd_real;

@@ -80,6 +80,60 @@ fn systemd_units_pass_systemd_analyze_verify() {
     );
 }
 
+#[test]
+fn check_config_reports_every_violation_or_ok_without_starting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = bin_dir().join("runwarmd");
+    let check = |file: &Path| {
+        Command::new(&daemon)
+            .arg("--check-config")
+            .arg(file)
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .unwrap()
+    };
+    // The shipped example names group runwarm, which exists only once installed (the
+    // real-systemd test checks it there); the same file with this host's root group instead.
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/runwarmd.toml"),
+    )
+    .unwrap()
+    .replace("socket_group = \"runwarm\"", "socket_group = 0");
+    let example_path = tmp.path().join("runwarmd.toml");
+    std::fs::write(&example_path, example).unwrap();
+    let example = example_path;
+    let out = check(&example);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("configuration ok"), "{stdout}");
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "socket = \"s.sock\"\n[pools]\nmax_workers = 0\nqueue_max = -1\n[sandbox]\nmode = \"maybe\"\n",
+    )
+    .unwrap();
+    let out = check(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for key in ["pools.max_workers", "pools.queue_max", "sandbox.mode"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("bad.toml") && l.contains(key)),
+            "{key} missing from:\n{stderr}"
+        );
+    }
+    // Nothing started: no socket, no state directory next to the file.
+    assert!(!tmp.path().join("s.sock").exists());
+    assert!(!tmp.path().join(".runwarm").exists());
+}
+
 #[tokio::test]
 async fn notify_socket_gets_ready_watchdog_and_stopping() {
     let tmp = tempfile::Builder::new()

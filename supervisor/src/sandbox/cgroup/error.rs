@@ -40,15 +40,17 @@ impl CgroupError {
             CgroupError::NoCgroupFs { .. } => {
                 Some("mount cgroup2 at /sys/fs/cgroup (or set sandbox = \"off\")")
             }
+            CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EROFS) => Some(
+                "/sys/fs/cgroup is read-only for runwarmd: under systemd ProtectControlGroups=yes \
+                 does that (leave it off); a container must mount the cgroup file systems \
+                 read-write",
+            ),
             CgroupError::Io { source, .. }
-                if matches!(
-                    source.raw_os_error(),
-                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
-                ) =>
+                if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
             {
                 Some(
-                    "run runwarmd as root, or delegate its cgroup (systemd: Delegate=yes) \
-                     and mount /sys/fs/cgroup read-write",
+                    "runwarmd may not write its cgroup: run it as root with its cgroup delegated \
+                     (systemd: Delegate=yes)",
                 )
             }
             CgroupError::Io { source, path, .. }

@@ -211,15 +211,16 @@ fn sweep_removes_a_dead_daemons_cgroups_and_spares_live_ones() {
     let mut gone = Command::new("true").spawn().unwrap();
     let dead_pid = gone.id();
     gone.wait().unwrap();
-    let dead = TestTree::new(&format!("{dead_pid}-crashed"));
+    let mut dead = TestTree::new(&format!("{dead_pid}-crashed"));
     let live = TestTree::under(dead.top.clone(), &instance_name());
     let orphan = dead.cgroups.create("e1", &CgroupLimits::default()).unwrap();
     let mut child = spawn_attached(&orphan, "sleep 30");
     std::thread::sleep(Duration::from_millis(100));
     assert!(!pids_in(&orphan).is_empty());
     let orphan_dirs = orphan.dirs();
-    // A crashed daemon runs no destructors.
+    // A crashed daemon runs no destructors, and the kernel drops its locks.
     std::mem::forget(orphan);
+    dead.cgroups._locks.clear();
     let kept = live.cgroups.create("e2", &CgroupLimits::default()).unwrap();
 
     assert_eq!(Cgroups::sweep_stale(Path::new(DEFAULT_ROOT), &dead.top), 1);

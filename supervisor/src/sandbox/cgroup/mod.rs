@@ -19,8 +19,12 @@ mod usage;
 #[cfg(test)]
 mod kernel_tests;
 
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+
+use nix::fcntl::{Flock, FlockArg};
 
 pub use error::CgroupError;
 pub use executor::ExecutorCgroup;
@@ -55,10 +59,14 @@ struct Parent {
 pub struct Cgroups {
     layout: Layout,
     parents: Vec<Parent>,
+    /// An exclusive `flock` on each parent directory, held while the daemon lives: how a
+    /// sweeping daemon, in whatever pid namespace, tells this one alive (see `sweep`). Never
+    /// read: holding the files is the point.
+    _locks: Vec<Flock<File>>,
 }
 
-/// A name for this daemon's subtree that `sweep_stale` can tell apart from other live daemons':
-/// it starts with our pid.
+/// A name for this daemon's subtree, unique on the host: our pid (for people reading the tree;
+/// `sweep_stale` goes by the subtree's lock, not by the pid) and a random tail.
 pub fn instance_name() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     // The random tail of a v7 uuid; the head is a timestamp that adds nothing here.
@@ -88,6 +96,41 @@ fn own_cgroup() -> SelfCgroup {
         .unwrap_or_default()
 }
 
+/// Creates the daemon's parent directory with `make` and takes its lock. Another daemon's sweep
+/// may find the directory in the moment between mkdir and flock, take it for a dead daemon's and
+/// remove it; then the lock sits on a removed directory and the directory is made again.
+fn make_locked(
+    make: impl Fn() -> Result<PathBuf, CgroupError>,
+) -> Result<(PathBuf, Flock<File>), CgroupError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let dir = make()?;
+        let locked = File::open(&dir)
+            .map_err(|e| CgroupError::io("open", &dir, e))
+            .and_then(|f| {
+                Flock::lock(f, FlockArg::LockExclusiveNonblock)
+                    .map_err(|(_, errno)| CgroupError::io("lock", &dir, errno.into()))
+            });
+        let still_there = |lock: &Flock<File>| match (std::fs::metadata(&dir), lock.metadata()) {
+            (Ok(path), Ok(held)) => (path.dev(), path.ino()) == (held.dev(), held.ino()),
+            _ => false,
+        };
+        match locked {
+            Ok(lock) if still_there(&lock) => return Ok((dir, lock)),
+            Ok(_) if attempt >= 3 => {
+                return Err(CgroupError::io(
+                    "lock (removed by another daemon's sweep each time)",
+                    &dir,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            }
+            Err(e) if attempt >= 3 => return Err(e),
+            Ok(_) | Err(_) => {}
+        }
+    }
+}
+
 impl Cgroups {
     /// Detects the layout under `root`, creates the daemon's parent cgroup(s) `subtree` (e.g.
     /// `runwarm/<instance>`) below the daemon's own cgroup, and measures which controllers work.
@@ -110,15 +153,17 @@ impl Cgroups {
             root: root.to_path_buf(),
         })?;
         let mut parents = Vec::new();
+        let mut locks = Vec::new();
         for h in layout::plan_hierarchies(root, layout, own) {
-            let dir = match h.version {
-                Version::V2 => subtree::prepare_v2(&h, &components)?,
+            let (dir, lock) = make_locked(|| match h.version {
+                Version::V2 => subtree::prepare_v2(&h, &components),
                 Version::V1 => {
                     let dir = components.iter().fold(h.base.clone(), |d, c| d.join(c));
                     cgroupfs::make_dir_all(&dir)?;
-                    dir
+                    Ok(dir)
                 }
-            };
+            })?;
+            locks.push(lock);
             let active = subtree::measure_active(&h, &dir);
             parents.push(Parent {
                 version: h.version,
@@ -126,7 +171,11 @@ impl Cgroups {
                 dir,
             });
         }
-        let cgroups = Cgroups { layout, parents };
+        let cgroups = Cgroups {
+            layout,
+            parents,
+            _locks: locks,
+        };
         let limiting = [Controller::Memory, Controller::Pids, Controller::Cpu];
         if !cgroups
             .parents
