@@ -16,3 +16,8 @@ pub use status::{Step, StepFailure};
 
 /// The exit status of the helper when a step before exec failed (the status line says which).
 pub const EXIT_STEP_FAILED: i32 = 125;
+
+/// The fd on which the daemon hands the helper its spec (`--spec-fd 4`): a memfd, so the spec
+/// (environment included) is in no argv any local user can read, and its size is not bounded
+/// by `ARG_MAX`.
+pub const SPEC_FD: i32 = 4;

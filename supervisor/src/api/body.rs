@@ -25,7 +25,9 @@ pub(crate) async fn json_body(body: Body, limit: usize, empty: Value) -> Result<
             "raise limits.max_body_bytes / limits.max_payload_bytes in the daemon config".into(),
         ))
     })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // Only a body of no bytes at all means "none"; whitespace alone is not JSON (and a client
+    // that sends some meant to send something).
+    if bytes.is_empty() {
         return Ok(empty);
     }
     if nesting_depth(&bytes) > MAX_DEPTH {

@@ -75,6 +75,7 @@ pub async fn run(
         args: vec!["-euc".into(), step.script.to_owned(), "prepare".into()],
         env: step.env,
         cwd: step.cwd,
+        spec_fd: None,
     };
     let (launch, cgroup) = if confinement.namespaces() {
         let id = format!("prepare-{}", uuid::Uuid::now_v7().simple());
@@ -109,12 +110,20 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    let spec_fd = match launch.spec_fd.as_deref() {
+        Some(fd) => Some(
+            crate::worker::pass_spec_fd(&mut cmd, fd)
+                .map_err(|e| format!("passing the {} step its sandbox spec: {e}", step.name))?,
+        ),
+        None => None,
+    };
     let mut child = cmd.spawn().map_err(|e| {
         format!(
             "starting the {} step ({:?}): {e}",
             step.name, launch.program
         )
     })?;
+    drop(spec_fd);
     let pid = child.id();
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err("the step's output pipes are missing".into());

@@ -100,6 +100,11 @@ fn invalid_body(detail: &str) -> RegisterError {
     }
 }
 
+/// `MAX_ARG_STRLEN`: the longest single argument or environment string execve takes.
+const MAX_ENV_STRING: usize = 32 * 4096;
+/// Most bytes a manifest's environment may take: half of the smallest usual `ARG_MAX` (2 MiB).
+const MAX_ENV_TOTAL: usize = 1 << 20;
+
 /// Values serde accepts but an executor could not honour; refused here rather than at spawn.
 fn check_manifest_values(manifest: &Manifest) -> Result<(), RegisterError> {
     let invalid = |detail: String| Err(RegisterError::InvalidManifest { detail });
@@ -112,6 +117,25 @@ fn check_manifest_values(manifest: &Manifest) -> Result<(), RegisterError> {
         if value.contains('\0') {
             return invalid(format!("env value of {key:?} contains NUL"));
         }
+        // The kernel refuses one environment string longer than MAX_ARG_STRLEN at execve:
+        // such a version would register and then fail every start.
+        if key.len() + 1 + value.len() >= MAX_ENV_STRING {
+            return invalid(format!(
+                "env {key:?} is {} bytes; one variable may have at most {} (the kernel's limit for one environment string)",
+                value.len(),
+                MAX_ENV_STRING - key.len() - 2
+            ));
+        }
+    }
+    let total: usize = manifest
+        .env
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 2)
+        .sum();
+    if total > MAX_ENV_TOTAL {
+        return invalid(format!(
+            "env takes {total} bytes; a manifest may set at most {MAX_ENV_TOTAL} (execve's limit on arguments and environment together, with room for the runtime's own)"
+        ));
     }
     let limits = &manifest.limits;
     for (key, value) in [

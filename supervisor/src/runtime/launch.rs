@@ -285,6 +285,7 @@ impl Launcher {
             args,
             env,
             cwd: root,
+            spec_fd: None,
         };
         Ok((spec, init, init_env))
     }

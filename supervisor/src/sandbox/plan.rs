@@ -27,6 +27,20 @@ pub const INSIDE_TOOLCHAIN: &str = "/opt/runwarm/toolchain";
 /// Disk-backed scratch space of a prepare step (tool caches, a writable copy of the sources).
 pub const INSIDE_SCRATCH: &str = "/opt/runwarm/scratch";
 
+/// The spec in an anonymous memory file, rewound: what the helper reads on its spec fd. Not in
+/// argv, where every local user could read the script's environment in `/proc/PID/cmdline`.
+fn spec_memfd(json: &[u8]) -> Result<std::os::fd::OwnedFd, String> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use std::io::{Seek, Write};
+    let fd = memfd_create(c"runwarm-sandbox-spec", MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| format!("creating the sandbox spec's memfd: {e}"))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(json)
+        .and_then(|()| file.rewind())
+        .map_err(|e| format!("writing the sandbox spec: {e}"))?;
+    Ok(file.into())
+}
+
 /// A confined launch: the helper command and the executor's cgroup.
 #[derive(Debug)]
 pub struct SandboxLaunch {
@@ -143,10 +157,10 @@ impl Confinement {
         spec.validate()
             .map_err(|e| format!("invalid sandbox spec: {e}"))?;
         let json =
-            serde_json::to_string(&spec).map_err(|e| format!("encoding the sandbox spec: {e}"))?;
+            serde_json::to_vec(&spec).map_err(|e| format!("encoding the sandbox spec: {e}"))?;
         let launch = LaunchSpec {
             program: s.binary.clone(),
-            args: vec!["--spec".into(), json],
+            args: vec!["--spec-fd".into(), runwarm_sandbox::SPEC_FD.to_string()],
             env: inner
                 .env
                 .iter()
@@ -154,6 +168,7 @@ impl Confinement {
                 .cloned()
                 .collect(),
             cwd: "/".into(),
+            spec_fd: Some(std::sync::Arc::new(spec_memfd(&json)?)),
         };
         Ok(SandboxLaunch { launch, cgroup })
     }

@@ -12,4 +12,4 @@ pub use output::{Capture, LogScanner};
 pub use session::{
     Fault, InvokeOutcome, OutputChunk, OutputSink, StartError, Worker, WorkerOptions,
 };
-pub use spawn::{LaunchSpec, SpawnError, spawn_executor};
+pub use spawn::{LaunchSpec, SpawnError, pass_spec_fd, spawn_executor};

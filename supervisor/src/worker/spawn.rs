@@ -27,6 +27,8 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub cwd: PathBuf,
+    /// An fd the child gets as [`runwarm_sandbox::SPEC_FD`]: the sandbox helper's spec.
+    pub spec_fd: Option<std::sync::Arc<OwnedFd>>,
 }
 
 /// A started executor process and the daemon's ends of its pipes.
@@ -67,7 +69,11 @@ pub enum SpawnError {
 pub fn spawn_executor(spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
     let (err_read, err_write) = cloexec_pipe()?;
     let (out_read, out_write) = cloexec_pipe()?;
+    // Both sources sit above the targets (3 and 4), so placing one never overwrites the other.
+    let out_write = above_targets(&out_write)?;
     let user_fd = out_write.as_raw_fd();
+    let spec_copy = spec.spec_fd.as_deref().map(above_targets).transpose()?;
+    let spec_fd = spec_copy.as_ref().map(AsRawFd::as_raw_fd);
 
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -98,6 +104,11 @@ pub fn spawn_executor(spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
             } else if libc::dup2(user_fd, target) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
+            if let Some(fd) = spec_fd
+                && libc::dup2(fd, runwarm_sandbox::SPEC_FD) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -106,6 +117,7 @@ pub fn spawn_executor(spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
         source,
     })?;
     drop(out_write);
+    drop(spec_copy);
     drop(cmd);
     let pid = child.id().unwrap_or_default();
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -121,6 +133,31 @@ pub fn spawn_executor(spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
         stderr: receiver(err_read)?,
         user_out: receiver(out_read)?,
     })
+}
+
+/// A close-on-exec duplicate numbered 10 or above.
+fn above_targets(fd: &OwnedFd) -> Result<OwnedFd, SpawnError> {
+    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| SpawnError::Pipe(e.into()))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+}
+
+/// Gives a child spawned through `cmd` the sandbox spec `fd` as [`runwarm_sandbox::SPEC_FD`]
+/// (for the commands that do not go through [`spawn_executor`]: prepare steps).
+pub fn pass_spec_fd(cmd: &mut Command, fd: &OwnedFd) -> Result<OwnedFd, SpawnError> {
+    let copy = above_targets(fd)?;
+    let raw = copy.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only calls dup2, which is
+    // async-signal-safe; `copy` stays open in the parent until the caller has spawned.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, runwarm_sandbox::SPEC_FD) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(copy)
 }
 
 fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {

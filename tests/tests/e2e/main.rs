@@ -14,4 +14,5 @@ mod pools;
 mod prepare;
 mod runtimes;
 mod samples;
+mod spec_channel;
 mod systemd_real;

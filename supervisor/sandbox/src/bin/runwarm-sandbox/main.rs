@@ -1,5 +1,6 @@
-//! `runwarm-sandbox --spec JSON [--status-fd N]`: confines one executor as the spec says and execs
-//! it. fds 0–3 pass through untouched. A step that fails before exec is reported as one JSON line on
+//! `runwarm-sandbox --spec-fd N [--status-fd N]` (or `--spec JSON`, for people and tests):
+//! confines one executor as the spec says and execs it. The daemon passes the spec on an fd so
+//! no argv shows it. fds 0–3 pass through untouched. A step that fails before exec is reported as one JSON line on
 //! the status fd and on stderr, and the helper exits 125; otherwise the exit status is the
 //! executor's (128+signal when it was killed).
 #![allow(unsafe_code)]
@@ -53,7 +54,7 @@ fn parse_args(
         StepFailure::new(
             Step::Args,
             libc::EINVAL,
-            format!("{what}; usage: runwarm-sandbox --spec JSON [--status-fd N]"),
+            format!("{what}; usage: runwarm-sandbox (--spec JSON | --spec-fd N) [--status-fd N]"),
         )
     };
     let mut spec = None;
@@ -66,6 +67,18 @@ fn parse_args(
                     StepFailure::new(Step::Args, libc::EINVAL, format!("spec is not valid: {e}"))
                 })?;
                 spec = Some(parsed);
+            }
+            "--spec-fd" => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| usage("--spec-fd needs a value"))?;
+                let fd: RawFd = value
+                    .parse()
+                    .map_err(|_| usage("--spec-fd is not a number"))?;
+                if fd <= 3 {
+                    return Err(usage("--spec-fd must be above 3"));
+                }
+                spec = Some(read_spec_fd(fd)?);
             }
             "--status-fd" => {
                 let value = args
@@ -85,6 +98,30 @@ fn parse_args(
     }
     let spec = spec.ok_or_else(|| usage("--spec is required"))?;
     Ok((spec, status_fd))
+}
+
+/// Reads and parses the whole spec from `fd` (a memfd the daemon wrote and rewound, or a pipe),
+/// then closes it.
+fn read_spec_fd(fd: RawFd) -> Result<SandboxSpec, StepFailure> {
+    use std::io::Read;
+    // A spec far beyond any real one is refused rather than read into memory.
+    const MAX_SPEC: u64 = 64 << 20;
+    // SAFETY: the daemon hands this fd to us for our exclusive use; nothing else in this
+    // single-threaded process owns or closes it, and the File closes it when dropped.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut json = Vec::new();
+    file.take(MAX_SPEC + 1)
+        .read_to_end(&mut json)
+        .map_err(|e| StepFailure::io(Step::Args, &e, format!("reading the spec from fd {fd}")))?;
+    if json.len() as u64 > MAX_SPEC {
+        return Err(StepFailure::new(
+            Step::Args,
+            libc::E2BIG,
+            format!("the spec on fd {fd} is larger than {MAX_SPEC} bytes"),
+        ));
+    }
+    serde_json::from_slice(&json)
+        .map_err(|e| StepFailure::new(Step::Args, libc::EINVAL, format!("spec is not valid: {e}")))
 }
 
 #[cfg(test)]
