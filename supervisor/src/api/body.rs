@@ -103,10 +103,14 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(p.status, 413);
-        let v = json_body(Body::from("  "), 10, serde_json::json!({}))
+        let v = json_body(Body::from(""), 10, serde_json::json!({}))
             .await
             .unwrap();
-        assert_eq!(v, serde_json::json!({}));
+        assert_eq!(v, serde_json::json!({}), "no body at all is the default");
+        let p = json_body(Body::from("\r\n"), 10, serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(p.status, 400, "whitespace alone is not JSON");
     }
 
     #[test]
