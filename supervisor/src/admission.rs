@@ -89,9 +89,15 @@ pub struct RateLimit {
 #[derive(Debug)]
 pub struct Admission {
     inner: Arc<Mutex<Counts>>,
+    /// The limits, swapped by a reload (SIGHUP) while requests are admitted.
+    limits: Mutex<Limits>,
+    buckets: Mutex<HashMap<u32, TokenBucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
     rate: Option<RateLimit>,
     backlog_max: usize,
-    buckets: Mutex<HashMap<u32, TokenBucket>>,
 }
 
 #[derive(Debug, Default)]
@@ -134,10 +140,16 @@ impl Admission {
     pub fn new(backlog_max: usize, rate: Option<RateLimit>) -> Self {
         Admission {
             inner: Arc::default(),
-            rate,
-            backlog_max,
+            limits: Mutex::new(Limits { rate, backlog_max }),
             buckets: Mutex::default(),
         }
+    }
+
+    /// Applies new limits (a reload). Executions already admitted keep their places; the
+    /// per-caller buckets start again full, since their figures may be of the old rate.
+    pub fn set_limits(&self, backlog_max: usize, rate: Option<RateLimit>) {
+        *lock(&self.limits) = Limits { rate, backlog_max };
+        lock(&self.buckets).clear();
     }
 
     /// Admits one execution of `script` for caller `uid`, or says why not. `asynchronous`
@@ -149,7 +161,8 @@ impl Admission {
         uid: Option<u32>,
         asynchronous: bool,
     ) -> Result<Permit, AdmissionError> {
-        if let (Some(limit), Some(uid)) = (self.rate, uid) {
+        let Limits { rate, backlog_max } = *lock(&self.limits);
+        if let (Some(limit), Some(uid)) = (rate, uid) {
             let now = Instant::now();
             let mut buckets = lock(&self.buckets);
             if buckets.len() > 10_000 {
@@ -167,10 +180,8 @@ impl Admission {
             }
         }
         let mut c = lock(&self.inner);
-        if asynchronous && c.backlog >= self.backlog_max {
-            return Err(AdmissionError::Backlog {
-                limit: self.backlog_max,
-            });
+        if asynchronous && c.backlog >= backlog_max {
+            return Err(AdmissionError::Backlog { limit: backlog_max });
         }
         if let Some(limit) = max_concurrency
             && c.per_script.get(script).copied().unwrap_or(0) >= limit

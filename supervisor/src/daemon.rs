@@ -88,6 +88,10 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     let idempotency = crate::idempotency::IdempotencyStore::open(&config.state_dir)
         .context("opening the idempotency key store")?;
+    // A daemon that cannot keep its audit trail does not start: it would apply administrative
+    // actions it cannot record.
+    let audit = crate::audit::AuditLog::open(&config.state_dir)
+        .context("opening the audit trail (audit.db)")?;
 
     let executors_dir = crate::executors::install(&config.state_dir)
         .context("installing executor shims into the state directory")?;
@@ -133,6 +137,17 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         Arc::clone(&confinement),
         preparer,
     ));
+
+    // systemd's credentials (LoadCredential=) are read where systemd put them, never copied
+    // into the state directory.
+    let secrets = Arc::new(
+        crate::secrets::SecretStore::open(
+            &config.state_dir,
+            std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from),
+        )
+        .context("opening the secret store")?,
+    );
+    launcher.set_secrets(Arc::clone(&secrets));
 
     let registry = Arc::new(
         Registry::open(
@@ -202,8 +217,10 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         ready: Arc::clone(&ready),
         started,
         target_cache: Arc::default(),
-        dispatcher,
+        dispatcher: dispatcher.clone(),
         idempotency,
+        audit: audit.clone(),
+        secrets,
     };
     crate::recovery::resume(&state, resumable);
 
@@ -277,6 +294,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let reloadable = Reloadable {
         pools: pools.clone(),
         access,
+        dispatcher,
     };
     let mut in_force = (*config).clone();
     while let Some(ev) = signals.recv().await {
@@ -290,7 +308,20 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
                     continue;
                 };
                 notifier.notify(&[NotifyState::Reloading]);
-                if let Some(c) = crate::reload::apply(&in_force, load(), &reloadable).await {
+                let applied = crate::reload::apply(&in_force, load(), &reloadable).await;
+                // The kernel does not tell who sent the signal: recorded as uid 0, via signal.
+                // No caller waits for an answer, so a failed row can only be logged (loudly).
+                let event = crate::audit::Event::new("reload")
+                    .after(serde_json::json!({ "applied": applied.is_some() }));
+                let log = audit.clone();
+                match tokio::task::spawn_blocking(move || log.record_signal(&event)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, action = "reload",
+                        "AUDIT FAILURE: a reload was applied but could not be recorded"),
+                    Err(e) => tracing::error!(error = %e, action = "reload",
+                        "AUDIT FAILURE: the audit task of a reload failed"),
+                }
+                if let Some(c) = applied {
                     in_force = c;
                 }
                 notifier.notify(&[NotifyState::Ready, NotifyState::Status("serving")]);

@@ -87,6 +87,11 @@ impl Dispatcher {
         }
     }
 
+    /// The admission limits (a reload changes them in place).
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
+    }
+
     fn admit(&self, req: &InvokeRequest, asynchronous: bool) -> Result<Permit, AdmissionError> {
         self.inner
             .admission

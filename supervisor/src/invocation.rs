@@ -11,7 +11,7 @@
 //! part: the event log its output goes to, the token that cancels it, and the history that
 //! sees it start.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runwarm_protocol::{Caller, RequestContext};
@@ -23,7 +23,8 @@ use crate::events::{Event, EventLog};
 use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, State};
 use crate::history::History;
 use crate::pool::{AcquireError, Pools, Target};
-use crate::worker::{Fault, OutputSink, StartError};
+use crate::secrets::{Redactor, StreamRedactor};
+use crate::worker::{Fault, OutputChunk, OutputSink, StartError};
 
 /// Waits before the second and third attempt of an infrastructure failure.
 pub const BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
@@ -107,6 +108,13 @@ impl Invoker {
         let mut backoff = BACKOFF.iter();
         loop {
             let (rec, infra) = self.run_once(&req, attempt, accepted).await?;
+            // Before anything else sees the record: history, the event stream's end, the
+            // caller's answer.
+            let rec = self
+                .pools
+                .launcher()
+                .redactor(&req.target.manifest)
+                .record(rec);
             let script_error = rec
                 .error
                 .as_ref()
@@ -183,11 +191,19 @@ impl Invoker {
             let error = ExecutionError::new(ErrorCode::E005, "Internal", "lease without executor");
             return Ok((finish(rec, State::Failed, Some(error), accepted), false));
         };
+        let mut redacted_sink: Option<Arc<RedactedSink>> = None;
         if let Some(live) = &req.live {
             live.events.publish(Event::state(State::Running));
             live.history.record(rec.clone());
             let events = Arc::clone(&live.events);
-            let sink: OutputSink = Arc::new(move |chunk| events.output(chunk));
+            let redactor = self.pools.launcher().redactor(&req.target.manifest);
+            let sink: OutputSink = if redactor.is_empty() {
+                Arc::new(move |chunk| events.output(chunk))
+            } else {
+                let redacted = Arc::new(RedactedSink::new(events, redactor));
+                redacted_sink = Some(Arc::clone(&redacted));
+                Arc::new(move |chunk| redacted.emit(chunk))
+            };
             worker.set_sink(Some(sink));
         }
         let run_deadline = Instant::now() + req.timeout;
@@ -206,6 +222,9 @@ impl Invoker {
             () = cancelled(cancel.as_ref()) => None,
         };
         worker.set_sink(None);
+        if let Some(redacted) = redacted_sink.take() {
+            redacted.flush();
+        }
         rec.executor = Some(ExecutorInfo {
             pid: worker.pid(),
             invocations: worker.invocations(),
@@ -352,6 +371,64 @@ fn start_error(e: &StartError) -> ExecutionError {
                 src = s.source();
             }
             ExecutionError::new(ErrorCode::E005, "SpawnFailed", msg)
+        }
+    }
+}
+
+/// Passes a worker's output on to the event stream with secret values replaced by `***`. A
+/// value split across chunks is still found: each stream's redactor holds back a short tail
+/// until more arrives or [`RedactedSink::flush`] passes it on at the end of the request.
+struct RedactedSink {
+    events: Arc<EventLog>,
+    redactor: Redactor,
+    stdout: Mutex<StreamRedactor>,
+    stderr: Mutex<StreamRedactor>,
+}
+
+impl RedactedSink {
+    fn new(events: Arc<EventLog>, redactor: Redactor) -> Self {
+        RedactedSink {
+            events,
+            stdout: Mutex::new(StreamRedactor::new(redactor.clone())),
+            stderr: Mutex::new(StreamRedactor::new(redactor.clone())),
+            redactor,
+        }
+    }
+
+    fn lock(m: &Mutex<StreamRedactor>) -> std::sync::MutexGuard<'_, StreamRedactor> {
+        // A redactor's state is a byte buffer, consistent between calls.
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn emit(&self, chunk: OutputChunk<'_>) {
+        match chunk {
+            OutputChunk::Stdout(bytes) => {
+                let pass = Self::lock(&self.stdout).push(bytes);
+                if !pass.is_empty() {
+                    self.events.output(OutputChunk::Stdout(&pass));
+                }
+            }
+            OutputChunk::Stderr(bytes) => {
+                let pass = Self::lock(&self.stderr).push(bytes);
+                if !pass.is_empty() {
+                    self.events.output(OutputChunk::Stderr(&pass));
+                }
+            }
+            OutputChunk::Log(rec) => {
+                let rec = self.redactor.log(rec.clone());
+                self.events.output(OutputChunk::Log(&rec));
+            }
+        }
+    }
+
+    fn flush(&self) {
+        let out = Self::lock(&self.stdout).finish();
+        if !out.is_empty() {
+            self.events.output(OutputChunk::Stdout(&out));
+        }
+        let err = Self::lock(&self.stderr).finish();
+        if !err.is_empty() {
+            self.events.output(OutputChunk::Stderr(&err));
         }
     }
 }

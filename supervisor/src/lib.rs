@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod check_config;
 pub mod cli;
 pub mod client;
@@ -28,6 +29,7 @@ pub mod reload;
 pub mod runtime;
 pub mod samples;
 pub mod sandbox;
+pub mod secrets;
 pub mod server;
 pub mod shutdown;
 pub mod systemd;

@@ -53,6 +53,12 @@ pub struct Manifest {
     /// existing version ids do not change.
     #[serde(default, skip_serializing_if = "BuildOptions::is_empty")]
     pub build: BuildOptions,
+    /// Names of secrets (`runwarm secret set NAME`) the executor gets as environment variables
+    /// of the same name. Only the names are part of the version; the values stay in the
+    /// daemon's secret store. Left out of the serialisation when empty, so existing version ids
+    /// do not change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// `[build]` in a manifest: what the runtime's build step passes to its compiler.

@@ -1,5 +1,7 @@
 //! SIGHUP: re-read the configuration and apply what can change without a restart (runtime
-//! definitions, pool limits, access control); everything in flight keeps running.
+//! definitions, pool limits, admission limits, access control); everything in flight keeps
+//! running. Every other key is reported as needing a restart: [`apply`] names each field of
+//! [`Config`] without `..`, so a key added later cannot be silently ignored by a reload.
 //!
 //! A file that does not validate changes nothing: every violation is logged and the
 //! configuration in force stays.
@@ -22,6 +24,8 @@ pub struct Reloadable {
     pub pools: Pools,
     /// The access policy.
     pub access: Arc<AccessState>,
+    /// Admission (rate per uid, async backlog bound).
+    pub dispatcher: crate::dispatch::Dispatcher,
 }
 
 /// Applies `new` over `old`; returns the configuration now in force and whether it changed.
@@ -43,28 +47,84 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
             return None;
         }
     };
-    let mut changed = Vec::new();
-    if old.runtimes_dirs != new.runtimes_dirs {
-        changed.push("runtimes_dirs");
-    }
-    if (old.max_workers, old.queue_max) != (new.max_workers, new.queue_max) {
-        changed.push("pools.max_workers/queue_max");
-    }
-    if old.access != new.access {
-        changed.push("access");
-    }
-    // Everything else is read once at start; say so instead of pretending it applied.
-    let ignored: Vec<&str> = [
-        ("socket", old.socket != new.socket),
-        ("state_dir", old.state_dir != new.state_dir),
-        ("exec_command", old.exec_command != new.exec_command),
+    let (changed, ignored) = differences(old, &new);
+    r.pools.launcher().set_catalog(catalog);
+    r.pools.set_limits(new.max_workers, new.queue_max);
+    r.access.set(new.access.clone());
+    r.dispatcher.admission().set_limits(
+        new.max_workers + new.queue_max,
+        crate::admission::rate_limit(new.rate_per_uid as f64, new.rate_burst as f64),
+    );
+    tracing::info!(
+        changed = ?changed,
+        needs_restart = ?ignored,
+        "configuration reloaded; runtime definitions re-read (new executors use them)"
+    );
+    Some(new)
+}
+
+/// The sections that differ: those a reload applies, and those that need a restart.
+fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static str>) {
+    // No `..`: a new field of Config does not compile until it is sorted into one list.
+    let Config {
+        socket,
+        state_dir,
+        runtimes_dirs,
+        load_samples,
+        exec_command,
+        max_workers,
+        queue_max,
+        init_timeout,
+        default_timeout,
+        max_line_bytes,
+        max_output_bytes,
+        max_body_bytes,
+        max_payload_bytes,
+        max_files,
+        max_file_bytes,
+        max_bundle_bytes,
+        history_batch_max,
+        history_flush_interval,
+        history_retention,
+        log_format,
+        log_level,
+        sandbox,
+        prepare,
+        rate_per_uid,
+        rate_burst,
+        max_connections,
+        header_read_timeout,
+        shutdown_grace,
+        access,
+    } = new;
+    let applied = [
+        ("runtimes_dirs", old.runtimes_dirs != *runtimes_dirs),
+        (
+            "pools.max_workers/queue_max",
+            (old.max_workers, old.queue_max) != (*max_workers, *queue_max),
+        ),
+        (
+            "admission",
+            (old.rate_per_uid, old.rate_burst) != (*rate_per_uid, *rate_burst),
+        ),
+        ("access", old.access != *access),
+    ];
+    // The settings types have no PartialEq; their Debug text holds every field.
+    let debug_differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let restart = [
+        ("socket", old.socket != *socket),
+        ("state_dir", old.state_dir != *state_dir),
+        ("exec_command", old.exec_command != *exec_command),
+        // Samples are registered once, at start.
+        ("load_samples", old.load_samples != *load_samples),
         (
             "log",
-            old.log_level != new.log_level || old.log_format != new.log_format,
+            old.log_level != *log_level || old.log_format != *log_format,
         ),
         (
             "pools.init_timeout_ms/default_timeout_ms",
-            (old.init_timeout, old.default_timeout) != (new.init_timeout, new.default_timeout),
+            (old.init_timeout, old.default_timeout) != (*init_timeout, *default_timeout),
         ),
         (
             "limits",
@@ -77,13 +137,13 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
                 old.max_file_bytes,
                 old.max_bundle_bytes,
             ) != (
-                new.max_line_bytes,
-                new.max_output_bytes,
-                new.max_body_bytes,
-                new.max_payload_bytes,
-                new.max_files,
-                new.max_file_bytes,
-                new.max_bundle_bytes,
+                *max_line_bytes,
+                *max_output_bytes,
+                *max_body_bytes,
+                *max_payload_bytes,
+                *max_files,
+                *max_file_bytes,
+                *max_bundle_bytes,
             ),
         ),
         (
@@ -93,9 +153,9 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
                 old.history_flush_interval,
                 old.history_retention,
             ) != (
-                new.history_batch_max,
-                new.history_flush_interval,
-                new.history_retention,
+                *history_batch_max,
+                *history_flush_interval,
+                *history_retention,
             ),
         ),
         (
@@ -104,23 +164,54 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
                 old.max_connections,
                 old.header_read_timeout,
                 old.shutdown_grace,
-            ) != (
-                new.max_connections,
-                new.header_read_timeout,
-                new.shutdown_grace,
-            ),
+            ) != (*max_connections, *header_read_timeout, *shutdown_grace),
         ),
-    ]
-    .into_iter()
-    .filter_map(|(k, differs)| differs.then_some(k))
-    .collect();
-    r.pools.launcher().set_catalog(catalog);
-    r.pools.set_limits(new.max_workers, new.queue_max);
-    r.access.set(new.access.clone());
-    tracing::info!(
-        changed = ?changed,
-        needs_restart = ?ignored,
-        "configuration reloaded; runtime definitions re-read (new executors use them)"
-    );
-    Some(new)
+        // The executors' confinement is measured and fixed at start.
+        ("sandbox", debug_differs(&old.sandbox, sandbox)),
+        ("prepare", debug_differs(&old.prepare, prepare)),
+        // The lists apply at once, but the socket file's mode and group are set when it is
+        // bound.
+        (
+            "access.socket_mode/socket_group",
+            (old.access.socket_mode, old.access.socket_group)
+                != (access.socket_mode, access.socket_group),
+        ),
+    ];
+    let pick = |list: &[(&'static str, bool)]| {
+        list.iter()
+            .filter_map(|(k, differs)| differs.then_some(*k))
+            .collect::<Vec<_>>()
+    };
+    (pick(&applied), pick(&restart))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Config {
+        Config::from_toml(text, None, Path::new("/base"), Path::new("/bin")).unwrap()
+    }
+
+    #[test]
+    fn every_section_is_applied_or_reported() {
+        let old = parse("");
+        let new = parse(
+            "load_samples = false\n[admission]\nrate_per_uid = 5\n[sandbox]\nmode = \"off\"\n\
+             [prepare]\nconcurrency = 1\n[access]\nsocket_mode = 0o600\nreader_uids = [7]\n",
+        );
+        let (applied, restart) = differences(&old, &new);
+        assert_eq!(applied, ["admission", "access"]);
+        assert_eq!(
+            restart,
+            [
+                "load_samples",
+                "sandbox",
+                "prepare",
+                "access.socket_mode/socket_group"
+            ]
+        );
+        assert_eq!(differences(&old, &parse("")), (vec![], vec![]));
+    }
 }

@@ -15,7 +15,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-use crate::api::peer::Peer;
+use crate::api::peer::{Peer, PeerGroups};
 
 /// Limits of the server.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +57,8 @@ pub async fn serve(
             _ = stopped(&mut stop) => break,
         };
         let peer = Peer::of(&stream);
+        // Read once here, while the connecting process most likely still exists.
+        let groups = PeerGroups::of(&peer.0);
         // Over the cap a connection is closed at once (the client sees a reset, not a hang),
         // except the watchdog's own probe: a busy daemon is not a dead one.
         let permit = match Arc::clone(&slots).try_acquire_owned() {
@@ -76,6 +78,7 @@ pub async fn serve(
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(groups.clone());
                 router.clone().oneshot(req)
             });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));

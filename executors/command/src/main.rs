@@ -6,6 +6,7 @@
 
 mod child_env;
 mod command_line;
+mod descendants;
 mod fds;
 mod line_reader;
 mod outcome;
@@ -42,6 +43,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any script runs, so a daemonized grandchild is reparented here and killed at the
+    // end of its request rather than outliving it.
+    if let Err(e) = descendants::become_subreaper() {
+        eprintln!("runwarm-exec-command: becoming the reaper of the scripts' orphans: {e}");
+    }
     let stdout_fd = std::env::var(STDOUT_FD).ok();
     let user_stdout = match fds::user_stdout(stdout_fd.as_deref()) {
         Ok((file, warning)) => {
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
         slot: &CHILD,
         work_base: &work_base,
         max_line: DEFAULT_MAX_LINE_BYTES,
+        spent: std::cell::Cell::new(false),
     };
     session::serve(
         &runner,

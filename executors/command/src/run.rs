@@ -2,6 +2,7 @@
 //! payload on stdin and `PARAM_*` in its environment, its stdout pumped to fd 3, and its exit
 //! turned into a `response`.
 
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -21,6 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::child_env::{RequestEnv, child_env};
 use crate::command_line::CommandTemplate;
+use crate::descendants::kill_leftovers;
 use crate::outcome::{Exit, outcome};
 use crate::pump::{PumpOutput, pump, stop_pipe};
 use crate::signals::{ChildSlot, unblock_signals_on_exec};
@@ -43,6 +45,17 @@ pub struct Runner<'a> {
     pub work_base: &'a Path,
     /// Longest stdout line considered as a result.
     pub max_line: usize,
+    /// Set when this executor can no longer serve requests safely (leftover processes it could
+    /// not kill, or no process can be started): the session exits after the response so the
+    /// supervisor starts a fresh one instead of failing every later call.
+    pub spent: Cell<bool>,
+}
+
+impl Runner<'_> {
+    /// Whether the executor should exit after answering the current request.
+    pub fn is_spent(&self) -> bool {
+        self.spent.get()
+    }
 }
 
 /// The script as `init` described it.
@@ -90,6 +103,11 @@ impl Runner<'_> {
         let child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
+                // Out of pids (or memory) for a fork: nothing left behind by a request can be
+                // the cause (they are all killed), so the executor itself is the problem.
+                if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) {
+                    self.spent.set(true);
+                }
                 // The codes a shell reports for the same failures.
                 let code = if e.kind() == io::ErrorKind::NotFound {
                     127
@@ -181,8 +199,24 @@ impl Runner<'_> {
                 Err(e) => return Err(self.abandon(child, format!("starting the pump thread: {e}"))),
             };
             let status = self.reap(&mut child);
-            // The pump ends at EOF; a process the script left behind may hold stdout open,
-            // and then the pump is stopped after the grace period. Joining it guarantees every
+            // Whatever the script left running dies with the request, before the grace
+            // period: a killed background process no longer holds stdout open.
+            let left = kill_leftovers();
+            if left.killed > 0 {
+                eprintln!(
+                    "runwarm-exec-command: killed {} process(es) the script left running",
+                    left.killed
+                );
+            }
+            if left.survivors {
+                eprintln!(
+                    "runwarm-exec-command: processes the script left could not all be killed; \
+                     this executor will be replaced"
+                );
+                self.spent.set(true);
+            }
+            // The pump ends at EOF; a process that survived the kill above may still hold
+            // stdout open, and then the pump is stopped after the grace period. Joining it guarantees every
             // byte it copied to fd 3 is written before the response is.
             if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(STDOUT_GRACE) {
                 drop(stop);
@@ -213,11 +247,15 @@ impl Runner<'_> {
             .map_err(|e| format!("waiting for the script (pid {}): {e}", child.id()))
     }
 
-    /// Kills and reaps a script that cannot be supervised; returns `why`.
+    /// Kills and reaps a script that cannot be supervised, and whatever it started; returns
+    /// `why`.
     fn abandon(&self, mut child: Child, why: String) -> String {
         self.slot.clear();
         let _ = child.kill();
         let _ = child.wait();
+        if kill_leftovers().survivors {
+            self.spent.set(true);
+        }
         why
     }
 }

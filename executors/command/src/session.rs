@@ -14,6 +14,10 @@ use crate::line_reader::{LineRead, read_line_bounded};
 use crate::run::{Runner, Script};
 use crate::signals::TERMINATED_EXIT;
 
+/// Exit status of an executor that cannot serve more requests (`EX_TEMPFAIL`): the supervisor
+/// replaces it.
+const SPENT_EXIT: u8 = 75;
+
 /// Message types this executor understands; others are skipped so newer supervisors can add
 /// messages without breaking it.
 const KNOWN_TYPES: [&str; 4] = ["init", "request", "ping", "shutdown"];
@@ -95,6 +99,9 @@ pub fn serve(runner: &Runner<'_>, input: &mut impl BufRead, output: &mut impl Wr
         }
         if runner.slot.termination_requested() {
             return ExitCode::from(TERMINATED_EXIT);
+        }
+        if runner.is_spent() {
+            return ExitCode::from(SPENT_EXIT);
         }
     }
 }

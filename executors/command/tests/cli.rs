@@ -134,6 +134,27 @@ fn background_grandchild_holding_stdout_does_not_hold_the_response() {
     assert_eq!(second["success"], true, "{second}");
 }
 
+#[test]
+fn processes_a_request_leaves_behind_die_with_it_even_after_setsid() {
+    // A daemonized grandchild (new session, parent gone) prints its pid and sleeps.
+    let dir = Scratch::script(
+        "(setsid sh -c 'echo \"{\\\"bg\\\":$$}\"; exec sleep 987652' &)\nsleep 0.2\nexit 0\n",
+    );
+    let (mut exec, _) = Exec::bash(dir.root());
+    let response = exec.request("r", json!({}));
+    assert_eq!(response["success"], true, "{response}");
+    let bg = response["result"]["bg"].as_i64().unwrap();
+    // Killed and reaped before the response: not even a zombie is left.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{bg}")).exists(),
+        "pid {bg} outlived its request"
+    );
+    let second = exec.request("r2", json!({}));
+    assert_eq!(second["success"], true, "{second}");
+    let done = exec.finish();
+    assert!(done.stderr.contains("left running"), "{}", done.stderr);
+}
+
 /// Kills the `sleep` the script left behind, whose pid is the result's `bg`.
 fn kill_background(response: &Value) {
     let Some(bg) = response["result"]["bg"].as_i64() else {

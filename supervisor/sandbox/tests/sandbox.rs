@@ -488,6 +488,71 @@ fn seccomp_answers_each_denied_call_and_namespace_clones() {
         ("setns", libc::SYS_setns, "0, 0", "EPERM"),
         ("userfaultfd", libc::SYS_userfaultfd, "0", "EPERM"),
         ("clone3", libc::SYS_clone3, "0, 0", "ENOSYS"),
+        // A NULL params pointer: the kernel alone would answer EFAULT.
+        ("io_uring_setup", libc::SYS_io_uring_setup, "2, 0", "ENOSYS"),
+        (
+            "io_uring_enter",
+            libc::SYS_io_uring_enter,
+            "-1, 0, 0, 0, 0, 0",
+            "ENOSYS",
+        ),
+        (
+            "io_uring_register",
+            libc::SYS_io_uring_register,
+            "-1, 0, 0, 0",
+            "ENOSYS",
+        ),
+        // PER_LINUX32 and ADDR_NO_RANDOMIZE are refused; the query (-1 as an int) and
+        // PER_LINUX are answered.
+        ("personality_linux32", libc::SYS_personality, "8", "EPERM"),
+        (
+            "personality_norandom",
+            libc::SYS_personality,
+            "0x0040000",
+            "EPERM",
+        ),
+        ("personality_query", libc::SYS_personality, "-1", "ALLOWED"),
+        ("personality_linux", libc::SYS_personality, "0", "ALLOWED"),
+        // Bad fds and pointers: the kernel alone would answer EBADF or EFAULT.
+        (
+            "name_to_handle_at",
+            libc::SYS_name_to_handle_at,
+            "-1, 0, 0, 0, 0",
+            "EPERM",
+        ),
+        ("quotactl", libc::SYS_quotactl, "0, 0, 0, 0", "EPERM"),
+        // Socket families: AF_ALG (38) and AF_PACKET (17, EPERM from the kernel without
+        // CAP_NET_RAW) prove the filter answered; AF_VSOCK (40) is the one that matters.
+        ("socket_vsock", libc::SYS_socket, "40, 1, 0", "EAFNOSUPPORT"),
+        ("socket_alg", libc::SYS_socket, "38, 5, 0", "EAFNOSUPPORT"),
+        (
+            "socket_packet",
+            libc::SYS_socket,
+            "17, 3, 0",
+            "EAFNOSUPPORT",
+        ),
+        // Netlink: route only (audit is 9, uevents 15).
+        (
+            "socket_netlink_audit",
+            libc::SYS_socket,
+            "16, 3, 9",
+            "EAFNOSUPPORT",
+        ),
+        (
+            "socket_netlink_uevent",
+            libc::SYS_socket,
+            "16, 2, 15",
+            "EAFNOSUPPORT",
+        ),
+        (
+            "socket_netlink_route",
+            libc::SYS_socket,
+            "16, 3, 0",
+            "ALLOWED",
+        ),
+        ("socket_unix", libc::SYS_socket, "1, 1, 0", "ALLOWED"),
+        ("socket_inet", libc::SYS_socket, "2, 1, 0", "ALLOWED"),
+        ("socket_inet6", libc::SYS_socket, "10, 2, 0", "ALLOWED"),
         // clone(CLONE_NEWUSER|SIGCHLD): denied by flag; a plain fork still works below.
         (
             "clone_newuser",

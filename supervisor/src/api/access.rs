@@ -1,9 +1,12 @@
 //! Access control from the socket's peer credentials: the `[access]` config table, the role
 //! each route needs, and the middleware that answers 403 when the caller lacks it.
 //!
-//! uid 0 and the daemon's own uid are always admin. A role whose lists are all empty is open to
-//! everyone who can open the socket, so with no lists configured the socket's mode and group
-//! are the only gate.
+//! uid 0 and the daemon's own uid are always admin, and with no admin list they are the only
+//! admins: administration is opened to others explicitly (least privilege). Invoking is open to
+//! everyone who can open the socket until an invoke list is set. Executions are scoped by owner:
+//! a record, its payload, output and events are visible to the uid that started it, to admins
+//! and to readers (`reader_uids`/`reader_gids`), which the handlers check through [`Viewer`].
+//! Gid lists match the caller's primary gid and its supplementary groups.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +18,7 @@ use runwarm_protocol::Caller;
 use serde::Deserialize;
 
 use super::AppState;
-use super::peer::Peer;
+use super::peer::{Peer, PeerGroups};
 use super::problem::Problem;
 
 /// `[access]` as written.
@@ -26,6 +29,8 @@ pub struct RawAccess {
     admin_gids: Option<Vec<u32>>,
     invoke_uids: Option<Vec<u32>>,
     invoke_gids: Option<Vec<u32>>,
+    reader_uids: Option<Vec<u32>>,
+    reader_gids: Option<Vec<u32>>,
     socket_group: Option<GroupSpec>,
     socket_mode: Option<ModeSpec>,
     #[serde(default)]
@@ -60,7 +65,7 @@ enum ModeSpec {
 pub struct Principals {
     /// Listed uids.
     pub uids: BTreeSet<u32>,
-    /// Listed (primary) gids.
+    /// Listed gids (matched against the caller's primary and supplementary groups).
     pub gids: BTreeSet<u32>,
 }
 
@@ -76,8 +81,10 @@ impl Principals {
         self.uids.is_empty() && self.gids.is_empty()
     }
 
-    fn contains(&self, c: &Caller) -> bool {
-        self.uids.contains(&c.uid) || self.gids.contains(&c.gid)
+    fn contains(&self, who: &Identity) -> bool {
+        self.uids.contains(&who.caller.uid)
+            || self.gids.contains(&who.caller.gid)
+            || who.groups.iter().any(|g| self.gids.contains(g))
     }
 }
 
@@ -88,6 +95,8 @@ pub struct AccessPolicy {
     pub admins: Principals,
     /// May invoke.
     pub invokers: Principals,
+    /// May read every execution record (a monitoring user), without invoking.
+    pub readers: Principals,
     /// Per-script invoke lists.
     pub scripts: BTreeMap<String, Principals>,
     /// Group of the socket file, if one is configured.
@@ -101,6 +110,7 @@ impl Default for AccessPolicy {
         AccessPolicy {
             admins: Principals::default(),
             invokers: Principals::default(),
+            readers: Principals::default(),
             scripts: BTreeMap::new(),
             socket_group: None,
             socket_mode: 0o660,
@@ -113,7 +123,10 @@ impl Default for AccessPolicy {
 pub enum Role {
     /// Reads: anyone who can open the socket.
     Read,
-    /// Invoking this script (or acting on executions).
+    /// Acting on or reading one execution: the handler checks the caller against the record's
+    /// owner (see [`Viewer`]), since only the record says whose it is.
+    Execution,
+    /// Invoking this script (or reading a version's manifest).
     Invoke(Option<String>),
     /// Changing the registry or pools.
     Admin,
@@ -163,6 +176,10 @@ impl AccessPolicy {
                 raw.invoke_uids.unwrap_or_default(),
                 raw.invoke_gids.unwrap_or_default(),
             ),
+            readers: Principals::new(
+                raw.reader_uids.unwrap_or_default(),
+                raw.reader_gids.unwrap_or_default(),
+            ),
             scripts: raw
                 .scripts
                 .into_iter()
@@ -173,37 +190,129 @@ impl AccessPolicy {
         }
     }
 
-    /// Whether `caller` may do what `role` needs; `daemon_uid` is always admin.
-    pub fn allows(&self, caller: &Caller, role: &Role, daemon_uid: u32) -> bool {
-        let named_admin =
-            caller.uid == 0 || caller.uid == daemon_uid || self.admins.contains(caller);
+    /// Whether `who` administers: uid 0 and `daemon_uid` always, others only when listed (an
+    /// empty admin list opens nothing, so a forgotten list never hands out the registry).
+    pub fn is_admin(&self, who: &Identity, daemon_uid: u32) -> bool {
+        who.caller.uid == 0 || who.caller.uid == daemon_uid || self.admins.contains(who)
+    }
+
+    /// Whether `who` may do what `role` needs; `daemon_uid` is always admin.
+    pub fn allows(&self, who: &Identity, role: &Role, daemon_uid: u32) -> bool {
+        let admin = self.is_admin(who, daemon_uid);
         match role {
-            Role::Read => true,
-            Role::Admin => named_admin || self.admins.is_empty(),
-            Role::Invoke(_) if named_admin => true,
+            Role::Read | Role::Execution => true,
+            Role::Admin => admin,
+            Role::Invoke(_) if admin => true,
             Role::Invoke(script) => match script.as_ref().and_then(|s| self.scripts.get(s)) {
-                Some(list) => list.contains(caller),
-                None => self.invokers.is_empty() || self.invokers.contains(caller),
+                Some(list) => list.contains(who),
+                None => self.invokers.is_empty() || self.invokers.contains(who),
             },
         }
     }
 }
 
+/// A caller as access control sees it: the peer credentials and every group it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Peer credentials (uid, primary gid, pid).
+    pub caller: Caller,
+    /// Supplementary groups, read at accept (best effort: empty when unreadable).
+    pub groups: std::sync::Arc<[u32]>,
+}
+
+/// What the access middleware resolved for one request, for the handlers that scope by owner
+/// (executions) or by script.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// Who is asking.
+    pub who: Identity,
+    policy: std::sync::Arc<AccessPolicy>,
+    daemon_uid: u32,
+}
+
+impl Viewer {
+    /// Admins (and the daemon's uid).
+    pub fn is_admin(&self) -> bool {
+        self.policy.is_admin(&self.who, self.daemon_uid)
+    }
+
+    /// Whether every execution is visible: admins and readers.
+    pub fn sees_all(&self) -> bool {
+        self.is_admin() || self.policy.readers.contains(&self.who)
+    }
+
+    /// Whether the execution started by `owner` is visible (record, payload, output, events).
+    pub fn may_see(&self, owner: &Caller) -> bool {
+        // u32::MAX is "credentials unreadable": two such callers are not the same one.
+        self.sees_all() || (owner.uid == self.who.caller.uid && owner.uid != u32::MAX)
+    }
+
+    /// Whether the execution started by `owner` may be cancelled: its owner or an admin.
+    pub fn may_cancel(&self, owner: &Caller) -> bool {
+        self.is_admin() || (owner.uid == self.who.caller.uid && owner.uid != u32::MAX)
+    }
+
+    /// Whether `script` may be invoked (which a replay of one of its executions also needs).
+    pub fn may_invoke(&self, script: &str) -> bool {
+        self.policy.allows(
+            &self.who,
+            &Role::Invoke(Some(script.to_owned())),
+            self.daemon_uid,
+        )
+    }
+
+    /// The 403 for a refused `what`, with the config key that grants it.
+    pub fn forbidden(&self, what: &str, key: &str) -> Problem {
+        forbidden(&self.who.caller, what, key)
+    }
+
+    /// The 403 for a refused invocation of `script`.
+    pub fn forbidden_invoke(&self, script: &str) -> Problem {
+        let (what, key) = invoke_refusal(&self.policy, Some(script));
+        forbidden(&self.who.caller, what, key)
+    }
+}
+
+fn invoke_refusal(policy: &AccessPolicy, script: Option<&str>) -> (&'static str, &'static str) {
+    match script {
+        Some(s) if policy.scripts.contains_key(s) => {
+            ("invoke this script", "access.scripts.<name>.uids / .gids")
+        }
+        _ => ("invoke", "access.invoke_uids / access.invoke_gids"),
+    }
+}
+
+fn forbidden(caller: &Caller, what: &str, key: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("uid {} (gid {}) may not {what}", caller.uid, caller.gid),
+    )
+    .hint(Some(format!(
+        "an administrator can grant it with {key} in the daemon's config"
+    )))
+}
+
 /// The role a route needs, from its method and path.
 pub fn required_role(method: &Method, path: &str) -> Role {
-    if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
-        return Role::Read;
-    }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+        return match parts.as_slice() {
+            // A version's manifest and files are for those who may run it.
+            ["v1", "scripts", name, "versions", _] => Role::Invoke(Some((*name).to_owned())),
+            ["v1", "executions", ..] => Role::Execution,
+            _ => Role::Read,
+        };
+    }
     match parts.as_slice() {
         ["v1", "scripts", name, "invoke"] => Role::Invoke(Some((*name).to_owned())),
-        ["v1", "executions", ..] => Role::Invoke(None),
+        ["v1", "executions", ..] => Role::Execution,
         _ => Role::Admin,
     }
 }
 
 /// Middleware: 403 unless the caller holds the route's role.
-pub(crate) async fn enforce(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn enforce(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let role = required_role(req.method(), req.uri().path());
     let caller = req
         .extensions()
@@ -214,8 +323,20 @@ pub(crate) async fn enforce(State(app): State<AppState>, req: Request, next: Nex
             gid: u32::MAX,
             pid: 0,
         });
+    // Read at accept by the server; a connection served another way has its primary gid only.
+    let groups = req
+        .extensions()
+        .get::<PeerGroups>()
+        .map(|g| std::sync::Arc::clone(&g.0))
+        .unwrap_or_else(|| std::sync::Arc::from(Vec::new()));
+    let who = Identity { caller, groups };
     let policy = app.access.current();
-    if policy.allows(&caller, &role, app.access.daemon_uid) {
+    if policy.allows(&who, &role, app.access.daemon_uid) {
+        req.extensions_mut().insert(Viewer {
+            who,
+            policy,
+            daemon_uid: app.access.daemon_uid,
+        });
         return next.run(req).await;
     }
     let (what, key) = match &role {
@@ -223,22 +344,12 @@ pub(crate) async fn enforce(State(app): State<AppState>, req: Request, next: Nex
             "change the registry or pools",
             "access.admin_uids / access.admin_gids",
         ),
-        Role::Invoke(Some(s)) if policy.scripts.contains_key(s) => {
-            ("invoke this script", "access.scripts.<name>.uids / .gids")
-        }
-        _ => ("invoke", "access.invoke_uids / access.invoke_gids"),
+        Role::Invoke(script) => invoke_refusal(&policy, script.as_deref()),
+        Role::Read | Role::Execution => ("do this", "access"),
     };
     tracing::warn!(caller_uid = caller.uid, caller_gid = caller.gid, caller_pid = caller.pid, path = %req.uri().path(), "request forbidden");
     app.metrics.refused(crate::metrics::Refusal::Forbidden);
-    Problem::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!("uid {} (gid {}) may not {what}", caller.uid, caller.gid),
-    )
-    .hint(Some(format!(
-        "an administrator can grant it with {key} in the daemon's config"
-    )))
-    .into_response()
+    forbidden(&caller, what, key).into_response()
 }
 
 /// The policy in force, swapped on reload.
@@ -280,8 +391,23 @@ impl AccessState {
 mod tests {
     use super::*;
 
-    fn caller(uid: u32, gid: u32) -> Caller {
-        Caller { uid, gid, pid: 1 }
+    fn caller(uid: u32, gid: u32) -> Identity {
+        member(uid, gid, &[])
+    }
+
+    fn member(uid: u32, gid: u32, groups: &[u32]) -> Identity {
+        Identity {
+            caller: Caller { uid, gid, pid: 1 },
+            groups: std::sync::Arc::from(groups.to_vec()),
+        }
+    }
+
+    fn viewer(p: &AccessPolicy, who: Identity) -> Viewer {
+        Viewer {
+            who,
+            policy: std::sync::Arc::new(p.clone()),
+            daemon_uid: 999,
+        }
     }
 
     fn policy(toml_text: &str) -> AccessPolicy {
@@ -293,11 +419,56 @@ mod tests {
     }
 
     #[test]
-    fn without_lists_everyone_may_do_everything() {
+    fn without_lists_only_root_and_the_daemon_administer_and_everyone_invokes() {
         let p = policy("");
-        assert!(p.allows(&caller(1234, 1234), &Role::Admin, 999));
+        assert!(!p.allows(&caller(1234, 1234), &Role::Admin, 999));
+        assert!(p.allows(&caller(0, 0), &Role::Admin, 999));
+        assert!(p.allows(&caller(999, 5), &Role::Admin, 999));
         assert!(p.allows(&caller(1234, 1234), &Role::Invoke(Some("x".into())), 999));
         assert_eq!(p.socket_mode, 0o660);
+    }
+
+    #[test]
+    fn an_invoke_list_alone_opens_no_administration() {
+        let p = policy("invoke_uids = [1000]");
+        assert!(!p.allows(&caller(65534, 65534), &Role::Admin, 999));
+        assert!(!p.allows(&caller(1000, 1000), &Role::Admin, 999));
+        assert!(!p.allows(&caller(65534, 65534), &Role::Invoke(None), 999));
+    }
+
+    #[test]
+    fn supplementary_groups_match_gid_lists() {
+        let p = policy("admin_gids = [10]\ninvoke_gids = [20]\n[scripts.s]\ngids = [30]\n");
+        assert!(p.allows(&member(5, 5, &[10]), &Role::Admin, 999));
+        assert!(!p.allows(&member(5, 5, &[11]), &Role::Admin, 999));
+        assert!(p.allows(&member(5, 5, &[7, 20]), &Role::Invoke(None), 999));
+        assert!(p.allows(&member(5, 5, &[30]), &Role::Invoke(Some("s".into())), 999));
+        assert!(!p.allows(&member(5, 5, &[20]), &Role::Invoke(Some("s".into())), 999));
+    }
+
+    #[test]
+    fn executions_are_scoped_by_owner_with_readers_and_admins_seeing_all() {
+        let p = policy("reader_uids = [70]\nadmin_uids = [80]\n[scripts.s]\nuids = [5]\n");
+        let owner = Caller {
+            uid: 5,
+            gid: 5,
+            pid: 9,
+        };
+        let by_owner = viewer(&p, caller(5, 5));
+        assert!(by_owner.may_see(&owner) && by_owner.may_cancel(&owner));
+        let other = viewer(&p, caller(6, 5));
+        assert!(!other.may_see(&owner) && !other.may_cancel(&owner));
+        assert!(!other.may_invoke("s") && other.may_invoke("t"));
+        let reader = viewer(&p, caller(70, 70));
+        assert!(reader.may_see(&owner) && !reader.may_cancel(&owner));
+        let admin = viewer(&p, caller(80, 80));
+        assert!(admin.may_see(&owner) && admin.may_cancel(&owner) && admin.may_invoke("s"));
+        let unknown = Caller {
+            uid: u32::MAX,
+            gid: u32::MAX,
+            pid: 0,
+        };
+        assert!(!viewer(&p, caller(u32::MAX, u32::MAX)).may_see(&unknown));
     }
 
     #[test]
@@ -359,7 +530,19 @@ mod tests {
         );
         assert_eq!(
             required_role(&Method::POST, "/v1/executions/x/cancel"),
-            Role::Invoke(None)
+            Role::Execution
+        );
+        assert_eq!(
+            required_role(&Method::GET, "/v1/executions/x/events"),
+            Role::Execution
+        );
+        assert_eq!(
+            required_role(&Method::GET, "/v1/scripts/a/versions/sha256:1"),
+            Role::Invoke(Some("a".into()))
+        );
+        assert_eq!(
+            required_role(&Method::GET, "/v1/scripts/a/versions"),
+            Role::Read
         );
     }
 }

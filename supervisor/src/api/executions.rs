@@ -1,4 +1,8 @@
 //! `GET /v1/executions`, `GET /v1/executions/{id}`, its event stream, cancel and replay.
+//!
+//! Every route here is scoped by the execution's owner (the uid that started it): the access
+//! middleware cannot know whose an execution is, so each handler checks the record against the
+//! [`Viewer`] it left in the request.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -6,12 +10,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, mpsc};
 
 use super::AppState;
+use super::access::Viewer;
 use super::invoke::{Accepted, prefers_async, record_response, request, submit};
 use super::openapi::{Forbidden, Internal, ServerSentEvent};
 use super::peer::Peer;
@@ -45,6 +50,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 )]
 pub(crate) async fn list(
     State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let state = match q.get("state") {
@@ -71,6 +77,8 @@ pub(crate) async fn list(
         state,
         limit,
         before: q.get("before").cloned(),
+        // Filtered in the query, not after it, so a page is full and paging stays exact.
+        caller_uid: (!viewer.sees_all()).then_some(viewer.who.caller.uid),
     };
     let records = app
         .history
@@ -89,19 +97,48 @@ pub(crate) async fn list(
     params(("id" = String, Path, description = "Execution id")),
     responses(
         (status = 200, description = "The record", body = ExecutionRecord),
+        Forbidden,
         (status = 404, description = "No execution with this id", body = Problem, content_type = "application/problem+json"),
         Internal,
     )
 )]
 pub(crate) async fn show(
     State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    match app.history.get(&id).await {
-        Ok(Some(rec)) => Ok(Json(rec).into_response()),
-        Ok(None) => Err(Problem::not_found(format!("no execution with id {id:?}"))),
-        Err(e) => Err(Problem::internal(format!("reading history: {e}"))),
+    let rec = visible(&app, &viewer, &id).await?;
+    Ok(Json(rec).into_response())
+}
+
+/// The record of `id` if `viewer` may see it: 404 when there is none, 403 when it is another
+/// caller's.
+async fn visible(app: &AppState, viewer: &Viewer, id: &str) -> Result<ExecutionRecord, Problem> {
+    let rec = app
+        .history
+        .get(id)
+        .await
+        .map_err(|e| Problem::internal(format!("reading history: {e}")))?
+        .ok_or_else(|| Problem::not_found(format!("no execution with id {id:?}")))?;
+    if viewer.may_see(&rec.caller) {
+        return Ok(rec);
     }
+    Err(deny(
+        app,
+        viewer,
+        viewer.forbidden(
+            "see another caller's execution",
+            "access.reader_uids / access.reader_gids (or admin)",
+        ),
+    ))
+}
+
+/// Logs and counts a refusal made by a handler, as the access middleware does for its own.
+fn deny(app: &AppState, viewer: &Viewer, p: Problem) -> Problem {
+    let c = &viewer.who.caller;
+    tracing::warn!(caller_uid = c.uid, caller_gid = c.gid, caller_pid = c.pid, detail = %p.detail, "request forbidden");
+    app.metrics.refused(crate::metrics::Refusal::Forbidden);
+    p
 }
 
 /// `GET /v1/executions/{id}/events`: Server-Sent Events, live while the execution runs and
@@ -119,14 +156,18 @@ pub(crate) async fn show(
     responses(
         (status = 200, description = "The event stream: one `ServerSentEvent` after another", body = ServerSentEvent,
             content_type = "text/event-stream"),
+        Forbidden,
         (status = 404, description = "No execution with this id", body = Problem, content_type = "application/problem+json"),
         Internal,
     )
 )]
 pub(crate) async fn events(
     State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    // Output and logs are the owner's as much as the record is.
+    visible(&app, &viewer, &id).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     if let Some(log) = app.dispatcher.events(&id) {
         let (past, live, dropped) = log.subscribe();
@@ -249,8 +290,26 @@ fn frame(ev: &Event) -> Bytes {
 )]
 pub(crate) async fn cancel(
     State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    // Only whoever started it (or an admin) may stop someone's work.
+    let rec = app
+        .history
+        .get(&id)
+        .await
+        .map_err(|e| Problem::internal(format!("reading history: {e}")))?
+        .ok_or_else(|| Problem::not_found(format!("no execution with id {id:?}")))?;
+    if !viewer.may_cancel(&rec.caller) {
+        return Err(deny(
+            &app,
+            &viewer,
+            viewer.forbidden(
+                "cancel another caller's execution",
+                "access.admin_uids / access.admin_gids",
+            ),
+        ));
+    }
     let outcome = app
         .dispatcher
         .cancel(&id)
@@ -305,15 +364,15 @@ pub(crate) async fn cancel(
 pub(crate) async fn replay(
     State(app): State<AppState>,
     ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let rec = app
-        .history
-        .get(&id)
-        .await
-        .map_err(|e| Problem::internal(format!("reading history: {e}")))?
-        .ok_or_else(|| Problem::not_found(format!("no execution with id {id:?}")))?;
+    // A replay reads the original payload and runs the script: it needs both rights.
+    let rec = visible(&app, &viewer, &id).await?;
+    if !viewer.may_invoke(&rec.script) {
+        return Err(deny(&app, &viewer, viewer.forbidden_invoke(&rec.script)));
+    }
     let version = app
         .registry
         .resolve(&rec.script, &Selector::Version(rec.version.clone()))

@@ -239,10 +239,14 @@ pub(crate) async fn submit(
     asynchronous: bool,
     idempotency: Option<(String, String)>,
 ) -> Result<Response, Problem> {
-    if let Some((key, fp)) = &idempotency {
+    // Keys are stored per caller uid: another caller's identical key must neither hand it the
+    // first caller's execution (a read of someone else's record) nor collide with it.
+    let stored_key = |key: &str| format!("uid {}/{key}", req.caller.uid);
+    let idempotency = idempotency.map(|(key, fp)| (stored_key(&key), key, fp));
+    if let Some((stored, key, fp)) = &idempotency {
         let claim = app
             .idempotency
-            .claim(key, fp, &req.id)
+            .claim(stored, fp, &req.id)
             .await
             .map_err(|e| Problem::internal(e.to_string()))?;
         match claim {
@@ -273,8 +277,8 @@ pub(crate) async fn submit(
         Ok(Some(rec)) => record_response(&rec),
         Ok(None) => Ok(accepted_response(&id)),
         Err(e) => {
-            if let Some((key, _)) = &idempotency
-                && let Err(e) = app.idempotency.release(key, &id).await
+            if let Some((stored, _, _)) = &idempotency
+                && let Err(e) = app.idempotency.release(stored, &id).await
             {
                 tracing::warn!(error = %e, "idempotency key of a refused request not released");
             }

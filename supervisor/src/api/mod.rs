@@ -4,6 +4,7 @@
 //! and map the result; they hold no business logic of their own.
 
 pub mod access;
+mod audit;
 mod body;
 mod executions;
 mod invoke;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod peer;
 pub mod problem;
 mod scripts;
+mod secrets;
 mod system;
 
 use std::sync::Arc;
@@ -60,6 +62,10 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Invocations being run (for the shutdown grace).
     pub inflight: Arc<crate::shutdown::InFlight>,
+    /// The audit trail of administrative actions.
+    pub audit: crate::audit::AuditLog,
+    /// Secret values scripts get in their environment.
+    pub secrets: Arc<crate::secrets::SecretStore>,
 }
 
 /// The routes with their documentation: `utoipa_axum::routes!` takes each handler's path and
@@ -89,7 +95,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::prewarm))
         .routes(routes!(system::samples))
         .routes(routes!(system::clone_sample))
+        .routes(routes!(audit::list))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::set, secrets::remove))
 }
+
+pub(crate) use audit::audited;
 
 /// The route table.
 pub fn router(state: AppState) -> Router {

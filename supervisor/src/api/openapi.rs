@@ -47,6 +47,8 @@ pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
         (name = "executions", description = "Invocations and their execution records"),
         (name = "pools", description = "Warm pools"),
         (name = "samples", description = "Bundled samples"),
+        (name = "secrets", description = "Secrets scripts get as environment variables (admin only; values are never returned)"),
+        (name = "audit", description = "The trail of administrative actions: who, when, what, before and after"),
     ),
     components(schemas(Problem, ViolationView, StateData, TextData))
 )]
@@ -223,9 +225,10 @@ problem_answers! {
     /// 400 for a body or parameter the route cannot take.
     BadRequest => "400", false,
         "The request is malformed: not JSON, not the documented shape, or a value out of range";
-    /// 403 from the access policy (`api::access`), on every route but GET ones.
+    /// 403 from the access policy (`api::access`): routes that change something, and reads of
+    /// an execution (scoped by owner) or of a version's manifest.
     Forbidden => "403", false,
-        "The caller's uid/gid does not hold this route's role in the daemon's [access] policy";
+        "The caller's uid/gids do not hold this route's role in the daemon's [access] policy";
     /// 413 from `api::body::json_body`.
     TooLarge => "413", false, "The request body is larger than the route's limit";
     /// 500: a fault of the daemon itself (its state directory, a task that died).

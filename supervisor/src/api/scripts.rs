@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -16,11 +16,13 @@ use super::body::{from_object, json_body};
 use super::openapi::{Forbidden, Internal, TooLarge};
 use super::peer::Peer;
 use super::problem::Problem;
+use crate::audit::Event;
 use crate::manifest::Manifest;
 use crate::prepare::{PrepareState, PrepareStatus};
 use crate::registry::{
     Registered, Registrant, ScriptDetail, ScriptFilter, ScriptSummary, Version, VersionSummary,
 };
+use runwarm_protocol::Caller;
 
 /// The body of `POST /v1/scripts`, for the API document. `registry::bundle` parses the body by
 /// hand, to answer each mistake with its own status (a file too large is 413, a bad path 400);
@@ -117,13 +119,49 @@ pub(crate) fn registrant(peer: Peer) -> Option<Registrant> {
     })
 }
 
-/// Registers `body` (a `POST /v1/scripts` document) for `by` off the async runtime: it hashes,
-/// writes files and commits SQLite.
+/// Registers `body` (a `POST /v1/scripts` document) for the connection's caller off the async
+/// runtime (it hashes, writes files and commits SQLite), then records it in the audit trail as
+/// `register`, or as `clone` with the sample id as target when `sample` is set.
+/// Refuses a registration whose manifest names a secret the store does not have, naming it:
+/// the version could never start an executor. Checked before the registry sees the body, so no
+/// version is created; a malformed `secrets` is left to the manifest's own parse to report.
+fn check_secrets_exist(app: &AppState, body: &Value) -> Result<(), Problem> {
+    let Some(names) = body.pointer("/manifest/secrets").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = names
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|n| crate::secrets::check_name(n).is_ok() && !app.secrets.contains(n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::BAD_REQUEST,
+        "unknown-secret",
+        format!("the manifest names unknown secrets: {}", missing.join(", ")),
+    )
+    .hint(Some(format!(
+        "set it first with: runwarm secret set {} < FILE",
+        missing[0]
+    ))))
+}
+
 pub(crate) async fn register_body(
     app: &AppState,
     body: Value,
-    by: Option<Registrant>,
+    peer: Peer,
+    sample: Option<&str>,
 ) -> Result<Response, Problem> {
+    let by = registrant(peer);
+    // The version `latest` pointed at before, for the trail: a registration moves it.
+    let latest_before = body
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(|n| app.registry.script(n))
+        .map(|d| d.latest);
+    check_secrets_exist(app, &body)?;
     let registry = app.registry.clone();
     let catalog = app.pools.launcher().catalog();
     let out = tokio::task::spawn_blocking(move || {
@@ -144,6 +182,14 @@ pub(crate) async fn register_body(
     } else {
         StatusCode::OK
     };
+    let event = match sample {
+        Some(id) => Event::new("clone").target(id),
+        None => Event::new("register").target(&registered.version),
+    }
+    .script(&registered.name)
+    .before(json!({ "latest": latest_before }))
+    .after(json!({ "version": registered.version, "created": registered.created }));
+    super::audited(app, peer.0, event).await?;
     // A re-registration retries a failed prepare: the failure may have been the network's.
     let prepare = app
         .registry
@@ -174,7 +220,7 @@ pub(crate) async fn register_body(
         (status = 201, description = "A new version", body = RegisterAnswer),
         (status = 200, description = "Identical content was already registered", body = RegisterAnswer),
         (status = 400, description = "Invalid body, name, path, file, manifest or params schema, \
-            unknown runtime, or the entry is not among the files (E006)", body = Problem,
+            unknown runtime or secret, or the entry is not among the files (E006)", body = Problem,
             content_type = "application/problem+json"),
         Forbidden,
         (status = 413, description = "The body, a file or the bundle is over its limit, or too many files",
@@ -188,7 +234,7 @@ pub(crate) async fn register(
     body: Body,
 ) -> Result<Response, Problem> {
     let body = json_body(body, app.config.max_body_bytes, Value::Null).await?;
-    register_body(&app, body, registrant(peer)).await
+    register_body(&app, body, peer, None).await
 }
 
 #[utoipa::path(
@@ -285,6 +331,7 @@ pub(crate) async fn versions(
     ),
     responses(
         (status = 200, description = "The version", body = VersionDetail),
+        Forbidden,
         (status = 404, description = "Unknown script or version (or an ambiguous prefix)", body = Problem,
             content_type = "application/problem+json"),
     )
@@ -339,11 +386,18 @@ pub(crate) struct TagBody {
 )]
 pub(crate) async fn set_tag(
     State(app): State<AppState>,
+    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     Path((name, tag)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, Problem> {
     let body = json_body(body, 64 * 1024, Value::Null).await?;
     let TagBody { version } = from_object(body, "{\"version\": \"sha256:…\"}")?;
+    // Read from memory just before the move: two admins moving the same tag at the same moment
+    // may each record the other's old version, but each row's `after` is exact.
+    let before = app
+        .registry
+        .script(&name)
+        .and_then(|d| d.tags.get(&tag).cloned());
     let registry = app.registry.clone();
     let (n, t) = (name.clone(), tag.clone());
     tokio::task::spawn_blocking(move || registry.set_tag(&n, &t, &version))
@@ -351,10 +405,25 @@ pub(crate) async fn set_tag(
         .map_err(|e| Problem::internal(format!("tag task failed: {e}")))?
         .map_err(|e| Problem::from(&e))?;
     let detail = app.registry.script(&name).ok_or_else(|| unknown(&name))?;
+    let after = detail.tags.get(&tag).cloned();
+    let event = Event::new("tag")
+        .script(&name)
+        .target(&tag)
+        .before(json!({ "version": before }))
+        .after(json!({ "version": after }));
+    super::audited(&app, caller, event).await?;
     Ok(Json(detail).into_response())
 }
 
-async fn set_disabled(app: AppState, name: String, disabled: bool) -> Result<Response, Problem> {
+/// Sets the flag and records `action` (`disable`, `delete` or `enable`) with the previous state.
+async fn set_disabled(
+    app: AppState,
+    caller: Caller,
+    action: &str,
+    name: String,
+    disabled: bool,
+) -> Result<Response, Problem> {
+    let was_disabled = app.registry.script(&name).map(|d| d.disabled);
     let registry = app.registry.clone();
     let n = name.clone();
     tokio::task::spawn_blocking(move || registry.set_disabled(&n, disabled))
@@ -362,6 +431,11 @@ async fn set_disabled(app: AppState, name: String, disabled: bool) -> Result<Res
         .map_err(|e| Problem::internal(format!("disable task failed: {e}")))?
         .map_err(|e| Problem::from(&e))?;
     let detail = app.registry.script(&name).ok_or_else(|| unknown(&name))?;
+    let event = Event::new(action)
+        .script(&name)
+        .before(json!({ "disabled": was_disabled }))
+        .after(json!({ "disabled": detail.disabled }));
+    super::audited(&app, caller, event).await?;
     Ok(Json(detail).into_response())
 }
 
@@ -385,9 +459,10 @@ async fn set_disabled(app: AppState, name: String, disabled: bool) -> Result<Res
 )]
 pub(crate) async fn delete(
     State(app): State<AppState>,
+    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    set_disabled(app, name, true).await
+    set_disabled(app, caller, "delete", name, true).await
 }
 
 /// `POST …/disable`: versions and history stay for audit.
@@ -407,9 +482,10 @@ pub(crate) async fn delete(
 )]
 pub(crate) async fn disable(
     State(app): State<AppState>,
+    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    set_disabled(app, name, true).await
+    set_disabled(app, caller, "disable", name, true).await
 }
 
 #[utoipa::path(
@@ -428,7 +504,8 @@ pub(crate) async fn disable(
 )]
 pub(crate) async fn enable(
     State(app): State<AppState>,
+    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    set_disabled(app, name, false).await
+    set_disabled(app, caller, "enable", name, false).await
 }

@@ -281,7 +281,11 @@ pub(crate) struct PrewarmStarted {
         Internal,
     )
 )]
-pub(crate) async fn prewarm(State(app): State<AppState>, body: Body) -> Result<Response, Problem> {
+pub(crate) async fn prewarm(
+    State(app): State<AppState>,
+    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
+    body: Body,
+) -> Result<Response, Problem> {
     let body = json_body(body, 1 << 20, Value::Null).await?;
     let PrewarmBody { scripts } = from_object(
         body,
@@ -319,6 +323,14 @@ pub(crate) async fn prewarm(State(app): State<AppState>, body: Body) -> Result<R
             }
         })
         .collect();
+    // One row per script warmed, after the starts: `started` is only known then.
+    for s in &scripts {
+        let event = crate::audit::Event::new("prewarm")
+            .script(&s.name)
+            .target(&s.version)
+            .after(json!({ "requested": s.requested, "started": s.started }));
+        super::audited(&app, caller, event).await?;
+    }
     Ok((StatusCode::ACCEPTED, Json(PrewarmAnswer { scripts })).into_response())
 }
 
@@ -381,7 +393,7 @@ pub(crate) async fn clone_sample(
     if let Some(name) = name {
         registration["name"] = Value::String(name);
     }
-    super::scripts::register_body(&app, registration, super::scripts::registrant(peer)).await
+    super::scripts::register_body(&app, registration, peer, Some(&id)).await
 }
 
 pub(crate) async fn not_found() -> Problem {

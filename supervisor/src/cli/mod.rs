@@ -1,6 +1,7 @@
 //! The `runwarm` command line: parse, call runwarmd through [`crate::client`], print, and turn
 //! the [`Outcome`] into the documented exit code.
 
+mod audit;
 mod daemon;
 mod docs;
 mod error;
@@ -15,6 +16,7 @@ mod prepare;
 mod progress;
 mod register;
 mod scripts;
+mod secret;
 mod show;
 mod socket;
 mod table;
@@ -122,6 +124,12 @@ enum Command {
     Info,
     /// Send a raw request (exit 0 for 2xx, 4 for 4xx, 5 otherwise).
     Api(daemon::ApiArgs),
+    /// Show the audit trail: who registered, tagged, disabled, enabled, prewarmed, cloned or
+    /// reloaded what, when, and the state before and after, newest first.
+    Audit(audit::AuditArgs),
+    /// Manage secrets scripts get as environment variables: `set NAME` (value from stdin or
+    /// --from-file, never from the command line), `ls`, `rm NAME`. Admin only.
+    Secret(secret::SecretArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Write the manual pages (runwarm.1 and one per command), or print runwarm.1.
@@ -251,6 +259,8 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Samples(args) => daemon::samples(&ctx, args).await,
         Command::Info => daemon::info(&ctx).await,
         Command::Api(args) => daemon::api(&ctx, args).await,
+        Command::Audit(args) => audit::audit(&ctx, args).await,
+        Command::Secret(args) => secret::secret(&ctx, args).await,
         // Answered above; an `Ok` keeps this match total without a panic.
         Command::Init(_) | Command::Completions(_) | Command::Man(_) => Ok(Outcome::Success),
     }

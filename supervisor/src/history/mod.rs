@@ -67,6 +67,8 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// Only executions older than this id (UUIDv7 ids sort by time): the paging cursor.
     pub before: Option<String>,
+    /// Only executions started by this uid (a caller who may not see everyone's).
+    pub caller_uid: Option<u32>,
 }
 
 /// The history handle; cheap to clone.

@@ -34,6 +34,11 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<ExecutionRecord>, Hi
         sql.push_str(" AND state = ?");
         args.push(state);
     }
+    if let Some(uid) = &q.caller_uid {
+        // The owner lives in the record's JSON; no column of its own, so no schema change.
+        sql.push_str(" AND json_extract(record, '$.caller.uid') = ?");
+        args.push(uid);
+    }
     if let Some(before) = &q.before {
         sql.push_str(" AND id < ?");
         args.push(before);

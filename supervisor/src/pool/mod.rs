@@ -62,6 +62,13 @@ impl Target {
     }
 }
 
+/// An idle executor unused for this long is pinged before it is handed out (see
+/// [`Worker::answers_after_idle`]); one used more recently is handed out at once.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
+/// How long the `pong` may take. A live executor answers in well under a millisecond; a miss
+/// costs only a cold start, never the request.
+const PONG_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// How long a prewarm waits for its version's prepare (a Maven download can take minutes).
 const PREWARM_PREPARE_WAIT: Duration = Duration::from_secs(900);
 
@@ -160,7 +167,12 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(w) = self.worker.take() {
-            let reusable = w.is_healthy() && w.invocations() < self.max_requests;
+            let stale = self
+                .pools
+                .recycled
+                .get(&self.key)
+                .is_some_and(|at| w.started() <= *at);
+            let reusable = w.is_healthy() && w.invocations() < self.max_requests && !stale;
             let fx = self
                 .pools
                 .lock()
@@ -177,6 +189,9 @@ struct Inner {
     stats: DashMap<PoolKey, Stats>,
     next_token: AtomicU64,
     closed: std::sync::atomic::AtomicBool,
+    /// When each pool was last recycled: an executor started before that is retired when it
+    /// comes back instead of serving again.
+    recycled: DashMap<PoolKey, Instant>,
 }
 
 impl Inner {
@@ -260,6 +275,7 @@ impl Pools {
                 stats: DashMap::new(),
                 next_token: AtomicU64::new(1),
                 closed: std::sync::atomic::AtomicBool::new(false),
+                recycled: DashMap::new(),
             }),
         }
     }
@@ -289,13 +305,36 @@ impl Pools {
             .entry(key.clone())
             .or_insert_with(|| target.clone());
         let policy = target.manifest.pool;
-        let id = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = oneshot::channel();
         let t0 = tokio::time::Instant::now();
-        let decision = self
-            .inner
-            .lock()
-            .acquire(&key, policy, Token { id, tx }, Instant::now());
+        // Ends: each executor that fails the check is retired, and one released meanwhile was
+        // alive a moment ago, so it passes without a ping.
+        let (decision, id, mut rx) = loop {
+            let id = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            let decision =
+                self.inner
+                    .lock()
+                    .acquire(&key, policy, Token { id, tx }, Instant::now());
+            let Acquire::Idle(w) = decision else {
+                break (decision, id, rx);
+            };
+            // Leased before the check, so a caller that gives up mid-check returns (or
+            // retires) the executor through the lease instead of leaking its busy slot.
+            let mut lease = self.lease(key.clone(), policy.max_requests, w, false);
+            let alive = match lease.worker() {
+                Some(w) => w.answers_after_idle(IDLE_CHECK_AFTER, PONG_TIMEOUT).await,
+                None => false,
+            };
+            if alive {
+                return Ok(lease);
+            }
+            if let Some(w) = lease.worker() {
+                tracing::warn!(script = %key.script, version = %key.version, pid = w.pid(),
+                    "an idle executor did not answer a ping; replacing it");
+            }
+            // The dead executor is retired by the lease's drop; ask again.
+            drop(lease);
+        };
         let grant = match decision {
             Acquire::Idle(w) => return Ok(self.lease(key, policy.max_requests, w, false)),
             Acquire::Start { evict } => {
@@ -400,7 +439,12 @@ impl Pools {
             let fx = match started {
                 Ok(w) => inner.lock().started_idle(&key, w, Instant::now()),
                 Err(e) => {
-                    tracing::warn!(script = %key.script, version = %key.version, error = %e, "prewarm start failed");
+                    // The executor's own message (an exception at load) may quote a secret.
+                    let error = inner
+                        .launcher
+                        .redactor(&target.manifest)
+                        .text(&e.to_string());
+                    tracing::warn!(script = %key.script, version = %key.version, error = %error, "prewarm start failed");
                     inner.lock().start_failed(&key)
                 }
             };
@@ -427,6 +471,30 @@ impl Pools {
                 }
             }
         }
+    }
+
+    /// Recycles the pools of every version whose manifest names `secret`: idle executors are
+    /// retired now, busy ones when their request ends, and `min_warm` is refilled with
+    /// executors that read the new value. Returns how many pools were recycled.
+    pub fn recycle_using_secret(&self, secret: &str) -> usize {
+        let keys: Vec<PoolKey> = self
+            .inner
+            .targets
+            .iter()
+            .filter(|t| t.value().manifest.secrets.iter().any(|s| s == secret))
+            .map(|t| t.key().clone())
+            .collect();
+        let now = Instant::now();
+        for key in &keys {
+            self.inner.recycled.insert(key.clone(), now);
+            let idle = self.inner.lock().take_idle(key);
+            // Worker::drop kills the process group; outside the lock.
+            drop(idle);
+        }
+        if !keys.is_empty() {
+            self.maintain();
+        }
+        keys.len()
     }
 
     /// State of every pool, sorted by script and version.

@@ -308,6 +308,16 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         out
     }
 
+    /// Removes and returns the idle executors of one pool (their configuration changed, e.g.
+    /// a secret they were started with); busy ones are the caller's to retire on release.
+    pub fn take_idle(&mut self, key: &K) -> Vec<W> {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return Vec::new();
+        };
+        self.live -= slot.idle.len();
+        slot.idle.drain(..).map(|e| e.worker).collect()
+    }
+
     /// Removes and returns every idle executor (shutdown), and forgets empty pools.
     pub fn drain_idle(&mut self) -> Vec<W> {
         let mut out = Vec::new();

@@ -13,6 +13,7 @@
 
 mod cache;
 mod job;
+mod setup;
 mod status;
 mod step;
 

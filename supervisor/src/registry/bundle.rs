@@ -137,6 +137,9 @@ fn check_manifest_values(manifest: &Manifest) -> Result<(), RegisterError> {
             "env takes {total} bytes; a manifest may set at most {MAX_ENV_TOTAL} (execve's limit on arguments and environment together, with room for the runtime's own)"
         ));
     }
+    if let Err(detail) = crate::secrets::check_manifest(manifest) {
+        return invalid(detail);
+    }
     let limits = &manifest.limits;
     for (key, value) in [
         ("timeout_ms", limits.timeout_ms),

@@ -40,6 +40,10 @@ pub struct Launcher {
     instance: String,
     confinement: Arc<Confinement>,
     preparer: Preparer,
+    /// Where executors' secrets come from; set once at the daemon's start (tests and tools
+    /// that start executors without a daemon have none, and a version naming a secret then
+    /// fails to start).
+    secrets: std::sync::OnceLock<Arc<crate::secrets::SecretStore>>,
 }
 
 impl Launcher {
@@ -63,7 +67,48 @@ impl Launcher {
             instance,
             confinement,
             preparer,
+            secrets: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives the launcher the daemon's secret store (once; a second call is ignored).
+    pub fn set_secrets(&self, store: Arc<crate::secrets::SecretStore>) {
+        let _ = self.secrets.set(store);
+    }
+
+    /// The secret store, if the daemon gave one.
+    pub fn secrets(&self) -> Option<&Arc<crate::secrets::SecretStore>> {
+        self.secrets.get()
+    }
+
+    /// The values to redact from the output of `manifest`'s executors.
+    pub fn redactor(&self, manifest: &Manifest) -> crate::secrets::Redactor {
+        match self.secrets.get() {
+            Some(store) => store.redactor(&manifest.secrets),
+            None => crate::secrets::Redactor::default(),
+        }
+    }
+
+    /// The `NAME=value` pairs of the secrets a manifest names, read now so a new value reaches
+    /// every executor started after it was set. Only names go into the error.
+    fn secret_env(&self, m: &Manifest) -> Result<Vec<(String, String)>, StartError> {
+        if m.secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.secrets.get().ok_or_else(|| StartError::Unavailable {
+            detail: "this process has no secret store".into(),
+        })?;
+        m.secrets
+            .iter()
+            .map(|name| {
+                store
+                    .get(name)
+                    .map(|v| (name.clone(), v))
+                    .ok_or_else(|| StartError::Unavailable {
+                        detail: format!("secret {name:?} is not set (runwarm secret set {name})"),
+                    })
+            })
+            .collect()
     }
 
     /// The prepare service.
@@ -318,7 +363,12 @@ impl Launcher {
     pub async fn start(&self, script: ScriptRef<'_>) -> Result<Worker, StartError> {
         let confined = self.confinement.namespaces();
         let prepared = self.prepared(script)?;
-        let (spec, init, env) = self.plan(script, self.confinement.minimal_root(), &prepared)?;
+        let (mut spec, init, env) =
+            self.plan(script, self.confinement.minimal_root(), &prepared)?;
+        // Secrets go into the executor's own environment only: not into `plan` (whose output
+        // may be shown), not into the init message's `env` (which the protocol echoes and
+        // records), so they exist nowhere but in the sandboxed process.
+        spec.env.extend(self.secret_env(script.manifest)?);
         let mut opts = self.opts.clone();
         if let Some(ms) = self
             .catalog()

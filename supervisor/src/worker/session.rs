@@ -184,6 +184,8 @@ pub struct Worker {
     memory_limit: Option<u64>,
     /// The cgroup's CPU counters at the end of the previous invocation.
     cpu_baseline: Option<CpuCounters>,
+    /// When the executor last showed it was alive (ready, a response, a pong).
+    alive_at: Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -226,6 +228,7 @@ impl Worker {
             cgroup: None,
             memory_limit: None,
             cpu_baseline: None,
+            alive_at: t0,
         };
         let init = SupervisorMessage::Init {
             protocol: PROTOCOL_VERSION,
@@ -237,6 +240,7 @@ impl Worker {
             Ok(runtime) => {
                 w.runtime = runtime;
                 w.cold_start = t0.elapsed();
+                w.alive_at = Instant::now();
                 Ok(w)
             }
             Err(e) => {
@@ -397,7 +401,21 @@ impl Worker {
         };
         let run_time = t0.elapsed();
         match &result {
-            Ok(_) => {
+            Ok(response) => {
+                self.alive_at = Instant::now();
+                // A failed request of an executor whose cgroup is full of processes (a handler
+                // that left children or zombies behind) most likely failed to fork: every later
+                // request would fail too, so this one is retired instead of reused. Read only
+                // after a failure, so the warm path reads no cgroup file.
+                if !response.success
+                    && self
+                        .cgroup
+                        .as_ref()
+                        .is_some_and(ExecutorCgroup::pids_exhausted)
+                {
+                    tracing::warn!(pid = self.pid, "executor out of pids; replacing it");
+                    self.healthy = false;
+                }
                 // The executor flushed its output before writing the response, so everything
                 // it wrote for this request is already in the pipes: take what is there.
                 self.drain_available(&mut stdout, &mut stderr, &mut scanner);
@@ -607,6 +625,46 @@ impl Worker {
             Ok(Err(e)) => format!("exit status unavailable: {e}"),
             Err(_) => "still running".to_owned(),
         }
+    }
+
+    /// Whether an executor that sat idle for `idle_after` or more still answers: a `ping` must get
+    /// its `pong` within `timeout`, else the executor is killed and `false` returned. One that
+    /// was alive more recently is trusted without a round trip, so a busy pool pays nothing.
+    /// This catches an executor that stopped itself (SIGSTOP), closed its protocol pipes or died
+    /// while idle, which would otherwise cost the next caller its whole timeout or a crash.
+    pub async fn answers_after_idle(&mut self, idle_after: Duration, timeout: Duration) -> bool {
+        if !self.healthy {
+            return false;
+        }
+        if self.alive_at.elapsed() < idle_after {
+            return true;
+        }
+        let id = format!("idle-check-{}", self.invocations);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let ping = SupervisorMessage::Ping { id: id.clone() };
+        let alive = match tokio::time::timeout_at(deadline, self.writer.send(ping)).await {
+            Ok(Ok(())) => loop {
+                match self.next_event(deadline).await {
+                    Event::Message(ExecutorMessage::Pong { id: got }) if got == id => break true,
+                    // Output or logs written while idle belong to no request; an older pong
+                    // is harmless.
+                    Event::Stderr(_)
+                    | Event::UserOut(_)
+                    | Event::Message(ExecutorMessage::Pong { .. } | ExecutorMessage::Log { .. }) => {
+                    }
+                    Event::Message(_) | Event::Codec(_) | Event::Eof | Event::Deadline => {
+                        break false;
+                    }
+                }
+            },
+            Ok(Err(_)) | Err(_) => false,
+        };
+        if alive {
+            self.alive_at = Instant::now();
+        } else {
+            self.kill();
+        }
+        alive
     }
 
     /// Kills the executor's whole process group. Idempotent.

@@ -15,6 +15,13 @@ def handler(event, context):
         print("about to exit")
         sys.stdout.flush()
         os._exit(3)
+    elif what == "stop_later":
+        # Idle and stopped: the process is alive but will never answer.
+        import signal, threading
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGSTOP)).start()
+    elif what == "exit_later":
+        import threading
+        threading.Timer(0.2, os._exit, (0,)).start()
     elif what == "flood":
         chunk = "x" * 1023 + "\n"
         for _ in range(10 * 1024):
@@ -255,4 +262,37 @@ async fn a_caller_that_hangs_up_cancels_nothing() {
     let next = d.invoke_ok("faulty", json!({})).await;
     assert_eq!(next["executor"]["pid"], warm["executor"]["pid"]);
     assert_eq!(next["cold"], false);
+}
+
+#[tokio::test]
+async fn an_idle_executor_that_stopped_or_died_is_replaced_before_it_costs_a_caller() {
+    let Some(d) = faulty_daemon().await else {
+        return;
+    };
+    for what in ["stop_later", "exit_later"] {
+        let first = d.invoke_ok("faulty", json!({"do": what})).await;
+        // Past the idle threshold, so the pool checks the executor before handing it out.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let t0 = Instant::now();
+        let next = d.invoke_ok("faulty", json!({})).await;
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{what}: took {:?}",
+            t0.elapsed()
+        );
+        assert_ne!(
+            next["executor"]["pid"], first["executor"]["pid"],
+            "{what}: the broken executor was handed out: {next:#}"
+        );
+        assert_eq!(next["cold"], true, "{what}: {next:#}");
+    }
+    // A healthy idle executor passes the check and stays warm.
+    let warm = d.invoke_ok("faulty", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = d.invoke_ok("faulty", json!({})).await;
+    assert_eq!(
+        again["executor"]["pid"], warm["executor"]["pid"],
+        "{again:#}"
+    );
+    assert_eq!(again["cold"], false, "{again:#}");
 }

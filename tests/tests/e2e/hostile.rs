@@ -90,11 +90,22 @@ def handler(event, context):
             "bpf": sc(321, 0, 0, 0),
             "keyctl": sc(250, 0, 0, 0, 0, 0),
             "setns": sc(308, 0, 0),
+            # io_uring_setup 425, personality 135 (ADDR_NO_RANDOMIZE), socket 41 (AF_VSOCK,
+            # AF_PACKET), name_to_handle_at 303, quotactl 179
+            "io_uring_setup": sc(425, 2, 0),
+            "personality": sc(135, 0x0040000),
+            "vsock": sc(41, 40, 1, 0),
+            "packet": sc(41, 17, 3, 0),
+            "name_to_handle_at": sc(303, -1, 0, 0, 0, 0),
+            "quotactl": sc(179, 0, 0, 0, 0),
         }
     if do == "connect":
         s = socket.socket()
         s.settimeout(2)
         return {"connect": attempt(lambda: s.connect(("127.0.0.1", event["port"])))}
+    if do == "spawn":
+        subprocess.run(["/bin/true"], check=True)
+        return {"spawned": True}
     if do == "daemonize":
         subprocess.Popen(["/bin/sh", "-c", "(setsid sleep 300 &) ; exit 0"]).wait()
         return {"spawned": True}
@@ -231,8 +242,23 @@ async fn dangerous_syscalls_get_eperm() {
     let rec = d
         .invoke_ok("hostile", json!({"do": "syscalls", "victim": victim}))
         .await;
-    for key in ["ptrace", "mount", "unshare", "bpf", "keyctl", "setns"] {
+    for key in [
+        "ptrace",
+        "mount",
+        "unshare",
+        "bpf",
+        "keyctl",
+        "setns",
+        "personality",
+        "name_to_handle_at",
+        "quotactl",
+    ] {
         assert_eq!(rec["result"][key], EPERM, "{key}: {rec:#}");
+    }
+    // ENOSYS: runtimes fall back to epoll; EAFNOSUPPORT: as if the kernel lacked the family.
+    assert_eq!(rec["result"]["io_uring_setup"], 38, "{rec:#}");
+    for key in ["vsock", "packet"] {
+        assert_eq!(rec["result"][key], 97, "{key}: {rec:#}");
     }
 }
 
@@ -530,4 +556,132 @@ async fn best_effort_without_a_minimal_root_runs_executors_on_host_paths() {
             "{rec:#}"
         );
     }
+}
+
+/// Live host processes whose command line contains `needle`.
+fn processes_with_cmdline(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd: Vec<u8> = cmd.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn command_mode_processes_do_not_outlive_their_request() {
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
+    d.register(
+        "daemonize",
+        json!({"runtime": "bash", "entry": "d.sh"}),
+        json!({"d.sh": "( setsid sleep 987651 & ); exit 0\n"}),
+    )
+    .await;
+    let first = d.invoke_ok("daemonize", json!({})).await;
+    assert!(
+        first["stderr"]
+            .as_str()
+            .is_some_and(|e| e.contains("the script left running")),
+        "{first:#}"
+    );
+    // Killed and reaped before the response: nothing to wait for.
+    let left = processes_with_cmdline("sleep 987651");
+    assert!(
+        left.is_empty(),
+        "the setsid sleep outlived its request: {left:?}"
+    );
+    // By the executor itself: it is still warm, not recycled.
+    let second = d.invoke_ok("daemonize", json!({})).await;
+    assert_eq!(
+        second["executor"]["pid"], first["executor"]["pid"],
+        "{second:#}"
+    );
+    assert_eq!(second["cold"], false, "{second:#}");
+    assert!(processes_with_cmdline("sleep 987651").is_empty());
+}
+
+#[tokio::test]
+async fn a_command_mode_fork_bomb_leaves_nothing_and_later_calls_work() {
+    let Some(d) = hostile_daemon(&[]).await else {
+        return;
+    };
+    let marker = format!("RUNWARM_BOMB_{}", std::process::id());
+    // The bomb is started with one fork while pids are free and the script forks nothing after
+    // it (bash retries a failed fork for seconds), so the script ends at once and leaves the
+    // bomb running, as in the review's reproduction.
+    let script = format!(
+        "if [ \"$PARAM_DO\" = bomb ]; then\n  export {marker}=1\n  \
+         b() {{ b | b & }}\n  b &\nfi\necho '{{\"ok\":true}}'\n"
+    );
+    d.register(
+        "cbomb",
+        json!({"runtime": "bash", "entry": "bomb.sh",
+               "limits": {"timeout_ms": 10000, "pids": 32}}),
+        json!({"bomb.sh": script}),
+    )
+    .await;
+    let needle = format!("{marker}=1");
+    let (status, rec) = d.invoke("cbomb", "", json!({"do": "bomb"})).await;
+    assert_eq!(status, 200, "{rec:#}");
+    // The bomb did go off: it hit the pids limit, and the executor killed what it left (or the
+    // bomb took the pids the executor needed for the request's own I/O thread first; then the
+    // call fails, and the bomb is killed all the same).
+    let said = |v: &Value, what: &str| v.as_str().is_some_and(|t| t.contains(what));
+    assert!(
+        said(&rec["stderr"], "the script left running")
+            || said(&rec["stderr"], "temporarily unavailable")
+            || said(&rec["error"]["message"], "temporarily unavailable"),
+        "{rec:#}"
+    );
+    assert_ne!(rec["state"], "timeout", "{rec:#}");
+    let left = runwarm_e2e::processes_with_env(&needle);
+    assert!(
+        left.is_empty(),
+        "the fork bomb left {} processes",
+        left.len()
+    );
+    // Every later call of the script works, on the same executor or a replacement.
+    for _ in 0..3 {
+        let ok = d.invoke_ok("cbomb", json!({})).await;
+        assert_eq!(ok["result"]["ok"], true, "{ok:#}");
+    }
+    assert!(runwarm_e2e::processes_with_env(&needle).is_empty());
+}
+
+#[tokio::test]
+async fn a_handler_executor_out_of_pids_is_replaced() {
+    let Some(d) = hostile_daemon(&[(
+        "leaky",
+        json!({"runtime": "python3", "entry": "main.py",
+               "limits": {"timeout_ms": 5000, "pids": 16}}),
+    )])
+    .await
+    else {
+        return;
+    };
+    // The handler leaves sleeping children that hold every pid of its cgroup.
+    let rec = d.invoke_ok("leaky", json!({"do": "fork"})).await;
+    assert_eq!(rec["result"]["errno"], 11, "{rec:#}");
+    // The next fork fails: that call fails, and its executor is not handed out again.
+    let (_, failed) = d.invoke("leaky", "", json!({"do": "spawn"})).await;
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    let ok = d.invoke_ok("leaky", json!({"do": "spawn"})).await;
+    assert_eq!(ok["result"]["spawned"], true, "{ok:#}");
+    assert_ne!(
+        ok["executor"]["pid"], rec["executor"]["pid"],
+        "the exhausted executor was reused: {ok:#}"
+    );
 }

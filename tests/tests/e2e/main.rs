@@ -3,6 +3,7 @@
 
 mod api_fuzz;
 mod async_ops;
+mod audit;
 mod bad_input;
 mod cli;
 mod faults;
@@ -14,5 +15,7 @@ mod pools;
 mod prepare;
 mod runtimes;
 mod samples;
+mod secrets;
 mod spec_channel;
 mod systemd_real;
+mod trust;

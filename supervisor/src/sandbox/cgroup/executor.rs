@@ -116,6 +116,19 @@ impl ExecutorCgroup {
         u64::from(failed.is_some_and(|n| n > 0))
     }
 
+    /// Whether the cgroup holds as many processes as its pids limit allows, so nothing in it can
+    /// fork or start a thread (`pids.max` reads `max` when there is no limit: never exhausted).
+    pub fn pids_exhausted(&self) -> bool {
+        let read = |file| {
+            self.read(Controller::Pids, file)
+                .and_then(|t| limit_value(&t))
+        };
+        match (read("pids.current"), read("pids.max")) {
+            (Some(current), Some(max)) => current >= max,
+            _ => false,
+        }
+    }
+
     /// The memory limit in force (as the kernel rounded it), or the configured one.
     pub fn memory_limit(&self) -> Option<u64> {
         let file = match self.member_with(Controller::Memory)?.version {
