@@ -48,6 +48,16 @@ async fn daemon(access: &str, extra: &str) -> Option<Daemon> {
     Some(d)
 }
 
+/// `GET path` as `uid` with no supplementary groups.
+fn get_as(d: &Daemon, uid: u32, path: &str) -> (u16, Value) {
+    call_as(d, uid, &[], "GET", path, None, &[])
+}
+
+/// `POST path` with `body` as `uid` with no supplementary groups.
+fn post_as(d: &Daemon, uid: u32, path: &str, body: Option<&str>) -> (u16, Value) {
+    call_as(d, uid, &[], "POST", path, body, &[])
+}
+
 /// One API call as `uid` with supplementary `groups`: (status, JSON body or the text).
 fn call_as(
     d: &Daemon,
@@ -114,59 +124,34 @@ async fn replay_needs_the_right_to_invoke_the_script_and_to_see_the_original() {
     d.register("restricted", bash(), echo_files()).await;
     d.register("open", bash(), echo_files()).await;
     let restricted = root_run(&d, "restricted", "root-only").await;
-    let (s, p) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        "/v1/scripts/restricted/invoke",
-        Some("{}"),
-        &[],
-    );
+    let (s, p) = post_as(&d, NOBODY, "/v1/scripts/restricted/invoke", Some("{}"));
     assert_eq!(s, 403, "{p}");
     // Before: 200 with root's result.
-    let (s, p) = call_as(
+    let (s, p) = post_as(
         &d,
         NOBODY,
-        &[],
-        "POST",
         &format!("/v1/executions/{restricted}/replay"),
         None,
-        &[],
     );
     assert_eq!(s, 403, "{p}");
     assert!(!p.to_string().contains("root-only"), "{p}");
     // An open script, but root's payload: not nobody's to rerun either.
     let open = root_run(&d, "open", "root-payload").await;
-    let (s, p) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        &format!("/v1/executions/{open}/replay"),
-        None,
-        &[],
-    );
+    let (s, p) = post_as(&d, NOBODY, &format!("/v1/executions/{open}/replay"), None);
     assert_eq!(s, 403, "{p}");
     // Its own execution it may replay; root may replay anything.
-    let (s, own) = call_as(
+    let (s, own) = post_as(
         &d,
         NOBODY,
-        &[],
-        "POST",
         "/v1/scripts/open/invoke",
         Some(r#"{"secret": "mine"}"#),
-        &[],
     );
     assert_eq!(s, 200, "{own}");
-    let (s, again) = call_as(
+    let (s, again) = post_as(
         &d,
         NOBODY,
-        &[],
-        "POST",
         &format!("/v1/executions/{}/replay", own["id"].as_str().unwrap()),
         None,
-        &[],
     );
     assert_eq!(s, 200, "{again}");
     assert_eq!(again["result"]["secret"], "mine", "{again}");
@@ -202,15 +187,7 @@ async fn only_the_starter_or_an_admin_cancels() {
     assert_eq!(s, 202, "{v}");
     let roots = v["id"].as_str().unwrap().to_owned();
     // Before: 200, root's run cancelled by nobody.
-    let (s, p) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        &format!("/v1/executions/{roots}/cancel"),
-        None,
-        &[],
-    );
+    let (s, p) = post_as(&d, NOBODY, &format!("/v1/executions/{roots}/cancel"), None);
     assert_eq!(s, 403, "{p}");
     let (_, rec) = d
         .call(Method::GET, &format!("/v1/executions/{roots}"), None)
@@ -228,15 +205,7 @@ async fn only_the_starter_or_an_admin_cancels() {
     );
     assert_eq!(s, 202, "{acc}");
     let own = acc["id"].as_str().unwrap();
-    let (s, rec) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        &format!("/v1/executions/{own}/cancel"),
-        None,
-        &[],
-    );
+    let (s, rec) = post_as(&d, NOBODY, &format!("/v1/executions/{own}/cancel"), None);
     assert_eq!(s, 200, "{rec}");
     assert_eq!(rec["state"], "cancelled", "{rec}");
     let (s, rec) = d
@@ -258,14 +227,11 @@ async fn reads_are_scoped_by_owner_and_admins_see_all() {
     let open_version = d.register("open", bash(), echo_files()).await;
     let restricted_version = d.register("restricted", bash(), echo_files()).await;
     let roots = root_run(&d, "open", "root-payload").await;
-    let (s, mine) = call_as(
+    let (s, mine) = post_as(
         &d,
         NOBODY,
-        &[],
-        "POST",
         "/v1/scripts/open/invoke",
         Some(r#"{"secret": "nobody-payload"}"#),
-        &[],
     );
     assert_eq!(s, 200, "{mine}");
     let mine = mine["id"].as_str().unwrap().to_owned();
@@ -275,11 +241,11 @@ async fn reads_are_scoped_by_owner_and_admins_see_all() {
         format!("/v1/executions/{roots}"),
         format!("/v1/executions/{roots}/events"),
     ] {
-        let (s, p) = call_as(&d, NOBODY, &[], "GET", &path, None, &[]);
+        let (s, p) = get_as(&d, NOBODY, &path);
         assert_eq!(s, 403, "{path}: {p}");
         assert!(!p.to_string().contains("root-payload"), "{p}");
     }
-    let (s, list) = call_as(&d, NOBODY, &[], "GET", "/v1/executions", None, &[]);
+    let (s, list) = get_as(&d, NOBODY, "/v1/executions");
     assert_eq!(s, 200, "{list}");
     let ids: Vec<&str> = list
         .as_array()
@@ -288,25 +254,9 @@ async fn reads_are_scoped_by_owner_and_admins_see_all() {
         .filter_map(|r| r["id"].as_str())
         .collect();
     assert_eq!(ids, [mine.as_str()], "{list}");
-    let (s, rec) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "GET",
-        &format!("/v1/executions/{mine}"),
-        None,
-        &[],
-    );
+    let (s, rec) = get_as(&d, NOBODY, &format!("/v1/executions/{mine}"));
     assert_eq!(s, 200, "{rec}");
-    let (s, events) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "GET",
-        &format!("/v1/executions/{mine}/events"),
-        None,
-        &[],
-    );
+    let (s, events) = get_as(&d, NOBODY, &format!("/v1/executions/{mine}/events"));
     assert_eq!(s, 200, "{events}");
     assert!(events.to_string().contains("event: end"), "{events}");
 
@@ -315,24 +265,16 @@ async fn reads_are_scoped_by_owner_and_admins_see_all() {
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
 
     // A version's manifest: for those who may invoke the script.
-    let (s, v) = call_as(
+    let (s, v) = get_as(
         &d,
         NOBODY,
-        &[],
-        "GET",
         &format!("/v1/scripts/restricted/versions/{restricted_version}"),
-        None,
-        &[],
     );
     assert_eq!(s, 403, "{v}");
-    let (s, v) = call_as(
+    let (s, v) = get_as(
         &d,
         NOBODY,
-        &[],
-        "GET",
         &format!("/v1/scripts/open/versions/{open_version}"),
-        None,
-        &[],
     );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["manifest"]["entry"], "main.sh", "{v}");
@@ -378,21 +320,13 @@ async fn administration_is_closed_by_default_and_an_invoke_list_does_not_open_it
     let bundle =
         r#"{"name":"x","manifest":{"runtime":"bash","entry":"a.sh"},"files":{"a.sh":"echo 1"}}"#;
     // No lists at all: uid 65534 may invoke but not administer (before: 201).
-    let (s, p) = call_as(&d, NOBODY, &[], "POST", "/v1/scripts", Some(bundle), &[]);
+    let (s, p) = post_as(&d, NOBODY, "/v1/scripts", Some(bundle));
     assert_eq!(s, 403, "{p}");
     assert!(
         p["hint"].as_str().unwrap().contains("access.admin_uids"),
         "{p}"
     );
-    let (s, p) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        "/v1/scripts/prod/invoke",
-        Some("{}"),
-        &[],
-    );
+    let (s, p) = post_as(&d, NOBODY, "/v1/scripts/prod/invoke", Some("{}"));
     assert_eq!(s, 200, "{p}");
     drop(d);
 
@@ -404,18 +338,10 @@ async fn administration_is_closed_by_default_and_an_invoke_list_does_not_open_it
     assert_eq!(v1, v1b);
     d.register("prod", bash(), json!({"main.sh": "echo '{\"v\": 2}'\n"}))
         .await;
-    let (s, p) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        "/v1/scripts/prod/invoke",
-        Some("{}"),
-        &[],
-    );
+    let (s, p) = post_as(&d, NOBODY, "/v1/scripts/prod/invoke", Some("{}"));
     assert_eq!(s, 403, "{p}");
     // Before: 201 and 200 (a production rollback by a caller refused invoke).
-    let (s, p) = call_as(&d, NOBODY, &[], "POST", "/v1/scripts", Some(bundle), &[]);
+    let (s, p) = post_as(&d, NOBODY, "/v1/scripts", Some(bundle));
     assert_eq!(s, 403, "{p}");
     let (s, p) = call_as(
         &d,
@@ -428,15 +354,7 @@ async fn administration_is_closed_by_default_and_an_invoke_list_does_not_open_it
     );
     assert_eq!(s, 403, "{p}");
     for path in ["/v1/scripts/prod/disable", "/v1/prewarm"] {
-        let (s, p) = call_as(
-            &d,
-            NOBODY,
-            &[],
-            "POST",
-            path,
-            Some(r#"{"scripts": [{"name": "prod"}]}"#),
-            &[],
-        );
+        let (s, p) = post_as(&d, NOBODY, path, Some(r#"{"scripts": [{"name": "prod"}]}"#));
         assert_eq!(s, 403, "{path}: {p}");
     }
     let rec = d.invoke_ok("prod", json!({})).await;
@@ -460,15 +378,7 @@ async fn supplementary_groups_count() {
         &[],
     );
     assert_eq!(s, 200, "{p}");
-    let (s, p) = call_as(
-        &d,
-        NOBODY,
-        &[],
-        "POST",
-        "/v1/scripts/grouped/invoke",
-        Some("{}"),
-        &[],
-    );
+    let (s, p) = post_as(&d, NOBODY, "/v1/scripts/grouped/invoke", Some("{}"));
     assert_eq!(s, 403, "{p}");
 }
 
@@ -545,45 +455,21 @@ async fn a_reader_sees_every_execution_but_cancels_none() {
     };
     d.register("open", bash(), echo_files()).await;
     let roots = root_run(&d, "open", "root-payload").await;
-    let (s, list) = call_as(&d, MONITOR, &[], "GET", "/v1/executions", None, &[]);
+    let (s, list) = get_as(&d, MONITOR, "/v1/executions");
     assert_eq!(s, 200, "{list}");
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    let (s, rec) = call_as(
-        &d,
-        MONITOR,
-        &[],
-        "GET",
-        &format!("/v1/executions/{roots}"),
-        None,
-        &[],
-    );
+    let (s, rec) = get_as(&d, MONITOR, &format!("/v1/executions/{roots}"));
     assert_eq!(s, 200, "{rec}");
     assert_eq!(rec["result"]["secret"], "root-payload", "{rec}");
-    let (s, p) = call_as(
-        &d,
-        MONITOR,
-        &[],
-        "POST",
-        &format!("/v1/executions/{roots}/cancel"),
-        None,
-        &[],
-    );
+    let (s, p) = post_as(&d, MONITOR, &format!("/v1/executions/{roots}/cancel"), None);
     assert_eq!(s, 403, "{p}");
     // Seeing is not running: replay needs the invoke right, which a reader holds like any
     // caller here (no invoke list), so it runs as the reader, not as root.
-    let (s, rec) = call_as(
-        &d,
-        MONITOR,
-        &[],
-        "POST",
-        &format!("/v1/executions/{roots}/replay"),
-        None,
-        &[],
-    );
+    let (s, rec) = post_as(&d, MONITOR, &format!("/v1/executions/{roots}/replay"), None);
     assert_eq!(s, 200, "{rec}");
     assert_eq!(rec["caller"]["uid"], MONITOR, "{rec}");
     // Nobody else sees root's run.
-    let (s, list) = call_as(&d, NOBODY, &[], "GET", "/v1/executions", None, &[]);
+    let (s, list) = get_as(&d, NOBODY, "/v1/executions");
     assert_eq!(s, 200, "{list}");
     assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
 }
