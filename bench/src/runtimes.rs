@@ -17,7 +17,7 @@ use crate::daemon::{OwnDaemon, Stopped};
 use crate::languages::{self, Anchor, KNOWN, Spec, Tools};
 use crate::measure::{Summary, round1};
 use crate::progress;
-use crate::scenarios::{Errors, call, expected_result, payload, timing_us};
+use crate::scenarios::{Errors, call, expected_result, payload, register_bundle, timing_us};
 
 /// The version endpoint is polled this often while a prepare runs.
 const POLL: Duration = Duration::from_millis(20);
@@ -406,26 +406,8 @@ async fn register_and_wait(
     manifest: &Value,
     files: Value,
 ) -> Result<Ready> {
-    let body = json!({"name": name, "manifest": manifest, "files": files});
     let started = Instant::now();
-    let answer = client
-        .register(&body)
-        .await
-        .with_context(|| format!("registering {name}"))?;
-    if !answer.is_success() {
-        let problem = answer.problem();
-        bail!(
-            "registering {name} answered {}: {} {}",
-            answer.status,
-            problem.title,
-            problem.detail
-        );
-    }
-    let created = answer.json()?;
-    let version = created["version"]
-        .as_str()
-        .with_context(|| format!("registering {name} answered without a version: {created}"))?
-        .to_owned();
+    let (version, created) = register_bundle(client, name, manifest, files).await?;
     let answered = created["prepare"].as_str().map(str::to_owned);
     let path = format!("/v1/scripts/{}/versions/{}", escape(name), escape(&version));
     let (wall, status) = match answered.as_deref() {

@@ -38,11 +38,20 @@ pub async fn register(
     source: &str,
     pool_max: usize,
 ) -> Result<(String, bool)> {
-    let body = json!({
-        "name": name,
-        "manifest": {"runtime": "python3", "entry": "main.py", "pool": {"max": pool_max}},
-        "files": {"main.py": source},
-    });
+    let manifest = json!({"runtime": "python3", "entry": "main.py", "pool": {"max": pool_max}});
+    let (version, created) =
+        register_bundle(client, name, &manifest, json!({"main.py": source})).await?;
+    Ok((version, created["created"].as_bool().unwrap_or(false)))
+}
+
+/// POSTs a bundle; returns the version id and the whole answer, or why it was refused.
+pub async fn register_bundle(
+    client: &Client,
+    name: &str,
+    manifest: &Value,
+    files: Value,
+) -> Result<(String, Value)> {
+    let body = json!({"name": name, "manifest": manifest, "files": files});
     let answer = client
         .register(&body)
         .await
@@ -59,11 +68,9 @@ pub async fn register(
     let created = answer.json()?;
     let version = created["version"]
         .as_str()
-        .with_context(|| format!("registering {name} answered without a version: {created}"))?;
-    Ok((
-        version.to_owned(),
-        created["created"].as_bool().unwrap_or(false),
-    ))
+        .with_context(|| format!("registering {name} answered without a version: {created}"))?
+        .to_owned();
+    Ok((version, created))
 }
 
 /// One invocation: its client-side wall time and either its record or why it counts as an error.
