@@ -76,7 +76,10 @@ struct RawAdmission {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     max_connections: Option<i64>,
+    max_connections_per_uid: Option<i64>,
     header_read_timeout_ms: Option<i64>,
+    body_read_timeout_ms: Option<i64>,
+    body_min_bytes_per_s: Option<i64>,
     shutdown_grace_ms: Option<i64>,
 }
 
@@ -107,6 +110,7 @@ struct RawHistory {
     batch_max: Option<i64>,
     flush_interval_ms: Option<i64>,
     retention_days: Option<i64>,
+    min_free_mb: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -168,6 +172,8 @@ pub struct Config {
     pub history_flush_interval: Duration,
     /// History retention (`None` keeps forever).
     pub history_retention: Option<Duration>,
+    /// Free bytes under the state directory below which asynchronous work is refused.
+    pub history_min_free_bytes: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -180,8 +186,10 @@ pub struct Config {
     pub rate_per_uid: u64,
     /// Invocations a caller may make at once after a quiet spell.
     pub rate_burst: u64,
-    /// Most connections served at once; the listener pauses above it.
-    pub max_connections: usize,
+    /// Connection slots: shared, per unprivileged uid, and the privileged reserve.
+    pub slots: crate::server::SlotLimits,
+    /// How long a request body may take (a grace, then a minimum rate).
+    pub body_rate: crate::api::BodyRate,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
     /// How long in-flight requests get to finish after SIGTERM.
@@ -297,6 +305,25 @@ impl Config {
         let rate_per_uid = int("admission.rate_per_uid", raw.admission.rate_per_uid, 0, 0);
         let rate_burst = int("admission.burst", raw.admission.burst, 20, 1);
         let max_connections = int("server.max_connections", raw.server.max_connections, 256, 1);
+        let per_uid = int(
+            "server.max_connections_per_uid",
+            raw.server.max_connections_per_uid,
+            max_connections.min(64) as i64,
+            1,
+        );
+        let body_read_timeout_ms = int(
+            "server.body_read_timeout_ms",
+            raw.server.body_read_timeout_ms,
+            10_000,
+            1,
+        );
+        let body_min_rate = int(
+            "server.body_min_bytes_per_s",
+            raw.server.body_min_bytes_per_s,
+            1024,
+            1,
+        );
+        let min_free_mb = int("history.min_free_mb", raw.history.min_free_mb, 16, 0);
         let header_read_timeout_ms = int(
             "server.header_read_timeout_ms",
             raw.server.header_read_timeout_ms,
@@ -420,7 +447,17 @@ impl Config {
             prepare,
             rate_per_uid,
             rate_burst,
-            max_connections: max_connections as usize,
+            slots: crate::server::SlotLimits {
+                max: max_connections as usize,
+                per_uid: per_uid as usize,
+                // Room above the cap for the operator and the watchdog when nothing is idle.
+                reserve: (max_connections as usize / 8).max(16),
+            },
+            body_rate: crate::api::BodyRate {
+                grace: Duration::from_millis(body_read_timeout_ms),
+                min_bytes_per_s: body_min_rate,
+            },
+            history_min_free_bytes: min_free_mb << 20,
             header_read_timeout: Duration::from_millis(header_read_timeout_ms),
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             access,

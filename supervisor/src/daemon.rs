@@ -69,6 +69,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             batch_max: config.history_batch_max,
             flush_interval: config.history_flush_interval,
             retention: config.history_retention,
+            min_free_bytes: config.history_min_free_bytes,
         },
     )
     .context("opening execution history")?;
@@ -245,12 +246,13 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         .and_then(|a| a.as_pathname().map(Path::to_path_buf))
         .unwrap_or_else(|| config.socket.clone());
     let maintenance = {
-        let pools = pools.clone();
+        let (pools, history) = (pools.clone(), history.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 pools.maintain();
+                history.space().sample();
             }
         })
     };
@@ -260,10 +262,11 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         listener,
         api::router(state),
         ServeOptions {
-            max_connections: config.max_connections,
+            slots: config.slots,
             header_read_timeout: config.header_read_timeout,
             grace: config.shutdown_grace,
         },
+        Arc::clone(&access),
         stop_rx,
     ));
     ready.store(true, Ordering::Release);

@@ -144,7 +144,7 @@ impl Dispatcher {
         let permit = self.admit(&req, true)?;
         self.inner
             .history
-            .record_durable(Invoker::queued_record(&req))
+            .record_accepted(Invoker::queued_record(&req))
             .await?;
         self.spawn_async(req, Some(permit));
         Ok(())

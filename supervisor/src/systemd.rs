@@ -80,14 +80,21 @@ impl Notifier {
             return;
         };
         let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
-        if let Err(e) = send(target, msg.as_bytes()) {
-            tracing::warn!(notify_socket = %target, error = %e, "sd_notify failed");
+        match send(target, msg.as_bytes()) {
+            Ok(_) => {}
+            // The manager is not reading (its queue is full): this message is dropped rather
+            // than blocking a runtime thread, which would stall every task queued behind it.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::debug!(notify_socket = %target, "sd_notify dropped: the socket's queue is full");
+            }
+            Err(e) => tracing::warn!(notify_socket = %target, error = %e, "sd_notify failed"),
         }
     }
 }
 
 fn send(target: &str, msg: &[u8]) -> std::io::Result<usize> {
     let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
     if let Some(name) = target.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
@@ -213,5 +220,34 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"READY=1\nSTATUS=ok\n");
+    }
+}
+
+#[cfg(test)]
+mod full_queue {
+    use super::*;
+
+    /// A manager that stops reading must not block the daemon: before, the 11th message blocked
+    /// the calling thread forever (a datagram queue holds 10 by default).
+    #[test]
+    fn a_manager_that_does_not_read_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.sock");
+        let _rx = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::new(&SystemdEnv {
+            notify_socket: Some(path.display().to_string()),
+            ..SystemdEnv::default()
+        });
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                n.notify(&[NotifyState::Watchdog]);
+            }
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+            "sd_notify blocked on a full queue"
+        );
     }
 }

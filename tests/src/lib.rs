@@ -89,6 +89,7 @@ pub struct DaemonBuilder {
     no_samples: bool,
     env: Vec<(String, String)>,
     socket_activation: bool,
+    state_dir: Option<PathBuf>,
 }
 
 impl DaemonBuilder {
@@ -118,6 +119,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Keeps the state in `dir` (say a small tmpfs the test mounted) instead of the temp dir.
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// Does not register the samples.
     pub fn without_samples(mut self) -> Self {
         self.no_samples = true;
@@ -139,7 +146,11 @@ impl DaemonBuilder {
         let config = format!(
             "socket = \"{sock}\"\nstate_dir = \"{state}\"\nruntimes_dirs = [\"{rt}\"]\nload_samples = {samples}\nexec_command = \"{exec}\"\n{extra}\n",
             sock = dir.path().join("s.sock").display(),
-            state = dir.path().join("state").display(),
+            state = self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| dir.path().join("state"))
+                .display(),
             rt = runtimes_dir.display(),
             samples = !self.no_samples,
             exec = bins.join("runwarm-exec-command").display(),
@@ -278,6 +289,52 @@ impl Daemon {
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap());
         nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// One API call as `uid` with supplementary `groups`, through curl under `setpriv` (the
+    /// daemon sees that uid in `SO_PEERCRED`): (status, JSON body or the text). The socket
+    /// must be open to that uid (`[access] socket_mode`). Status 0 when nothing answered (the
+    /// connection was refused or reset).
+    pub fn call_as(
+        &self,
+        uid: u32,
+        groups: &[u32],
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[&str],
+    ) -> (u16, Value) {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"));
+        if groups.is_empty() {
+            cmd.arg("--clear-groups");
+        } else {
+            let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+            cmd.arg(format!("--groups={}", list.join(",")));
+        }
+        cmd.args(["curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}"])
+            .arg("--unix-socket")
+            .arg(self.socket())
+            .args(["-X", method])
+            .arg(format!("http://localhost{path}"));
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+        }
+        let out = cmd.output().expect("run curl under setpriv");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let status: u16 = status.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "curl as uid {uid}: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let v = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+        (status, v)
     }
 
     /// The daemon's log so far.

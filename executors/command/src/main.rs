@@ -28,7 +28,7 @@ static CHILD: ChildSlot = ChildSlot::new();
 fn main() -> ExitCode {
     // Before any thread exists, so every later thread inherits the mask and only the signal
     // thread ever takes SIGTERM.
-    if let Err(e) = signals::block_sigterm() {
+    if let Err(e) = signals::block_forwarded() {
         eprintln!("runwarm-exec-command: blocking SIGTERM: {e}");
         return ExitCode::FAILURE;
     }

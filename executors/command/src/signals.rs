@@ -21,8 +21,12 @@
 //! - Forwarding goes to a pid, which the kernel may reuse once the process is reaped. The main
 //!   thread therefore first waits with `WNOWAIT` (the zombie keeps its pid), then clears the pid
 //!   here under the lock, and only then reaps: a forward can never hit a stranger.
-//! - SIGINT and SIGQUIT keep their default actions: nothing sends them to a headless executor
-//!   but a person, who means the executor itself.
+//! - SIGQUIT is forwarded the same way but does not end the executor: a person or a tool that
+//!   sends it wants the running script's diagnostic (a JVM's thread dump, Python's
+//!   `faulthandler`, a shell's trap), and the next request is served as usual. With no script
+//!   running it takes its default action on the executor.
+//! - SIGINT keeps its default action: nothing sends it to a headless executor but a person, who
+//!   means the executor itself.
 
 #![allow(unsafe_code)]
 
@@ -85,15 +89,18 @@ impl ChildSlot {
     }
 }
 
-fn sigterm_set() -> SigSet {
+/// The signals the forwarding thread takes.
+fn forwarded_set() -> SigSet {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGQUIT);
     set
 }
 
-/// Blocks SIGTERM in the calling thread and every thread it starts later. Call first in `main`.
-pub fn block_sigterm() -> nix::Result<()> {
-    sigterm_set().thread_block()
+/// Blocks the forwarded signals in the calling thread and every thread it starts later. Call
+/// first in `main`.
+pub fn block_forwarded() -> nix::Result<()> {
+    forwarded_set().thread_block()
 }
 
 /// Makes `command` start its process with no blocked signals, as a process started by a shell
@@ -114,7 +121,7 @@ pub fn unblock_signals_on_exec(command: &mut Command) {
     }
 }
 
-/// Starts the thread that takes SIGTERM for the whole process.
+/// Starts the thread that takes SIGTERM and SIGQUIT for the whole process.
 pub fn spawn_forwarder(slot: &'static ChildSlot) -> io::Result<()> {
     thread::Builder::new()
         .name("sigterm".to_owned())
@@ -123,34 +130,37 @@ pub fn spawn_forwarder(slot: &'static ChildSlot) -> io::Result<()> {
 }
 
 fn forward_loop(slot: &'static ChildSlot) {
-    let set = sigterm_set();
+    let set = forwarded_set();
     loop {
-        match set.wait() {
-            Ok(_) => {}
-            Err(_) => continue,
-        }
+        let Ok(sig) = set.wait() else {
+            continue;
+        };
         let mut state = slot.lock();
         match state.pid {
             Some(pid) => {
-                state.terminate = true;
-                match signal::kill(pid, Signal::SIGTERM) {
+                if sig == Signal::SIGTERM {
+                    state.terminate = true;
+                }
+                match signal::kill(pid, sig) {
                     Ok(()) | Err(Errno::ESRCH) => {}
-                    Err(e) => eprintln!("runwarm-exec-command: forwarding SIGTERM to {pid}: {e}"),
+                    Err(e) => eprintln!("runwarm-exec-command: forwarding {sig} to {pid}: {e}"),
                 }
             }
-            None => die_by_sigterm(),
+            None => die_by(sig),
         }
     }
 }
 
-/// Ends the process the way an unhandled SIGTERM would, so the supervisor sees the same wait
+/// Ends the process the way the unhandled signal would, so the supervisor sees the same wait
 /// status it would see without this thread.
-fn die_by_sigterm() -> ! {
-    if sigterm_set().thread_unblock().is_ok() {
+fn die_by(sig: Signal) -> ! {
+    let mut only = SigSet::empty();
+    only.add(sig);
+    if only.thread_unblock().is_ok() {
         // The signal is now deliverable to this thread; with the default action it ends the
         // process before `raise` returns.
-        let _ = signal::raise(Signal::SIGTERM);
+        let _ = signal::raise(sig);
     }
-    // SIGTERM is ignored (inherited SIG_IGN): exit with the status a shell would show.
-    std::process::exit(i32::from(TERMINATED_EXIT))
+    // The signal is ignored (an inherited SIG_IGN): exit with the status a shell would show.
+    std::process::exit(128 + sig as i32)
 }

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::AppState;
 use super::access::Viewer;
 use super::invoke::{Accepted, prefers_async, record_response, request, submit};
-use super::openapi::{Forbidden, Internal, ServerSentEvent};
+use super::openapi::{DiskFull, Forbidden, Internal, ServerSentEvent};
 use super::peer::Peer;
 use super::problem::Problem;
 use crate::dispatch::CancelOutcome;
@@ -357,6 +357,7 @@ pub(crate) async fn cancel(
         (status = 429, description = "Admission refused", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
         Internal,
+        DiskFull,
         (status = 503, description = "No executor in time, or the daemon is draining", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
     )

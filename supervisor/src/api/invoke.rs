@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::body::json_body;
-use super::openapi::{AnyJson, Forbidden, Internal, TooLarge};
+use super::openapi::{AnyJson, DiskFull, Forbidden, Internal, SlowBody, TooLarge};
 use super::peer::Peer;
 use super::problem::{Problem, ViolationView};
 use runwarm_protocol::Caller;
@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::dispatch::Refused;
 use crate::execution::{ErrorCode, ExecutionRecord, State as ExecState, State as ExecutionState};
+use crate::history::HistoryError;
 use crate::idempotency::{Claim, MAX_KEY_LEN, fingerprint};
 use crate::invocation::{InvokeRequest, new_execution_id};
 use crate::metrics::Refusal;
@@ -97,10 +98,12 @@ pub(crate) fn target_of(version: &Arc<Version>) -> Target {
         (status = 409, description = "The script is disabled, or the `Idempotency-Key` was used for another request",
             body = Problem, content_type = "application/problem+json"),
         TooLarge,
+        SlowBody,
         (status = 429, description = "Admission refused: the script's `max_concurrency`, the queue bound, or the caller's rate",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
         Internal,
+        DiskFull,
         (status = 503, description = "No executor in time, or the daemon is draining",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds after which to try again"))),
@@ -139,7 +142,13 @@ async fn checked(
         .registry
         .resolve(name, &selector)
         .map_err(|e| Problem::from(&e))?;
-    let payload = json_body(body, app.config.max_payload_bytes, serde_json::json!({})).await?;
+    let payload = json_body(
+        body,
+        app.config.max_payload_bytes,
+        serde_json::json!({}),
+        app.config.body_rate,
+    )
+    .await?;
     validate(name, &version, &payload)?;
     let timeout_ms = match q.get("timeout_ms") {
         Some(t) => Some(
@@ -242,6 +251,10 @@ pub(crate) async fn submit(
     // Keys are stored per caller uid: another caller's identical key must neither hand it the
     // first caller's execution (a read of someone else's record) nor collide with it.
     let stored_key = |key: &str| format!("uid {}/{key}", req.caller.uid);
+    // Checked before the idempotency claim, which writes too: a full disk answers at once.
+    if asynchronous && app.history.space().is_full() {
+        return Err(Problem::disk_full(app.history.space()));
+    }
     let idempotency = idempotency.map(|(key, fp)| (stored_key(&key), key, fp));
     if let Some((stored, key, fp)) = &idempotency {
         let claim = app
@@ -282,7 +295,7 @@ pub(crate) async fn submit(
             {
                 tracing::warn!(error = %e, "idempotency key of a refused request not released");
             }
-            Err(refused_problem(&e))
+            Err(refused_problem(app, &e))
         }
     }
 }
@@ -367,8 +380,9 @@ fn accepted_response(id: &str) -> Response {
     resp
 }
 
-fn refused_problem(e: &Refused) -> Problem {
+fn refused_problem(app: &AppState, e: &Refused) -> Problem {
     match e {
+        Refused::History(HistoryError::DiskFull { .. }) => Problem::disk_full(app.history.space()),
         Refused::Acquire(e) => acquire_problem(e),
         Refused::Admission(a) => {
             Problem::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", a.to_string())

@@ -6,6 +6,7 @@
 pub mod access;
 mod audit;
 mod body;
+pub use body::BodyRate;
 mod executions;
 mod invoke;
 pub mod openapi;
@@ -13,6 +14,7 @@ pub mod peer;
 pub mod problem;
 mod scripts;
 mod secrets;
+mod strict_json;
 mod system;
 
 use std::sync::Arc;

@@ -230,7 +230,14 @@ problem_answers! {
     Forbidden => "403", false,
         "The caller's uid/gids do not hold this route's role in the daemon's [access] policy";
     /// 413 from `api::body::json_body`.
-    TooLarge => "413", false, "The request body is larger than the route's limit";
+    TooLarge => "413", false,
+        "The request body is larger than the route's limit (refused from `Content-Length` alone)";
+    /// 408 from `api::body::json_body`: the body came slower than `server.body_min_bytes_per_s`.
+    SlowBody => "408", false,
+        "The request body arrived slower than the daemon's minimum rate after its grace";
+    /// 507 for asynchronous invocations while the state directory's disk is full.
+    DiskFull => "507", true,
+        "The disk under the state directory is full: asynchronous work is refused until space returns";
     /// 500: a fault of the daemon itself (its state directory, a task that died).
     Internal => "500", false, "A fault of the daemon itself (E005), e.g. its state directory";
 }

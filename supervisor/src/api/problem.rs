@@ -87,6 +87,26 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not-found", detail)
     }
 
+    /// 507 while the disk under the state directory is full: durable work cannot be promised.
+    pub fn disk_full(space: &crate::history::Space) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk-full",
+            format!(
+                "the disk under the state directory {} is full ({} bytes free): asynchronous \
+                 invocations are refused until space returns",
+                space.dir().display(),
+                space.free_bytes()
+            ),
+        )
+        .retry_after(5)
+        .hint(Some(
+            "free space on that file system; synchronous invocations keep working and nothing \
+             already accepted is lost"
+                .into(),
+        ))
+    }
+
     /// 500 for faults of the daemon itself.
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail).code(ErrorCode::E005)
@@ -105,6 +125,13 @@ impl IntoResponse for Problem {
         );
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // The body was not read to its end: the connection cannot carry another request.
+        if matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        ) {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

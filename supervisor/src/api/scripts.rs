@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::body::{from_object, json_body};
-use super::openapi::{Forbidden, Internal, TooLarge};
+use super::openapi::{Forbidden, Internal, SlowBody, TooLarge};
 use super::peer::Peer;
 use super::problem::Problem;
 use crate::audit::Event;
@@ -233,7 +233,13 @@ pub(crate) async fn register(
     ConnectInfo(peer): ConnectInfo<Peer>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let body = json_body(body, app.config.max_body_bytes, Value::Null).await?;
+    let body = json_body(
+        body,
+        app.config.max_body_bytes,
+        Value::Null,
+        app.config.body_rate,
+    )
+    .await?;
     register_body(&app, body, peer, None).await
 }
 
@@ -381,6 +387,7 @@ pub(crate) struct TagBody {
         (status = 404, description = "Unknown script or version", body = Problem,
             content_type = "application/problem+json"),
         TooLarge,
+        SlowBody,
         Internal,
     )
 )]
@@ -390,7 +397,7 @@ pub(crate) async fn set_tag(
     Path((name, tag)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let body = json_body(body, 64 * 1024, Value::Null).await?;
+    let body = json_body(body, 64 * 1024, Value::Null, app.config.body_rate).await?;
     let TagBody { version } = from_object(body, "{\"version\": \"sha256:…\"}")?;
     // Read from memory just before the move: two admins moving the same tag at the same moment
     // may each record the other's old version, but each row's `after` is exact.

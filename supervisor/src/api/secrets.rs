@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::access::Viewer;
 use super::body::json_body;
-use super::openapi::{Forbidden, Internal, TooLarge};
+use super::openapi::{Forbidden, Internal, SlowBody, TooLarge};
 use super::peer::Peer;
 use super::problem::Problem;
 use crate::secrets::{MAX_VALUE_CHARS, SecretError, SecretInfo, SetBy};
@@ -143,6 +143,7 @@ pub(crate) async fn list(
         (status = 409, description = "A systemd credential of that name (read-only), or the store is full",
             body = Problem, content_type = "application/problem+json"),
         TooLarge,
+        SlowBody,
         Internal,
     )
 )]
@@ -155,7 +156,13 @@ pub(crate) async fn set(
     // Room for the JSON quoting of a value somewhat over its limit, so an over-long value is
     // told so (400) rather than cut off as too large (413): an escaped character takes up to
     // 12 bytes (a surrogate pair of `\uXXXX`).
-    let body = json_body(body, 24 * MAX_VALUE_CHARS + 4096, Value::Null).await?;
+    let body = json_body(
+        body,
+        24 * MAX_VALUE_CHARS + 4096,
+        Value::Null,
+        app.config.body_rate,
+    )
+    .await?;
     let value = value_of(body)?;
     let Peer(caller) = peer;
     let by = (caller.uid != u32::MAX).then_some(SetBy {

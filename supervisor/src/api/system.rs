@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::body::{from_object, json_body};
-use super::openapi::{BadRequest, Forbidden, Internal, TooLarge};
+use super::openapi::{BadRequest, Forbidden, Internal, SlowBody, TooLarge};
 use super::peer::Peer;
 use super::problem::Problem;
 use super::scripts::RegisterAnswer;
@@ -51,12 +51,20 @@ pub(crate) async fn healthz() -> Response {
     summary = "Readiness: 200 when taking work, 503 while starting or draining",
     responses(
         (status = 200, description = "Taking work: `{\"status\": \"ready\"}`", body = Status),
-        (status = 503, description = "Starting or draining", body = Problem,
+        (status = 503, description = "Starting, draining, or the disk under the state directory is full", body = Problem,
             content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds after which to ask again"))),
     )
 )]
 pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
+    let space = app.history.space();
+    if space.is_full() {
+        // Not ready: a balancer or an engine should send asynchronous work elsewhere.
+        let mut p = Problem::disk_full(space);
+        p.status = StatusCode::SERVICE_UNAVAILABLE.as_u16();
+        p.title = "Service Unavailable".into();
+        return p.into_response();
+    }
     if app.ready.load(Ordering::Acquire) {
         Json(Status { status: "ready" }).into_response()
     } else {
@@ -278,6 +286,7 @@ pub(crate) struct PrewarmStarted {
         (status = 409, description = "A script is disabled", body = Problem,
             content_type = "application/problem+json"),
         TooLarge,
+        SlowBody,
         Internal,
     )
 )]
@@ -286,7 +295,7 @@ pub(crate) async fn prewarm(
     ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let body = json_body(body, 1 << 20, Value::Null).await?;
+    let body = json_body(body, 1 << 20, Value::Null, app.config.body_rate).await?;
     let PrewarmBody { scripts } = from_object(
         body,
         "{\"scripts\": [{\"name\": …, \"version\"|\"tag\": …, \"count\": n}]}",
@@ -374,6 +383,7 @@ pub(crate) struct CloneBody {
         (status = 404, description = "No such sample", body = Problem,
             content_type = "application/problem+json"),
         TooLarge,
+        SlowBody,
         Internal,
     )
 )]
@@ -387,7 +397,7 @@ pub(crate) async fn clone_sample(
         Problem::not_found(format!("no sample {id:?}"))
             .hint(Some("list samples with: runwarm samples".into()))
     })?;
-    let body = json_body(body, 64 * 1024, json!({})).await?;
+    let body = json_body(body, 64 * 1024, json!({}), app.config.body_rate).await?;
     let CloneBody { name } = from_object(body, "{\"name\": \"new-name\"}")?;
     let mut registration = sample.body.clone();
     if let Some(name) = name {

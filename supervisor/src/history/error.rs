@@ -72,6 +72,16 @@ pub enum HistoryError {
         /// Why.
         source: serde_json::Error,
     },
+    /// The file system under the state directory is full (or below its headroom): durable
+    /// work is refused until space returns.
+    #[error(
+        "the disk under the state directory {dir} is full: free space there (the execution \
+         history and bundles live in it); asynchronous invocations are refused until it returns"
+    )]
+    DiskFull {
+        /// The state directory.
+        dir: PathBuf,
+    },
     /// The history was closed.
     #[error("execution history is closed")]
     Closed,

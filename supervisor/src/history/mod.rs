@@ -11,6 +11,7 @@ mod error;
 mod query;
 mod recovery;
 mod schema;
+mod space;
 mod writer;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ use writer::{Command, Pending, Writer};
 
 pub use error::HistoryError;
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use space::Space;
 
 /// How the writer batches and how long terminal records are kept.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct HistoryConfig {
     /// Terminal records older than this are deleted (checked at most once a minute); `None`
     /// keeps everything.
     pub retention: Option<Duration>,
+    /// Free bytes under the state directory below which durable work is refused.
+    pub min_free_bytes: u64,
 }
 
 impl Default for HistoryConfig {
@@ -52,6 +56,7 @@ impl Default for HistoryConfig {
             batch_max: 256,
             flush_interval: Duration::from_millis(50),
             retention: None,
+            min_free_bytes: 16 << 20,
         }
     }
 }
@@ -91,6 +96,7 @@ struct Inner {
     writer_thread: std::thread::Thread,
     /// Failed writes and records that could not be queued, for the metrics.
     write_errors: Arc<AtomicU64>,
+    space: Arc<Space>,
 }
 
 impl std::fmt::Debug for History {
@@ -115,12 +121,14 @@ impl History {
         let pending = Arc::new(DashMap::new());
         let (tx, rx) = std::sync::mpsc::channel();
         let write_errors = Arc::new(AtomicU64::new(0));
+        let space = Arc::new(Space::new(state_dir, cfg.min_free_bytes));
         let writer = Writer::new(
             write_conn,
             rx,
             Arc::clone(&pending),
             cfg,
             Arc::clone(&write_errors),
+            Arc::clone(&space),
         );
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
@@ -137,6 +145,7 @@ impl History {
                 writer_thread: handle.thread().clone(),
                 writer: Mutex::new(Some(handle)),
                 write_errors,
+                space,
             }),
         })
     }
@@ -263,6 +272,30 @@ impl History {
     /// since the daemon started (for the metrics).
     pub fn write_errors(&self) -> u64 {
         self.inner.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Free space under the state directory, as admission sees it.
+    pub fn space(&self) -> &Space {
+        &self.inner.space
+    }
+
+    /// Like [`History::record_durable`], but refuses at once when the disk is full, and on a
+    /// refusal withdraws the record so that work the caller was told was refused never runs.
+    pub async fn record_accepted(&self, rec: ExecutionRecord) -> Result<(), HistoryError> {
+        let space = &self.inner.space;
+        if space.is_full() {
+            return Err(HistoryError::DiskFull {
+                dir: space.dir().to_path_buf(),
+            });
+        }
+        let id = rec.id.clone();
+        let result = self.record_durable(rec).await;
+        if matches!(result, Err(HistoryError::DiskFull { .. })) {
+            // The writer retries only after a backoff of at least 100 ms and reads the pending
+            // map again then; removing the entry now takes the record out of that retry.
+            self.inner.pending.remove(&id);
+        }
+        result
     }
 
     fn enqueue(&self, rec: ExecutionRecord, ack: Option<writer::Ack>) -> Result<(), HistoryError> {

@@ -36,6 +36,7 @@ fn lazy() -> HistoryConfig {
         flush_interval: Duration::from_secs(30),
         batch_max: 100_000,
         retention: None,
+        min_free_bytes: 0,
     }
 }
 

@@ -16,6 +16,7 @@ use dashmap::DashMap;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::space::{Space, is_disk_full};
 use super::{HistoryConfig, HistoryError, schema};
 use crate::execution::ExecutionRecord;
 
@@ -84,6 +85,8 @@ pub struct Writer {
     close_acks: Vec<Ack>,
     /// Shared with the handle: counts failed write transactions for the metrics.
     errors: Arc<AtomicU64>,
+    /// Told whether each commit found the disk full.
+    space: Arc<Space>,
 }
 
 impl Writer {
@@ -93,8 +96,10 @@ impl Writer {
         pending: Arc<DashMap<String, Pending>>,
         cfg: HistoryConfig,
         errors: Arc<AtomicU64>,
+        space: Arc<Space>,
     ) -> Self {
         Self {
+            space,
             conn,
             rx,
             pending,
@@ -113,7 +118,7 @@ impl Writer {
             let mut batch = Batch::default();
             self.take(first, &mut batch);
             self.collect(&mut batch);
-            let result = self.commit(&batch);
+            let result = self.commit(&mut batch);
             for ack in batch.acks {
                 // A waiter that stopped waiting is not an error.
                 let _ = ack.send(result.as_ref().map(|_| ()).map_err(clone_error));
@@ -205,7 +210,12 @@ impl Writer {
 
     /// Commits the batch, retrying with backoff; while waiting it keeps taking commands into the
     /// batch so nothing queued meanwhile is lost and a close request is noticed.
-    fn commit(&mut self, batch: &Batch) -> Result<(), HistoryError> {
+    ///
+    /// On a full disk the waiters are answered `DiskFull` at once instead of after the retries
+    /// succeed (which may be never): an asynchronous accept then refuses its execution and
+    /// withdraws the record before the next attempt, so a caller is never told "no" for work
+    /// that later runs. Records nobody waits on stay and are written once space returns.
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), HistoryError> {
         let mut ids = batch.ids.clone();
         // Commands that arrive while a failed batch waits to be retried join it.
         let mut extra = Batch::default();
@@ -215,6 +225,7 @@ impl Writer {
             let durable = batch.durable || extra.durable || self.stopping;
             let err = match self.write(&ids, durable) {
                 Ok(written) => {
+                    self.space.note_write(false);
                     for (id, seq) in written {
                         self.pending.remove_if(&id, |_, p| p.seq == seq);
                     }
@@ -223,6 +234,14 @@ impl Writer {
                 Err(e) => e,
             };
             self.errors.fetch_add(1, Ordering::Relaxed);
+            if is_disk_full(&err) {
+                self.space.note_write(true);
+                for ack in batch.acks.drain(..).chain(extra.acks.drain(..)) {
+                    let _ = ack.send(Err(HistoryError::DiskFull {
+                        dir: self.space.dir().to_path_buf(),
+                    }));
+                }
+            }
             if self.stopping && attempt >= ATTEMPTS_WHEN_STOPPING {
                 tracing::error!(error = %err, records = ids.len(), attempt,
                     "giving up writing execution history while stopping; these records are lost");

@@ -73,6 +73,16 @@ pub(super) fn parse_bundle(body: &Value, limits: &RegistryLimits) -> Result<Bund
     let manifest = body
         .get("manifest")
         .ok_or_else(|| invalid_body("missing \"manifest\""))?;
+    // A manifest is read on every cold start and shown by every `versions` call: a params
+    // schema of megabytes is a mistake (or an attack on the registry), not a manifest.
+    let size = serde_json::to_vec(manifest).map_or(usize::MAX, |v| v.len());
+    if size > MAX_MANIFEST_BYTES {
+        return Err(RegisterError::InvalidManifest {
+            detail: format!(
+                "the manifest takes {size} bytes as JSON; at most {MAX_MANIFEST_BYTES} are accepted"
+            ),
+        });
+    }
     let manifest = Manifest::deserialize(manifest).map_err(|e| RegisterError::InvalidManifest {
         detail: e.to_string(),
     })?;
@@ -102,6 +112,9 @@ fn invalid_body(detail: &str) -> RegisterError {
 
 /// `MAX_ARG_STRLEN`: the longest single argument or environment string execve takes.
 const MAX_ENV_STRING: usize = 32 * 4096;
+/// Most bytes a manifest may take, as compact JSON.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
 /// Most bytes a manifest's environment may take: half of the smallest usual `ARG_MAX` (2 MiB).
 const MAX_ENV_TOTAL: usize = 1 << 20;
 

@@ -228,3 +228,66 @@ async fn openapi_document_lists_the_routes() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
 }
+
+/// Reproductions of the hostile review (issue 11): a manifest with the same key twice registered
+/// whichever came last, a payload with the same key twice passed the schema with one value and
+/// reached the script with another, and a manifest of megabytes was stored.
+#[tokio::test]
+async fn duplicate_keys_and_huge_manifests_are_refused() {
+    if !require(&[Need::Program("bash")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let twice = br#"{"name": "dup", "manifest": {"runtime": "bash", "entry": "main.sh", "runtime": "python3"},
+        "files": {"main.sh": "echo '{}'"}}"#;
+    let (s, p) = problem(&d, Method::POST, "/v1/scripts", Some(twice.to_vec())).await;
+    assert_eq!(s, 400, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"runtime\""),
+        "{p}"
+    );
+    let (s, _) = d.call(Method::GET, "/v1/scripts/dup", None).await;
+    assert_eq!(s, 404, "nothing was registered");
+
+    let schema =
+        json!({"type": "object", "properties": {"amount": {"type": "integer", "maximum": 10}}});
+    let manifest = json!({"runtime": "bash", "entry": "main.sh", "params": schema});
+    d.register(
+        "pay",
+        manifest,
+        json!({"main.sh": "echo \"{\\\"amount\\\": $PARAM_AMOUNT}\"\n"}),
+    )
+    .await;
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/pay/invoke",
+        Some(br#"{"amount": 1, "amount": 1000}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"amount\""),
+        "{p}"
+    );
+
+    let huge = json!({"runtime": "bash", "entry": "main.sh", "description": "x".repeat(1_100_000)});
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts",
+        bundle("huge", huge, json!({"main.sh": "echo '{}'"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("at most 1048576"),
+        "{p}"
+    );
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary (link time matters on a small machine), one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod api_fuzz;
 mod async_ops;
 mod audit;

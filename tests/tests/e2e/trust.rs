@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -50,55 +49,12 @@ async fn daemon(access: &str, extra: &str) -> Option<Daemon> {
 
 /// `GET path` as `uid` with no supplementary groups.
 fn get_as(d: &Daemon, uid: u32, path: &str) -> (u16, Value) {
-    call_as(d, uid, &[], "GET", path, None, &[])
+    d.call_as(uid, &[], "GET", path, None, &[])
 }
 
 /// `POST path` with `body` as `uid` with no supplementary groups.
 fn post_as(d: &Daemon, uid: u32, path: &str, body: Option<&str>) -> (u16, Value) {
-    call_as(d, uid, &[], "POST", path, body, &[])
-}
-
-/// One API call as `uid` with supplementary `groups`: (status, JSON body or the text).
-fn call_as(
-    d: &Daemon,
-    uid: u32,
-    groups: &[u32],
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    headers: &[&str],
-) -> (u16, Value) {
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"));
-    if groups.is_empty() {
-        cmd.arg("--clear-groups");
-    } else {
-        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
-        cmd.arg(format!("--groups={}", list.join(",")));
-    }
-    cmd.args(["curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}"])
-        .arg("--unix-socket")
-        .arg(d.socket())
-        .args(["-X", method])
-        .arg(format!("http://localhost{path}"));
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    if let Some(b) = body {
-        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
-    }
-    let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let status: u16 = status.trim().parse().unwrap_or_else(|_| {
-        panic!(
-            "curl as uid {uid}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let v = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-    (status, v)
+    d.call_as(uid, &[], "POST", path, body, &[])
 }
 
 fn bash() -> Value {
@@ -194,8 +150,7 @@ async fn only_the_starter_or_an_admin_cancels() {
         .await;
     assert_ne!(rec["state"], "cancelled", "{rec}");
     // nobody cancels its own run; root (an admin) cancels root's.
-    let (s, acc) = call_as(
-        &d,
+    let (s, acc) = d.call_as(
         NOBODY,
         &[],
         "POST",
@@ -297,8 +252,7 @@ async fn an_idempotency_key_never_returns_another_callers_execution() {
         .await;
     assert_eq!(s, 200, "{roots}");
     // Before: root's record, payload and result.
-    let (s, other) = call_as(
-        &d,
+    let (s, other) = d.call_as(
         NOBODY,
         &[],
         "POST",
@@ -343,8 +297,7 @@ async fn administration_is_closed_by_default_and_an_invoke_list_does_not_open_it
     // Before: 201 and 200 (a production rollback by a caller refused invoke).
     let (s, p) = post_as(&d, NOBODY, "/v1/scripts", Some(bundle));
     assert_eq!(s, 403, "{p}");
-    let (s, p) = call_as(
-        &d,
+    let (s, p) = d.call_as(
         NOBODY,
         &[],
         "PUT",
@@ -368,8 +321,7 @@ async fn supplementary_groups_count() {
     };
     d.register("grouped", bash(), echo_files()).await;
     // Before: 403, only the primary gid (65534) was checked.
-    let (s, p) = call_as(
-        &d,
+    let (s, p) = d.call_as(
         NOBODY,
         &[4242],
         "POST",

@@ -12,8 +12,14 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use runwarm_sandbox::{EXIT_STEP_FAILED, Step, StepFailure};
 
-/// Signals passed on to the child.
-const FORWARDED: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+/// Signals passed on to the child. SIGQUIT too: the executor hands it to a running script for
+/// its diagnostic dump, and a namespace init would otherwise drop it.
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
