@@ -53,12 +53,86 @@ pub struct Manifest {
     /// existing version ids do not change.
     #[serde(default, skip_serializing_if = "BuildOptions::is_empty")]
     pub build: BuildOptions,
-    /// Names of secrets (`runwarm secret set NAME`) the executor gets as environment variables
-    /// of the same name. Only the names are part of the version; the values stay in the
-    /// daemon's secret store. Left out of the serialisation when empty, so existing version ids
-    /// do not change.
+    /// Secrets (`runwarm secret set NAME`) the executor gets: `"NAME"` as an environment
+    /// variable of the same name, `{ name = "NAME", as = "file" }` as the read-only file
+    /// `/run/secrets/NAME` on a private tmpfs. Only the names are part of the version; the
+    /// values stay in the daemon's secret store. Left out of the serialisation when empty, so
+    /// existing version ids do not change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub secrets: Vec<SecretRef>,
+}
+
+impl Manifest {
+    /// The names of the secrets it needs, however delivered.
+    pub fn secret_names(&self) -> Vec<String> {
+        self.secrets.iter().map(|s| s.name().to_owned()).collect()
+    }
+}
+
+/// One entry of `secrets`. An entry delivered as an environment variable is written as the bare
+/// name whatever form it came in, so `{ name = "X", as = "env" }` and `"X"` are one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable named like the secret.
+    Env(String),
+    /// A file `/run/secrets/NAME`, readable only by the executor's uid, on a tmpfs of its own.
+    File(String),
+}
+
+/// Inside the sandbox, where file secrets are.
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+impl SecretRef {
+    /// The secret's name in the store.
+    pub fn name(&self) -> &str {
+        match self {
+            SecretRef::Env(n) | SecretRef::File(n) => n,
+        }
+    }
+}
+
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SecretRef::Env(name) => s.serialize_str(name),
+            SecretRef::File(name) => serde_json::json!({"name": name, "as": "file"}).serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            name: String,
+            #[serde(rename = "as", default)]
+            delivery: Option<String>,
+        }
+        match Value::deserialize(d)? {
+            Value::String(name) => Ok(SecretRef::Env(name)),
+            v @ Value::Object(_) => {
+                let t = Table::deserialize(v).map_err(|e| {
+                    D::Error::custom(format!(
+                        "a secrets entry is \"NAME\" or {{ name = \"NAME\", as = \"env\" | \"file\" }}: {e}"
+                    ))
+                })?;
+                match t.delivery.as_deref() {
+                    None | Some("env") => Ok(SecretRef::Env(t.name)),
+                    Some("file") => Ok(SecretRef::File(t.name)),
+                    Some(other) => Err(D::Error::custom(format!(
+                        "secret {:?}: `as` is \"env\" or \"file\", not {other:?}",
+                        t.name
+                    ))),
+                }
+            }
+            other => Err(D::Error::custom(format!(
+                "a secrets entry is \"NAME\" or {{ name = \"NAME\", as = \"file\" }}, not {other}"
+            ))),
+        }
+    }
 }
 
 /// `[build]` in a manifest: what the runtime's build step passes to its compiler.

@@ -45,6 +45,9 @@ pub struct SandboxSpec {
     pub tmp_size_bytes: u64,
     /// Size of the `/dev/shm` tmpfs; 0 for none.
     pub dev_shm_size_bytes: u64,
+    /// Secrets delivered as files `(name, value)`: `/run/secrets/NAME`, mode 0400, on a
+    /// read-only tmpfs of their own (needs the mount namespace).
+    pub secret_files: Vec<(String, String)>,
     /// Resource limits set on the executor.
     pub rlimits: Rlimits,
     /// Which layers to apply (best-effort mode turns off the ones the host lacks).
@@ -198,6 +201,15 @@ pub enum SpecError {
         /// The name.
         name: String,
     },
+    /// A secret file's name is not a plain `[A-Za-z0-9_]` name, or there is no mount namespace
+    /// to hold the files.
+    #[error("secret file {name:?} cannot be delivered: {why}")]
+    BadSecretFile {
+        /// The name.
+        name: String,
+        /// Why.
+        why: &'static str,
+    },
     /// An argument holds a NUL byte.
     #[error("argument {index} contains a NUL byte")]
     BadArg {
@@ -236,6 +248,7 @@ impl Default for SandboxSpec {
             task_dir: PathBuf::new(),
             tmp_size_bytes: 64 << 20,
             dev_shm_size_bytes: 0,
+            secret_files: Vec::new(),
             rlimits: Rlimits::default(),
             layers: Layers::default(),
         }
@@ -343,6 +356,18 @@ impl SandboxSpec {
         for (name, value) in &self.env {
             if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
                 return Err(SpecError::BadEnv { name: name.clone() });
+            }
+        }
+        for (name, _) in &self.secret_files {
+            let bad = |why| SpecError::BadSecretFile {
+                name: name.clone(),
+                why,
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(bad("the name must be letters, digits and underscores"));
+            }
+            if !self.layers.mount_ns {
+                return Err(bad("the mount namespace layer is off"));
             }
         }
         if let Some(index) = self.args.iter().position(|a| a.contains('\0')) {

@@ -131,7 +131,7 @@ fn check_secrets_exist(app: &AppState, body: &Value) -> Result<(), Problem> {
     };
     let missing: Vec<&str> = names
         .iter()
-        .filter_map(Value::as_str)
+        .filter_map(|n| n.as_str().or_else(|| n.get("name").and_then(Value::as_str)))
         .filter(|n| crate::secrets::check_name(n).is_ok() && !app.secrets.contains(n))
         .collect();
     if missing.is_empty() {

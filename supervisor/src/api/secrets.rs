@@ -85,7 +85,9 @@ fn users(app: &AppState) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for v in app.registry.all_versions() {
         for s in &v.manifest.secrets {
-            out.entry(s.clone()).or_default().insert(v.name.clone());
+            out.entry(s.name().to_owned())
+                .or_default()
+                .insert(v.name.clone());
         }
     }
     out

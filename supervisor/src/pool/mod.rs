@@ -481,7 +481,13 @@ impl Pools {
             .inner
             .targets
             .iter()
-            .filter(|t| t.value().manifest.secrets.iter().any(|s| s == secret))
+            .filter(|t| {
+                t.value()
+                    .manifest
+                    .secrets
+                    .iter()
+                    .any(|s| s.name() == secret)
+            })
             .map(|t| t.key().clone())
             .collect();
         let now = Instant::now();

@@ -90,6 +90,7 @@ pub async fn run(
             rw: step.rw,
             network_host: true,
             tmp_size_bytes: Some(limits.tmp_bytes),
+            secret_files: Vec::new(),
         };
         let wrapped = confinement.wrap_with(&id, &inner, binds, &cg)?;
         (wrapped.launch, wrapped.cgroup)

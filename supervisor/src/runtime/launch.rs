@@ -8,7 +8,7 @@ use runwarm_protocol::{InitScript, Mode};
 use serde_json::{Map, Value};
 
 use super::Catalog;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, SECRETS_DIR, SecretRef};
 use crate::prepare::{Job, PrepareError, PrepareStatus, Prepared, Preparer};
 use crate::sandbox::cgroup::CgroupLimits;
 use crate::sandbox::{Binds, Confinement};
@@ -84,31 +84,43 @@ impl Launcher {
     /// The values to redact from the output of `manifest`'s executors.
     pub fn redactor(&self, manifest: &Manifest) -> crate::secrets::Redactor {
         match self.secrets.get() {
-            Some(store) => store.redactor(&manifest.secrets),
+            Some(store) => store.redactor(&manifest.secret_names()),
             None => crate::secrets::Redactor::default(),
         }
     }
 
-    /// The `NAME=value` pairs of the secrets a manifest names, read now so a new value reaches
-    /// every executor started after it was set. Only names go into the error.
-    fn secret_env(&self, m: &Manifest) -> Result<Vec<(String, String)>, StartError> {
+    /// The values of the secrets a manifest names, split into environment variables and files,
+    /// read now so a new value reaches every executor started after it was set. Only names go
+    /// into the errors.
+    fn secret_values(&self, m: &Manifest) -> Result<SecretValues, StartError> {
+        let mut out = SecretValues::default();
         if m.secrets.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let store = self.secrets.get().ok_or_else(|| StartError::Unavailable {
             detail: "this process has no secret store".into(),
         })?;
-        m.secrets
-            .iter()
-            .map(|name| {
-                store
-                    .get(name)
-                    .map(|v| (name.clone(), v))
-                    .ok_or_else(|| StartError::Unavailable {
-                        detail: format!("secret {name:?} is not set (runwarm secret set {name})"),
-                    })
-            })
-            .collect()
+        for secret in &m.secrets {
+            let name = secret.name();
+            let value = store.get(name).ok_or_else(|| StartError::Unavailable {
+                detail: format!("secret {name:?} is not set (runwarm secret set {name})"),
+            })?;
+            match secret {
+                SecretRef::Env(_) => out.env.push((name.to_owned(), value)),
+                SecretRef::File(_) if !self.confinement.minimal_root() => {
+                    return Err(StartError::Unavailable {
+                        detail: format!(
+                            "secret {name:?} is wanted as a file in {SECRETS_DIR}, which needs the \
+                             sandbox's minimal root (a mount namespace) and this daemon runs \
+                             without it (see `sandbox` in /v1/info); deliver it as an \
+                             environment variable instead, or run with the sandbox"
+                        ),
+                    });
+                }
+                SecretRef::File(_) => out.files.push((name.to_owned(), value)),
+            }
+        }
+        Ok(out)
     }
 
     /// The prepare service.
@@ -368,7 +380,8 @@ impl Launcher {
         // Secrets go into the executor's own environment only: not into `plan` (whose output
         // may be shown), not into the init message's `env` (which the protocol echoes and
         // records), so they exist nowhere but in the sandboxed process.
-        spec.env.extend(self.secret_env(script.manifest)?);
+        let secrets = self.secret_values(script.manifest)?;
+        spec.env.extend(secrets.env);
         let mut opts = self.opts.clone();
         if let Some(ms) = self
             .catalog()
@@ -397,6 +410,7 @@ impl Launcher {
             rw: Vec::new(),
             network_host: m.network == crate::manifest::Network::Host,
             tmp_size_bytes: None,
+            secret_files: secrets.files,
         };
         let wrapped = self
             .confinement
@@ -461,4 +475,11 @@ fn executor_binds(rt: &super::Runtime, prepared: &Prepared) -> Vec<(PathBuf, Pat
         }
     }
     ro
+}
+
+/// A version's secret values as the executor gets them.
+#[derive(Default)]
+struct SecretValues {
+    env: Vec<(String, String)>,
+    files: Vec<(String, String)>,
 }

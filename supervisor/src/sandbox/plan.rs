@@ -74,6 +74,8 @@ pub struct Binds {
     pub network_host: bool,
     /// Size of the private `/tmp`; the configured default when `None`.
     pub tmp_size_bytes: Option<u64>,
+    /// Secrets delivered as files `(name, value)` under `/run/secrets`.
+    pub secret_files: Vec<(String, String)>,
 }
 
 impl Confinement {
@@ -151,6 +153,7 @@ impl Confinement {
             rw_binds: binds.rw,
             task_dir: binds.task_dir,
             tmp_size_bytes: binds.tmp_size_bytes.unwrap_or(s.tmp_size_bytes),
+            secret_files: binds.secret_files,
             layers: self.layers(),
             ..SandboxSpec::default()
         };

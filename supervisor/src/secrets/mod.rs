@@ -191,7 +191,7 @@ pub fn check_manifest(m: &crate::manifest::Manifest) -> Result<(), String> {
         ));
     }
     let mut seen = BTreeSet::new();
-    for name in &m.secrets {
+    for name in m.secrets.iter().map(crate::manifest::SecretRef::name) {
         check_name(name).map_err(|e| format!("secrets: {e}"))?;
         if !seen.insert(name) {
             return Err(format!("secrets names {name:?} twice"));

@@ -4,6 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::json;
 
 use super::*;
+use crate::manifest::SecretRef;
 
 fn by() -> Option<SetBy> {
     Some(SetBy {
@@ -102,15 +103,55 @@ fn manifests_name_valid_distinct_secrets() {
     let mut m: crate::manifest::Manifest =
         serde_json::from_value(json!({"runtime": "python3", "entry": "main.py"})).unwrap();
     assert!(check_manifest(&m).is_ok());
-    m.secrets = vec!["A".into(), "A".into()];
+    let env = |n: &str| SecretRef::Env(n.to_owned());
+    m.secrets = vec![env("A"), SecretRef::File("A".into())];
+    assert!(
+        check_manifest(&m).is_err(),
+        "the same name twice, however delivered"
+    );
+    m.secrets = vec![env("HOME")];
     assert!(check_manifest(&m).is_err());
-    m.secrets = vec!["HOME".into()];
+    m.secrets = (0..=MAX_PER_MANIFEST)
+        .map(|i| env(&format!("S{i}")))
+        .collect();
     assert!(check_manifest(&m).is_err());
-    m.secrets = (0..=MAX_PER_MANIFEST).map(|i| format!("S{i}")).collect();
-    assert!(check_manifest(&m).is_err());
-    m.secrets = vec!["X".into()];
+    m.secrets = vec![env("X")];
     m.env.insert("X".into(), "1".into());
     assert!(check_manifest(&m).is_err());
+}
+
+#[test]
+fn a_secret_is_a_name_or_a_table_and_env_is_written_as_the_bare_name() {
+    let m: crate::manifest::Manifest = serde_json::from_value(json!({
+        "runtime": "bash", "entry": "main.sh",
+        "secrets": ["A", {"name": "B", "as": "file"}, {"name": "C", "as": "env"}, {"name": "D"}]
+    }))
+    .unwrap();
+    assert_eq!(
+        m.secrets,
+        vec![
+            SecretRef::Env("A".into()),
+            SecretRef::File("B".into()),
+            SecretRef::Env("C".into()),
+            SecretRef::Env("D".into())
+        ]
+    );
+    assert_eq!(
+        serde_json::to_value(&m.secrets).unwrap(),
+        json!(["A", {"name": "B", "as": "file"}, "C", "D"]),
+        "one form per meaning, so the version id does not depend on how it was written"
+    );
+    for bad in [
+        json!([{"name": "B", "as": "disk"}]),
+        json!([{"name": "B", "mode": "file"}]),
+        json!([7]),
+    ] {
+        let e = serde_json::from_value::<crate::manifest::Manifest>(
+            json!({"runtime": "bash", "entry": "main.sh", "secrets": bad}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("secret"), "{e}");
+    }
 }
 
 #[test]

@@ -357,3 +357,89 @@ async fn a_systemd_credential_is_used_in_place_listed_and_read_only() {
     assert_eq!(status, 409, "{p}");
     assert!(!p.to_string().contains("token-from-systemd"), "{p}");
 }
+
+/// `{ name, as = "file" }`: the value is the file `/run/secrets/NAME`, readable by the executor
+/// only, on a read-only tmpfs, and in neither its environment nor anywhere on the host's disks.
+#[tokio::test]
+async fn a_secret_as_a_file_is_on_a_private_read_only_tmpfs() {
+    if !require(&[Need::Root, Need::Program("bash")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let (code, out) = runwarm(
+        &d,
+        None,
+        &["secret", "set", "TLS_KEY"],
+        "file-secret-value-42\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let script = r#"f=/run/secrets/TLS_KEY
+value=$(cat "$f")
+perm=$(stat -c '%a %u' "$f")
+if touch /run/secrets/other 2>/dev/null; then writable=yes; else writable=no; fi
+fstype=$(awk '$2 == "/run/secrets" {print $3 "," $4}' /proc/self/mounts)
+inenv=$(env | grep -c file-secret-value || true)
+printf '{"len": %d, "perm": "%s", "writable": "%s", "mount": "%s", "in_env": %d}\n' \
+  "${#value}" "$perm" "$writable" "$fstype" "$inenv"
+"#;
+    let manifest = json!({"runtime": "bash", "entry": "main.sh",
+        "secrets": [{"name": "TLS_KEY", "as": "file"}]});
+    let v = d
+        .register("tls", manifest, json!({ "main.sh": script }))
+        .await;
+    let (status, rec) = d.invoke("tls", "", json!({})).await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["state"], "completed", "{rec:#}\n{}", d.report());
+    let r = &rec["result"];
+    assert_eq!(r["len"], "file-secret-value-42".len(), "{rec:#}");
+    assert_eq!(
+        r["perm"], "400 1000",
+        "owner-read only, the executor's uid: {rec:#}"
+    );
+    assert_eq!(r["writable"], "no", "{rec:#}");
+    let mount = r["mount"].as_str().unwrap();
+    assert!(mount.starts_with("tmpfs,ro"), "a read-only tmpfs: {mount}");
+    assert_eq!(r["in_env"], 0, "not in the environment: {rec:#}");
+    // The version shows only the name and how it is delivered.
+    let (_, shown) = d
+        .call(Method::GET, &format!("/v1/scripts/tls/versions/{v}"), None)
+        .await;
+    assert_eq!(
+        shown["manifest"]["secrets"],
+        json!([{"name": "TLS_KEY", "as": "file"}])
+    );
+    assert!(!shown.to_string().contains("file-secret-value-42"));
+    for (pid, cmd) in cmdlines(&d) {
+        assert!(
+            !cmd.contains("file-secret-value-42"),
+            "/proc/{pid}/cmdline: {cmd}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_secret_without_the_sandbox_fails_with_a_reason() {
+    if !require(&[Need::Program("bash")]) {
+        return;
+    }
+    let d = Daemon::builder()
+        .without_samples()
+        .config("[sandbox]\nmode = \"off\"\n")
+        .start()
+        .await;
+    let (code, out) = runwarm(&d, None, &["secret", "set", "TLS_KEY"], "v-123456\n");
+    assert_eq!(code, Some(0), "{out}");
+    let manifest = json!({"runtime": "bash", "entry": "main.sh",
+        "secrets": [{"name": "TLS_KEY", "as": "file"}]});
+    d.register("tls", manifest, json!({ "main.sh": "echo '{}'\n" }))
+        .await;
+    let (status, rec) = d.invoke("tls", "", json!({})).await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["state"], "failed", "{rec:#}");
+    let message = rec["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("/run/secrets") && message.contains("minimal root"),
+        "{message}"
+    );
+    assert!(!rec.to_string().contains("v-123456"));
+}

@@ -287,8 +287,37 @@ pub(crate) fn build_new_root(spec: &SandboxSpec, plan: Plan) -> Result<PathBuf, 
     // The /dev tmpfs is owned by the sandbox uid (it was created under its fs ids): read-only keeps
     // the executor from adding entries to it.
     remount_read_only(&dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)?;
+    if !spec.secret_files.is_empty() {
+        write_secret_files(&root, &spec.secret_files)?;
+    }
     drop(plan);
     Ok(root)
+}
+
+/// Writes each secret to `/run/secrets/NAME` (mode 0400, owned by the sandbox uid, whose fs ids
+/// the helper already has) on a tmpfs of its own, then makes that tmpfs read-only. The values
+/// exist only in this mount namespace's memory: never on a disk, never in the host's view.
+fn write_secret_files(root: &Path, files: &[(String, String)]) -> Result<(), StepFailure> {
+    let dir = root.join("run/secrets");
+    mkdir_p(&dir)?;
+    let total: usize = files.iter().map(|(_, v)| v.len() + 4096).sum();
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    tmpfs(&dir, flags, &format!("mode=0500,size={}", total.max(4096)))?;
+    for (name, value) in files {
+        // The spec was validated: a plain name, no separator, no `..`.
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&path)
+            .map_err(|e| {
+                StepFailure::io(Step::NewRoot, &e, format!("create secret file {name}"))
+            })?;
+        std::io::Write::write_all(&mut f, value.as_bytes())
+            .map_err(|e| StepFailure::io(Step::NewRoot, &e, format!("write secret file {name}")))?;
+    }
+    remount_read_only(&dir, flags)
 }
 
 /// `pivot_root(".", ".")` in the new root, then detaches the old root stacked beneath it, so no
