@@ -232,6 +232,28 @@ pub struct ExecutionRecord {
     /// Resources used.
     #[serde(default)]
     pub resources: Resources,
+    /// The manifest `label` of the version (`1.4.0`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Where the outcome goes, the lineage of the execution: see [`Lineage`].
+    #[serde(flatten)]
+    pub lineage: Lineage,
+}
+
+/// Where an execution came from and where its outcome goes. Set when it is accepted and never
+/// changed, except `replays`, which `GET /v1/executions/{id}` fills in from the later records
+/// that name this one in `replay_of`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Lineage {
+    /// The execution this one replays (`POST /v1/executions/{id}/replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    /// The replays of this execution, oldest first (shown by `GET /v1/executions/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replays: Vec<String>,
+    /// The `Runwarm-Callback` the caller named: where the terminal record is POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
 }
 
 impl ExecutionRecord {
@@ -267,6 +289,8 @@ impl ExecutionRecord {
                 ..Timings::default()
             },
             resources: Resources::default(),
+            label: None,
+            lineage: Lineage::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventLog};
-use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, State};
+use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, Lineage, State};
 use crate::history::History;
 use crate::pool::{AcquireError, Pools, Target};
 use crate::secrets::{Redactor, StreamRedactor};
@@ -59,6 +59,8 @@ pub struct InvokeRequest {
     pub live: Option<Live>,
     /// When it was accepted, if not now (work resumed after a restart keeps its time).
     pub queued_at: Option<String>,
+    /// What it replays and where its outcome goes, copied into every record of it.
+    pub lineage: Lineage,
 }
 
 /// Runs invocations against the pools.
@@ -98,6 +100,8 @@ impl Invoker {
             req.queued_at.clone().unwrap_or_else(now_rfc3339),
         );
         rec.attempt = req.attempt;
+        rec.label.clone_from(&req.target.manifest.label);
+        rec.lineage.clone_from(&req.lineage);
         rec
     }
 

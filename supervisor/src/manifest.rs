@@ -61,6 +61,18 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub secrets: Vec<SecretRef>,
+    /// A human version such as `1.4.0` (`version` is accepted as another spelling, since that
+    /// is what people write). `NAME@1.4.0` selects the version carrying it when only one does.
+    /// This and the two fields below are left out of the serialisation when unset, so existing
+    /// version ids do not change; when set they are part of the id like any manifest key.
+    #[serde(default, alias = "version", skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Who wrote this version (free text, e.g. `Ada <ada@example.org>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// What changed in this version (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changelog: Option<String>,
 }
 
 impl Manifest {

@@ -49,6 +49,7 @@ pub fn resume(app: &AppState, queued: Vec<ExecutionRecord>) {
             attempt: rec.attempt.max(1),
             live: None,
             queued_at: Some(rec.timings.queued_at),
+            lineage: rec.lineage,
         });
     }
     tracing::info!(

@@ -107,7 +107,12 @@ pub(crate) async fn show(
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let rec = visible(&app, &viewer, &id).await?;
+    let mut rec = visible(&app, &viewer, &id).await?;
+    rec.lineage.replays = app
+        .history
+        .replays_of(&id)
+        .await
+        .map_err(|e| Problem::internal(format!("reading history: {e}")))?;
     Ok(Json(rec).into_response())
 }
 
@@ -378,6 +383,7 @@ pub(crate) async fn replay(
         .registry
         .resolve(&rec.script, &Selector::Version(rec.version.clone()))
         .map_err(|e| Problem::from(&e))?;
-    let req = request(&app, &version, rec.payload, caller, None);
+    let mut req = request(&app, &version, rec.payload, caller, None);
+    req.lineage.replay_of = Some(rec.id);
     submit(&app, req, prefers_async(&headers), None).await
 }

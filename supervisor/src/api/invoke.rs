@@ -67,7 +67,7 @@ pub(crate) fn target_of(version: &Arc<Version>) -> Target {
         on disk.",
     params(
         ("name" = String, Path, description = "Script name"),
-        ("version" = Option<String>, Query, description = "Version id or unique prefix of at least 7 hex digits"),
+        ("version" = Option<String>, Query, description = "Version id, unique prefix of at least 7 hex digits, or a manifest label carried by one version"),
         ("tag" = Option<String>, Query, description = "Tag name"),
         ("timeout_ms" = Option<u64>, Query, description = "Time limit of this call in milliseconds (default: the manifest's)",
             minimum = 1, maximum = 900000),
@@ -89,7 +89,7 @@ pub(crate) fn target_of(version: &Arc<Version>) -> Target {
                 ("Location" = String, description = "`/v1/executions/{id}`"),
                 ("Runwarm-Execution-Id" = String, description = "The execution's id"),
             )),
-        (status = 400, description = "Invalid payload (E006, with `violations`), both `version` and `tag`, \
+        (status = 400, description = "Invalid payload (E006, with `violations`), both `version` and `tag`, an ambiguous label, \
             an ambiguous version prefix, a bad `timeout_ms` or `Idempotency-Key`", body = Problem,
             content_type = "application/problem+json"),
         Forbidden,
@@ -238,6 +238,7 @@ pub(crate) fn request(
         attempt: 1,
         live: None,
         queued_at: None,
+        lineage: crate::execution::Lineage::default(),
     }
 }
 

@@ -177,6 +177,7 @@ impl From<&ResolveError> for Problem {
             ResolveError::UnknownScript { .. } => (StatusCode::NOT_FOUND, "unknown-script"),
             ResolveError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, "unknown-version"),
             ResolveError::AmbiguousVersion { .. } => (StatusCode::BAD_REQUEST, "ambiguous-version"),
+            ResolveError::AmbiguousLabel { .. } => (StatusCode::BAD_REQUEST, "ambiguous-label"),
             ResolveError::UnknownTag { .. } => (StatusCode::NOT_FOUND, "unknown-tag"),
             ResolveError::Disabled { .. } => (StatusCode::CONFLICT, "script-disabled"),
             ResolveError::Storage(inner) => return Problem::from(inner),

@@ -116,6 +116,7 @@ pub(crate) fn registrant(peer: Peer) -> Option<Registrant> {
     (caller.uid != u32::MAX).then_some(Registrant {
         uid: caller.uid,
         gid: caller.gid,
+        pid: u32::try_from(caller.pid).ok().filter(|pid| *pid != 0),
     })
 }
 
@@ -333,12 +334,14 @@ pub(crate) async fn versions(
     summary = "Show one version: manifest, files and prepare",
     params(
         ("name" = String, Path, description = "Script name"),
-        ("version" = String, Path, description = "Version id or unique prefix of at least 7 hex digits"),
+        ("version" = String, Path, description = "Version id, unique prefix of at least 7 hex digits, or manifest label"),
     ),
     responses(
         (status = 200, description = "The version", body = VersionDetail),
+        (status = 400, description = "A version prefix or label that more than one version matches", body = Problem,
+            content_type = "application/problem+json"),
         Forbidden,
-        (status = 404, description = "Unknown script or version (or an ambiguous prefix)", body = Problem,
+        (status = 404, description = "Unknown script or version", body = Problem,
             content_type = "application/problem+json"),
     )
 )]
@@ -346,11 +349,10 @@ pub(crate) async fn version(
     State(app): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let v = app.registry.version(&name, &version).ok_or_else(|| {
-        Problem::not_found(format!("script {name:?} has no version {version:?}")).hint(Some(
-            format!("list its versions with: runwarm versions {name}"),
-        ))
-    })?;
+    let v = app
+        .registry
+        .find_version(&name, &version)
+        .map_err(|e| Problem::from(&e))?;
     let prepare = app.pools.launcher().preparer().status(&v.id);
     Ok(Json(VersionDetail {
         version: v.as_ref(),

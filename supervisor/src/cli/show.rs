@@ -108,6 +108,16 @@ fn render(script: &Value, latest: &Value, versions: &Value, defaults: &Value) ->
             },
         ),
     ];
+    // The human side of a version: shown only when the manifest says something.
+    for (key, title) in [
+        ("label", "label"),
+        ("author", "author"),
+        ("changelog", "changelog"),
+    ] {
+        if let Some(value) = manifest.get(key).and_then(Value::as_str) {
+            pairs.push((title.to_owned(), value.to_owned()));
+        }
+    }
     if let Some(env) = manifest
         .get("env")
         .and_then(Value::as_object)
@@ -142,8 +152,9 @@ fn render(script: &Value, latest: &Value, versions: &Value, defaults: &Value) ->
 }
 
 /// The columns of `versions` and of the table at the end of `show`.
-pub(super) const VERSION_COLUMNS: [super::table::Column; 5] = [
+pub(super) const VERSION_COLUMNS: [super::table::Column; 7] = [
     col("VERSION", &["/id", "/version"], Format::Plain),
+    col("LABEL", &["/label", "/manifest/label"], Format::Plain),
     col("CREATED", &["/created_at"], Format::Plain),
     col("RUNTIME", &["/runtime", "/manifest/runtime"], Format::Plain),
     col(
@@ -152,6 +163,7 @@ pub(super) const VERSION_COLUMNS: [super::table::Column; 5] = [
         Format::With(registrant),
     ),
     col("TAGS", &["/tags"], Format::Names),
+    col("AUTHOR", &["/author", "/manifest/author"], Format::Plain),
 ];
 
 /// Who registered a version: `ada:staff (1000:1000)`, with the numbers alone for ids this host
@@ -175,7 +187,11 @@ pub(super) fn registrant(by: &Value) -> String {
         .ok()
         .flatten()
         .map(|g| g.name);
-    with_names(uid, gid, user.as_deref(), group.as_deref())
+    let named = with_names(uid, gid, user.as_deref(), group.as_deref());
+    match by.get("pid").and_then(Value::as_u64) {
+        Some(pid) => format!("{named} pid {pid}"),
+        None => named,
+    }
 }
 
 fn with_names(uid: u32, gid: u32, user: Option<&str>, group: Option<&str>) -> String {
@@ -320,6 +336,7 @@ mod tests {
         assert_eq!(registrant(&json!({"uid": -1, "gid": 0})), "-");
         // uid 0 is root everywhere.
         assert!(registrant(&json!({"uid": 0, "gid": 0})).starts_with("root:"));
+        assert!(registrant(&json!({"uid": 4321, "gid": 4321, "pid": 77})).ends_with(" pid 77"));
     }
 
     #[test]

@@ -218,6 +218,26 @@ impl History {
         self.read(move |conn| query::list(conn, &q)).await
     }
 
+    /// Ids of the executions that replay `id`, oldest first, queued ones included (the queue
+    /// is scanned rather than flushed: it is short, and a read should not wait for a commit).
+    pub async fn replays_of(&self, id: &str) -> Result<Vec<String>, HistoryError> {
+        let queued: Vec<String> = self
+            .inner
+            .pending
+            .iter()
+            .filter(|p| p.rec.lineage.replay_of.as_deref() == Some(id))
+            .map(|p| p.rec.id.clone())
+            .collect();
+        let owned = id.to_owned();
+        let mut ids = self
+            .read(move |conn| schema::replays_of(conn, &owned).map_err(HistoryError::Read))
+            .await?;
+        ids.extend(queued);
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// How many executions are stored (queued ones not counted until written).
     pub async fn count(&self) -> Result<u64, HistoryError> {
         self.read(query::count).await

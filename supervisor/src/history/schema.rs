@@ -37,6 +37,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_state_id ON executions(state, id);
     CREATE INDEX executions_finished_ms ON executions(finished_ms)
         WHERE finished_ms IS NOT NULL;",
+    // 2: lineage. `replay_of` is a column so the original's record can list its replays with
+    // an index lookup; rows from before have no replays to find (the JSON never had the field).
+    "ALTER TABLE executions ADD COLUMN replay_of TEXT;
+    CREATE INDEX executions_replay_of ON executions(replay_of) WHERE replay_of IS NOT NULL;",
 ];
 
 /// The insert-or-update of one record. The `WHERE` on the update is what makes terminal records
@@ -44,13 +48,14 @@ const MIGRATIONS: &[&str] = &[
 /// one can replace it, whatever order the daemon's tasks report in.
 const UPSERT: &str = "INSERT INTO executions
         (id, script, version, state, terminal, queued_at, finished_at, finished_ms, error_code,
-         record)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         record, replay_of)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
     ON CONFLICT(id) DO UPDATE SET
         script = excluded.script, version = excluded.version, state = excluded.state,
         terminal = excluded.terminal, queued_at = excluded.queued_at,
         finished_at = excluded.finished_at, finished_ms = excluded.finished_ms,
-        error_code = excluded.error_code, record = excluded.record
+        error_code = excluded.error_code, record = excluded.record,
+        replay_of = excluded.replay_of
     WHERE executions.terminal = 0";
 
 /// Opens (creating if needed) the database at `path`, sets WAL and the busy timeout, and brings
@@ -142,8 +147,16 @@ pub fn upsert(
         terminal.then_some(now_ms),
         rec.error.as_ref().map(|e| e.code.as_str()),
         json,
+        rec.lineage.replay_of,
     ])?;
     Ok(changed > 0)
+}
+
+/// Ids of the executions that replay `id`, oldest first (ids are UUIDv7: they sort by time).
+pub fn replays_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM executions WHERE replay_of = ?1 ORDER BY id")?;
+    stmt.query_map([id], |row| row.get(0))?.collect()
 }
 
 /// Deletes terminal records stamped before `cutoff_ms`; returns how many.
@@ -173,6 +186,36 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_schema_1_database_is_upgraded_and_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        // What a schema-1 build left: the first migration only, one record in it.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute(
+                "INSERT INTO executions (id, script, version, state, terminal, queued_at, record)
+                 VALUES ('old', 's', 'sha256:0', 'completed', 1, 't', '{}')",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let kept: String = conn
+            .query_row("SELECT state FROM executions WHERE id = 'old'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, "completed");
+        assert!(replays_of(&conn, "old").unwrap().is_empty());
     }
 
     #[test]

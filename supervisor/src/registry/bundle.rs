@@ -46,6 +46,15 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
 }
 
+/// Whether `label` can be typed after `NAME@` and read back unchanged: visible ASCII, none of
+/// the characters that separate a reference's parts (`@`, `:`) or a URL path (`/`).
+pub(crate) fn is_valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"@:/".contains(&b))
+}
+
 /// Parses and validates a registration body (everything except the runtime and the schema,
 /// which need the caller's runtimes and the schema compiler).
 pub(super) fn parse_bundle(body: &Value, limits: &RegistryLimits) -> Result<Bundle, RegisterError> {
@@ -152,6 +161,26 @@ fn check_manifest_values(manifest: &Manifest) -> Result<(), RegisterError> {
     }
     if let Err(detail) = crate::secrets::check_manifest(manifest) {
         return invalid(detail);
+    }
+    if let Some(label) = &manifest.label
+        && !is_valid_label(label)
+    {
+        return invalid(format!(
+            "label {label:?} must be 1 to 64 visible ASCII characters without '@', ':' or '/' (it is typed as NAME@LABEL)"
+        ));
+    }
+    for (key, text, max) in [
+        ("author", &manifest.author, 256),
+        ("changelog", &manifest.changelog, 16 * 1024),
+    ] {
+        if let Some(text) = text
+            && (text.len() > max || text.contains('\0'))
+        {
+            return invalid(format!(
+                "{key} is {} bytes or holds NUL; at most {max} bytes of text",
+                text.len()
+            ));
+        }
     }
     let limits = &manifest.limits;
     for (key, value) in [

@@ -34,17 +34,28 @@ pub(super) struct ScriptEntry {
     pub tags: BTreeMap<String, Arc<Version>>,
 }
 
-/// The result of looking a version up by id or prefix.
+/// The result of looking a version up by id, prefix or label.
 pub(super) enum Lookup<'a> {
     Found(&'a Arc<Version>),
     Missing,
     Ambiguous(usize),
+    /// More than one version carries this manifest `label`: their ids, oldest first.
+    AmbiguousLabel(Vec<String>),
 }
 
 impl ScriptEntry {
-    /// Finds a version by full id, or by a unique prefix of at least 7 hex digits (with or
-    /// without `sha256:`), so people can type what `runwarm versions` shows.
+    /// Finds a version by full id, by a unique prefix of at least 7 hex digits (with or
+    /// without `sha256:`), so people can type what `runwarm versions` shows, or by its manifest
+    /// `label` (`1.4.0`) when exactly one version carries it. Ids and prefixes are tried first:
+    /// a label that happens to look like a prefix never hides the version it names.
     pub fn find_version(&self, wanted: &str) -> Lookup<'_> {
+        match self.find_by_id(wanted) {
+            Lookup::Missing => self.find_by_label(wanted),
+            found => found,
+        }
+    }
+
+    fn find_by_id(&self, wanted: &str) -> Lookup<'_> {
         if let Some(exact) = self.versions.iter().find(|v| v.id == wanted) {
             return Lookup::Found(exact);
         }
@@ -61,6 +72,19 @@ impl ScriptEntry {
             (None, _) => Lookup::Missing,
             (Some(found), 0) => Lookup::Found(found),
             (Some(_), more) => Lookup::Ambiguous(more + 1),
+        }
+    }
+
+    fn find_by_label(&self, label: &str) -> Lookup<'_> {
+        let labelled: Vec<&Arc<Version>> = self
+            .versions
+            .iter()
+            .filter(|v| v.manifest.label.as_deref() == Some(label))
+            .collect();
+        match labelled.as_slice() {
+            [] => Lookup::Missing,
+            [only] => Lookup::Found(only),
+            many => Lookup::AmbiguousLabel(many.iter().map(|v| v.id.clone()).collect()),
         }
     }
 
@@ -211,6 +235,11 @@ impl Cache {
                 version: version.to_owned(),
                 matches,
             }),
+            Lookup::AmbiguousLabel(versions) => Err(ResolveError::AmbiguousLabel {
+                name: name.to_owned(),
+                label: version.to_owned(),
+                versions,
+            }),
         }
     }
 
@@ -276,6 +305,8 @@ impl Cache {
             runtime: latest.manifest.runtime.clone(),
             labels: latest.manifest.tags.clone(),
             versions: entry.versions.len(),
+            label: latest.manifest.label.clone(),
+            author: latest.manifest.author.clone(),
         })
     }
 
@@ -297,6 +328,9 @@ impl Cache {
                     files: v.files.len(),
                     size: v.size(),
                     registered_by: v.registered_by,
+                    label: v.manifest.label.clone(),
+                    author: v.manifest.author.clone(),
+                    changelog: v.manifest.changelog.clone(),
                 })
                 .collect(),
         )

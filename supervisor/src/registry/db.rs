@@ -12,8 +12,8 @@ use rusqlite::{Connection, params};
 use super::{Registrant, RegistryError};
 
 /// The schema version this build writes (`PRAGMA user_version`): 1 is [`SCHEMA`], 2 adds who
-/// registered each version ([`migrate`]).
-const SCHEMA_VERSION: i64 = 2;
+/// registered each version (uid, gid), 3 their pid ([`migrate`]).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS scripts (
@@ -54,7 +54,8 @@ pub(super) struct VersionRow {
     pub manifest: String,
     pub files: String,
     pub created_at: String,
-    /// `registered_uid`/`registered_gid`; NULL (unknown) in rows older than schema 2.
+    /// `registered_uid`/`registered_gid`/`registered_pid`; NULL (unknown) in rows older than
+    /// schema 2 (all three) or 3 (the pid).
     pub registered_by: Option<Registrant>,
 }
 
@@ -132,18 +133,20 @@ impl Db {
             .map_err(db_error("load scripts"))?;
         let versions = self
             .query(
-                "SELECT name, id, manifest, files, created_at, registered_uid, registered_gid
+                "SELECT name, id, manifest, files, created_at, registered_uid, registered_gid,
+                        registered_pid
                  FROM versions ORDER BY name, seq",
                 |row| {
                     let uid: Option<u32> = row.get(5)?;
                     let gid: Option<u32> = row.get(6)?;
+                    let pid: Option<u32> = row.get(7)?;
                     Ok(VersionRow {
                         name: row.get(0)?,
                         id: row.get(1)?,
                         manifest: row.get(2)?,
                         files: row.get(3)?,
                         created_at: row.get(4)?,
-                        registered_by: uid.zip(gid).map(|(uid, gid)| Registrant { uid, gid }),
+                        registered_by: uid.zip(gid).map(|(uid, gid)| Registrant { uid, gid, pid }),
                     })
                 },
             )
@@ -195,8 +198,9 @@ impl Db {
             .map_err(db_error("number a version"))?;
         tx.execute(
             "INSERT INTO versions
-                 (name, id, manifest, files, created_at, seq, registered_uid, registered_gid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 (name, id, manifest, files, created_at, seq, registered_uid, registered_gid,
+                  registered_pid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 row.name,
                 row.id,
@@ -206,6 +210,7 @@ impl Db {
                 seq,
                 row.registered_by.map(|r| r.uid),
                 row.registered_by.map(|r| r.gid),
+                row.registered_by.and_then(|r| r.pid),
             ],
         )
         .map_err(db_error("insert a version"))?;
@@ -237,10 +242,11 @@ impl Db {
     }
 }
 
-/// Brings a schema-1 database (or the fresh one [`SCHEMA`] just created) to this build's.
+/// Brings a schema-1 or -2 database (or the fresh one [`SCHEMA`] just created) to this build's.
 ///
 /// Version 2 adds `registered_uid`/`registered_gid` to `versions` as nullable columns, so
-/// every existing row stays valid and reads as "registered by someone unknown". Whether the
+/// every existing row stays valid and reads as "registered by someone unknown"; version 3 adds
+/// `registered_pid` the same way (a schema-2 row keeps its uid and gid, its pid is unknown). Whether the
 /// columns are there is read from the table itself rather than from `user_version`, so a
 /// database whose version number and columns disagree (restored from a copy, edited by hand)
 /// is mended instead of failing on a duplicate column.
@@ -249,7 +255,7 @@ fn migrate(conn: &Connection) -> Result<(), RegistryError> {
         .prepare("SELECT name FROM pragma_table_info('versions')")
         .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
         .map_err(db_error("read the versions table's columns"))?;
-    for column in ["registered_uid", "registered_gid"] {
+    for column in ["registered_uid", "registered_gid", "registered_pid"] {
         if !columns.iter().any(|c| c == column) {
             conn.execute_batch(&format!("ALTER TABLE versions ADD COLUMN {column} INTEGER"))
                 .map_err(db_error("add who registered each version"))?;

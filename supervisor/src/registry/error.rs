@@ -221,6 +221,16 @@ pub enum ResolveError {
         /// How many versions match it.
         matches: usize,
     },
+    /// More than one version carries the manifest label asked for.
+    #[error("label {label:?} of script {name:?} is carried by {} versions", versions.len())]
+    AmbiguousLabel {
+        /// Script name.
+        name: String,
+        /// The label asked for.
+        label: String,
+        /// The ids of the versions carrying it, oldest first.
+        versions: Vec<String>,
+    },
     /// The script has no such tag.
     #[error("script {name:?} has no tag {tag:?}")]
     UnknownTag {
@@ -251,6 +261,14 @@ impl ResolveError {
             ResolveError::AmbiguousVersion { .. } => {
                 Some("give more characters of the version id".into())
             }
+            ResolveError::AmbiguousLabel { name, versions, .. } => Some(format!(
+                "name one by id instead: {}",
+                versions
+                    .iter()
+                    .map(|v| format!("{name}@{}", short_id(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             ResolveError::UnknownTag { name, .. } => {
                 Some(format!("list its tags with: runwarm show {name}"))
             }
@@ -288,6 +306,12 @@ impl TagError {
             TagError::Storage(source) => source.hint(),
         }
     }
+}
+
+/// The first 12 hex digits of a version id, as `runwarm versions` shows them.
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
 }
 
 const NAME_RULE: &str =

@@ -67,7 +67,8 @@ pub enum Selector {
     Latest,
     /// Whatever this tag points at.
     Tag(String),
-    /// This version id, or a unique prefix of at least 7 hex digits.
+    /// This version id, a unique prefix of at least 7 hex digits, or a manifest `label`
+    /// carried by exactly one version.
     Version(String),
 }
 
@@ -242,8 +243,14 @@ impl Registry {
     pub fn version(&self, name: &str, version: &str) -> Option<Arc<Version>> {
         match self.read_cache().get(name)?.find_version(version) {
             Lookup::Found(found) => Some(Arc::clone(found)),
-            Lookup::Missing | Lookup::Ambiguous(_) => None,
+            Lookup::Missing | Lookup::Ambiguous(_) | Lookup::AmbiguousLabel(_) => None,
         }
+    }
+
+    /// One version by id, unique prefix or label (whether or not the script is disabled),
+    /// saying why when there is none.
+    pub fn find_version(&self, name: &str, version: &str) -> Result<Arc<Version>, ResolveError> {
+        self.read_cache().find_version(name, version)
     }
 
     /// Points `tag` at `version`, creating or moving it in one transaction; invocations see

@@ -64,6 +64,12 @@ pub struct ScriptDetail {
     pub labels: Vec<String>,
     /// Number of versions.
     pub versions: usize,
+    /// Manifest `label` of the latest version (`1.4.0`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Manifest `author` of the latest version, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// One version in `GET /v1/scripts/{name}/versions`.
@@ -90,4 +96,13 @@ pub struct VersionSummary {
     pub size: u64,
     /// Who registered it (`null` when unknown: see [`super::Version::registered_by`]).
     pub registered_by: Option<super::Registrant>,
+    /// Its manifest `label` (`1.4.0`): `NAME@LABEL` selects it when no other version has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Its manifest `author`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Its manifest `changelog`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changelog: Option<String>,
 }

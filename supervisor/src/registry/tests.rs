@@ -441,6 +441,7 @@ fn who_registered_a_version_is_kept_and_survives_reopen() {
     let ada = Registrant {
         uid: 1000,
         gid: 1001,
+        pid: Some(4242),
     };
     {
         let registry = open(dir.path());
@@ -452,7 +453,11 @@ fn who_registered_a_version_is_kept_and_survives_reopen() {
             .register_as(
                 &bundle("hello", "v1"),
                 &known,
-                Some(Registrant { uid: 0, gid: 0 }),
+                Some(Registrant {
+                    uid: 0,
+                    gid: 0,
+                    pid: None,
+                }),
             )
             .unwrap();
         assert_eq!((again.version, again.created), (first.version, false));
@@ -465,7 +470,10 @@ fn who_registered_a_version_is_kept_and_survives_reopen() {
     let v1 = registry.version("hello", &versions[1].id).unwrap();
     assert_eq!(v1.registered_by, Some(ada));
     let shown = serde_json::to_value(v1.as_ref()).unwrap();
-    assert_eq!(shown["registered_by"], json!({"uid": 1000, "gid": 1001}));
+    assert_eq!(
+        shown["registered_by"],
+        json!({"uid": 1000, "gid": 1001, "pid": 4242})
+    );
 }
 
 #[test]
@@ -481,6 +489,7 @@ fn a_schema_1_database_is_upgraded_in_place_and_keeps_its_versions() {
         conn.execute_batch(
             "ALTER TABLE versions DROP COLUMN registered_uid;
              ALTER TABLE versions DROP COLUMN registered_gid;
+             ALTER TABLE versions DROP COLUMN registered_pid;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -488,7 +497,11 @@ fn a_schema_1_database_is_upgraded_in_place_and_keeps_its_versions() {
     let registry = open(dir.path());
     let old = registry.version("old", &id).unwrap();
     assert_eq!(old.registered_by, None, "unknown for versions from before");
-    let by = Registrant { uid: 7, gid: 8 };
+    let by = Registrant {
+        uid: 7,
+        gid: 8,
+        pid: Some(9),
+    };
     let new = registry
         .register_as(&bundle("old", "v2"), &known, Some(by))
         .unwrap();
@@ -502,5 +515,42 @@ fn a_schema_1_database_is_upgraded_in_place_and_keeps_its_versions() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+}
+
+#[test]
+fn a_schema_2_database_gains_the_registrant_pid_and_keeps_uid_and_gid() {
+    let dir = tempfile::tempdir().unwrap();
+    let by = Registrant {
+        uid: 7,
+        gid: 8,
+        pid: Some(9),
+    };
+    let id = {
+        let registry = open(dir.path());
+        registry
+            .register_as(&bundle("old", "v1"), &known, Some(by))
+            .unwrap()
+            .version
+    };
+    // What a schema-2 build wrote: uid and gid, no pid column.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("registry.db")).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE versions DROP COLUMN registered_pid; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let registry = open(dir.path());
+    let old = registry.version("old", &id).unwrap();
+    assert_eq!(
+        old.registered_by,
+        Some(Registrant { pid: None, ..by }),
+        "uid and gid kept, pid unknown"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("registry.db")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
 }

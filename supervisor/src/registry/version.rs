@@ -26,14 +26,18 @@ pub struct FileInfo {
 }
 
 /// Who registered a version: the peer credentials (`SO_PEERCRED`) of the connection that sent
-/// `POST /v1/scripts` (or cloned a sample). The pid is left out: it means nothing once that
-/// process is gone.
+/// `POST /v1/scripts` (or cloned a sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registrant {
     /// The caller's uid.
     pub uid: u32,
     /// The caller's primary gid.
     pub gid: u32,
+    /// The caller's pid at the time. Only a clue once that process is gone (pids are reused),
+    /// but it ties a version to a deploy job's log. Absent for versions registered before
+    /// runwarmd recorded it (registry schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// An immutable version of a script.

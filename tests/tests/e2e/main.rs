@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod languages;
+mod lineage;
 mod metrics;
 mod ops;
 mod pools;
