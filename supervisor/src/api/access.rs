@@ -299,7 +299,7 @@ pub fn required_role(method: &Method, path: &str) -> Role {
     if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
         return match parts.as_slice() {
             // A version's manifest and files are for those who may run it.
-            ["v1", "scripts", name, "versions", _] => Role::Invoke(Some((*name).to_owned())),
+            ["v1", "scripts", name, "versions", _, ..] => Role::Invoke(Some((*name).to_owned())),
             ["v1", "executions", ..] => Role::Execution,
             _ => Role::Read,
         };

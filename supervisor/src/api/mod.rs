@@ -8,6 +8,7 @@ mod audit;
 mod body;
 pub use body::BodyRate;
 mod executions;
+pub(crate) mod files;
 mod invoke;
 pub mod openapi;
 pub mod peer;
@@ -86,6 +87,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scripts::enable))
         .routes(routes!(scripts::versions))
         .routes(routes!(scripts::version))
+        // A catch-all, so `lib/util.py` may be sent with its `/` as is; utoipa cannot spell
+        // `{*path}`, so the document lists this route through `ApiDoc`'s `paths` instead.
+        .route(
+            "/v1/scripts/{name}/versions/{version}/files/{*path}",
+            axum::routing::get(files::read),
+        )
         .routes(routes!(scripts::set_tag))
         .routes(routes!(invoke::invoke))
         .routes(routes!(executions::list))

@@ -50,7 +50,8 @@ pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
         (name = "secrets", description = "Secrets scripts get as environment variables (admin only; values are never returned)"),
         (name = "audit", description = "The trail of administrative actions: who, when, what, before and after"),
     ),
-    components(schemas(Problem, ViolationView, StateData, TextData))
+    components(schemas(Problem, ViolationView, StateData, TextData)),
+    paths(super::files::read)
 )]
 pub(crate) struct ApiDoc;
 

@@ -139,7 +139,7 @@ impl IntoResponse for Problem {
 
 // === registry errors ===
 
-use crate::registry::{RegisterError, RegistryError, ResolveError, TagError};
+use crate::registry::{FileError, RegisterError, RegistryError, ResolveError, TagError};
 
 impl From<&RegistryError> for Problem {
     fn from(e: &RegistryError) -> Self {
@@ -185,6 +185,18 @@ impl From<&ResolveError> for Problem {
         Problem::new(status, slug, e.to_string())
             .code(ErrorCode::E006)
             .hint(e.hint())
+    }
+}
+
+impl From<&FileError> for Problem {
+    fn from(e: &FileError) -> Self {
+        match e {
+            FileError::Version(inner) => Problem::from(inner),
+            FileError::UnknownFile { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "unknown-file", e.to_string()).hint(e.hint())
+            }
+            FileError::Storage(inner) => Problem::from(inner),
+        }
     }
 }
 

@@ -66,6 +66,15 @@ pub enum CliError {
     /// Writing to stdout failed (other than the reader going away).
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    /// Writing a pulled version's folder failed.
+    #[error("cannot write {}", path.display())]
+    WriteFolder {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn describe(problem: &Problem) -> String {
@@ -86,7 +95,9 @@ impl CliError {
     /// The outcome this failure stands for.
     pub fn outcome(&self) -> Outcome {
         match self {
-            CliError::Usage(_) | CliError::Bundle(_) => Outcome::Usage,
+            CliError::Usage(_) | CliError::Bundle(_) | CliError::WriteFolder { .. } => {
+                Outcome::Usage
+            }
             CliError::Refused { problem, .. } => Outcome::of_status(problem.status),
             CliError::Client(client) => match client {
                 ClientError::InvalidRequest(_) => Outcome::Usage,
@@ -111,6 +122,9 @@ impl CliError {
                  stdin (-d -)"
                     .into(),
             ),
+            CliError::WriteFolder { .. } => {
+                Some("pull into a new folder, or an empty one you may write to".into())
+            }
             CliError::Usage(_) | CliError::Stream(_) | CliError::Output(_) => None,
         }
     }

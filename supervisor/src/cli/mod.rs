@@ -3,6 +3,7 @@
 
 mod audit;
 mod daemon;
+mod diff;
 mod docs;
 mod error;
 mod executions;
@@ -14,6 +15,7 @@ mod output;
 mod payload;
 mod prepare;
 mod progress;
+mod pull;
 mod register;
 mod scripts;
 mod secret;
@@ -112,6 +114,12 @@ enum Command {
     /// Run an execution again: the same script version and payload, as a new execution.
     #[command(after_long_help = EXIT_CODES)]
     Replay(executions::ReplayArgs),
+    /// Write a version back as a script folder (runwarm.toml and its files) that `runwarm
+    /// register DIR` turns into the same version id.
+    Pull(pull::PullArgs),
+    /// Show what changed between two versions of a script: manifest keys, files, and the
+    /// changed lines of text files.
+    Diff(diff::DiffArgs),
     /// Show the warm pools.
     Pools,
     /// Start executors ahead of the invocations that will need them.
@@ -253,6 +261,8 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Logs(args) => executions::logs(&ctx, args).await,
         Command::Cancel { id } => executions::cancel(&ctx, &id).await,
         Command::Replay(args) => executions::replay(&ctx, args).await,
+        Command::Pull(args) => pull::pull(&ctx, args).await,
+        Command::Diff(args) => diff::diff(&ctx, args).await,
         Command::Pools => daemon::pools(&ctx).await,
         Command::Prewarm(args) => daemon::prewarm(&ctx, args).await,
         Command::Runtimes => daemon::runtimes(&ctx).await,

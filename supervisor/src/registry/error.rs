@@ -308,6 +308,40 @@ impl TagError {
     }
 }
 
+/// Why a version's file could not be read back.
+#[derive(Debug, Error)]
+pub enum FileError {
+    /// The script or version does not resolve.
+    #[error(transparent)]
+    Version(#[from] ResolveError),
+    /// The version has no file at this path.
+    #[error("version {version} of script {name:?} has no file {path:?}")]
+    UnknownFile {
+        /// Script name.
+        name: String,
+        /// The resolved version id.
+        version: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// Reading the stored blob failed, or it no longer matches its hash.
+    #[error("could not read the stored file")]
+    Storage(#[source] RegistryError),
+}
+
+impl FileError {
+    /// A next step for the caller, where one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            FileError::Version(inner) => inner.hint(),
+            FileError::UnknownFile { name, version, .. } => Some(format!(
+                "list its files with: runwarm api GET /v1/scripts/{name}/versions/{version}"
+            )),
+            FileError::Storage(source) => source.hint(),
+        }
+    }
+}
+
 /// The first 12 hex digits of a version id, as `runwarm versions` shows them.
 fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);

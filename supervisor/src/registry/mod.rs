@@ -32,7 +32,7 @@ pub(crate) use self::bundle::is_valid_name;
 use self::cache::{Cache, Lookup};
 use self::db::{Db, VersionRow};
 use self::digest::FileDigest;
-pub use self::error::{RegisterError, RegistryError, ResolveError, TagError};
+pub use self::error::{FileError, RegisterError, RegistryError, ResolveError, TagError};
 use self::params::ParamsSchema;
 pub use self::params::Violation;
 use self::store::Store;
@@ -251,6 +251,39 @@ impl Registry {
     /// saying why when there is none.
     pub fn find_version(&self, name: &str, version: &str) -> Result<Arc<Version>, ResolveError> {
         self.read_cache().find_version(name, version)
+    }
+
+    /// The contents of one file of a version. `path` must be one of the version's own file
+    /// paths, compared as a string: nothing is joined onto a directory, so no path can reach
+    /// outside the version. The blob's hash is checked, so a corrupted store is an error, never
+    /// wrong content served as the version's.
+    pub fn read_file(
+        &self,
+        name: &str,
+        version: &str,
+        path: &str,
+    ) -> Result<(Arc<Version>, FileInfo, Vec<u8>), FileError> {
+        let found = self.find_version(name, version)?;
+        let info = found
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .cloned()
+            .ok_or_else(|| FileError::UnknownFile {
+                name: name.to_owned(),
+                version: found.id.clone(),
+                path: path.to_owned(),
+            })?;
+        let bytes = fs_err::read(self.store.blob_path(&info.sha256))
+            .map_err(|e| FileError::Storage(RegistryError::Io(e)))?;
+        if digest::sha256_hex(&bytes) != info.sha256 {
+            return Err(FileError::Storage(RegistryError::Corrupt {
+                name: name.to_owned(),
+                version: found.id.clone(),
+                detail: format!("the blob of {path} does not match its sha256"),
+            }));
+        }
+        Ok((found, info, bytes))
     }
 
     /// Points `tag` at `version`, creating or moving it in one transaction; invocations see

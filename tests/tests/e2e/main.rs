@@ -15,6 +15,7 @@ mod metrics;
 mod ops;
 mod pools;
 mod prepare;
+mod readback;
 mod runtimes;
 mod samples;
 mod secrets;
