@@ -39,6 +39,8 @@ pub struct RawConfig {
     access: crate::api::access::RawAccess,
     #[serde(default)]
     prepare: RawPrepare,
+    #[serde(default)]
+    callbacks: crate::callbacks::RawCallbacks,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -196,6 +198,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Who may do what, and the socket's owner group and mode.
     pub access: crate::api::access::AccessPolicy,
+    /// How completion callbacks are delivered.
+    pub callbacks: crate::callbacks::CallbackSettings,
 }
 
 /// Every problem found in a configuration.
@@ -375,6 +379,7 @@ impl Config {
             v.push(format!("log.level: {e}"));
         }
         let access = crate::api::access::AccessPolicy::validate(raw.access, &mut v);
+        let callbacks = crate::callbacks::CallbackSettings::validate(raw.callbacks, &mut v);
         let exec_command = match raw.exec_command {
             Some(p) if !p.as_os_str().is_empty() => abs(p),
             _ => exe_dir.join("runwarm-exec-command"),
@@ -461,6 +466,7 @@ impl Config {
             header_read_timeout: Duration::from_millis(header_read_timeout_ms),
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
             access,
+            callbacks,
         })
     }
 }

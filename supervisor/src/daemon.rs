@@ -87,6 +87,25 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             "executions interrupted by the previous daemon marked failed (E005)"
         );
     }
+    // The outbox lives in history.db; the worker and the API each get their own connection so
+    // neither waits behind the other or the history writer longer than a statement.
+    let callback_key = crate::callbacks::load_or_create_key(&config.state_dir)
+        .context("reading or creating the callback key (callback.key in the state directory)")?;
+    let callback_stop = tokio_util::sync::CancellationToken::new();
+    let callback_worker = tokio::spawn(crate::callbacks::worker::run(
+        history
+            .side_connection()
+            .context("opening the callback outbox for delivery")?,
+        config.callbacks.clone(),
+        callback_key.clone(),
+        callback_stop.clone(),
+    ));
+    let callbacks = Arc::new(crate::api::callbacks::CallbackApi::new(
+        history
+            .side_connection()
+            .context("opening the callback outbox for the API")?,
+        callback_key,
+    ));
     let idempotency = crate::idempotency::IdempotencyStore::open(&config.state_dir)
         .context("opening the idempotency key store")?;
     // A daemon that cannot keep its audit trail does not start: it would apply administrative
@@ -222,6 +241,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         idempotency,
         audit: audit.clone(),
         secrets,
+        callbacks,
     };
     crate::recovery::resume(&state, resumable);
 
@@ -360,6 +380,11 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     pools.shutdown(EXECUTOR_GRACE).await;
     kill_remaining_executors(&confinement).await;
     remove_cgroup_parents(&confinement).await;
+    // Deliveries cut off here stay pending in the outbox; the next daemon sends them.
+    callback_stop.cancel();
+    if let Err(e) = callback_worker.await {
+        tracing::error!(error = %e, "the callback worker failed");
+    }
     history
         .close()
         .await

@@ -98,6 +98,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         header_read_timeout,
         shutdown_grace,
         access,
+        callbacks,
     } = new;
     let applied = [
         ("runtimes_dirs", old.runtimes_dirs != *runtimes_dirs),
@@ -120,6 +121,8 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         ("exec_command", old.exec_command != *exec_command),
         // Samples are registered once, at start.
         ("load_samples", old.load_samples != *load_samples),
+        // The delivery worker and the header check read them once, at start.
+        ("callbacks", old.callbacks != *callbacks),
         (
             "log",
             old.log_level != *log_level || old.log_format != *log_format,

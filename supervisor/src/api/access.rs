@@ -301,12 +301,17 @@ pub fn required_role(method: &Method, path: &str) -> Role {
             // A version's manifest and files are for those who may run it.
             ["v1", "scripts", name, "versions", _, ..] => Role::Invoke(Some((*name).to_owned())),
             ["v1", "executions", ..] => Role::Execution,
+            // Subscriptions name receivers of everyone's records; deliveries are scoped to
+            // their execution's owner by the handler.
+            ["v1", "subscriptions", ..] => Role::Admin,
+            ["v1", "deliveries", ..] => Role::Execution,
             _ => Role::Read,
         };
     }
     match parts.as_slice() {
         ["v1", "scripts", name, "invoke"] => Role::Invoke(Some((*name).to_owned())),
         ["v1", "executions", ..] => Role::Execution,
+        ["v1", "deliveries", _, "redeliver"] => Role::Execution,
         _ => Role::Admin,
     }
 }

@@ -344,6 +344,7 @@ pub(crate) async fn cancel(
     params(
         ("id" = String, Path, description = "Execution id"),
         ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the execution is accepted"),
+        ("Runwarm-Callback" = Option<String>, Header, description = "Where to POST the new execution's terminal record (as for invoke)"),
     ),
     responses(
         (status = 200, description = "The new execution's record, whatever the outcome", body = ExecutionRecord,
@@ -385,5 +386,6 @@ pub(crate) async fn replay(
         .map_err(|e| Problem::from(&e))?;
     let mut req = request(&app, &version, rec.payload, caller, None);
     req.lineage.replay_of = Some(rec.id);
+    req.lineage.callback = super::callbacks::callback_header(&app, &headers)?;
     submit(&app, req, prefers_async(&headers), None).await
 }

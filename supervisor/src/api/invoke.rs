@@ -72,6 +72,8 @@ pub(crate) fn target_of(version: &Arc<Version>) -> Target {
         ("timeout_ms" = Option<u64>, Query, description = "Time limit of this call in milliseconds (default: the manifest's)",
             minimum = 1, maximum = 900000),
         ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the execution is accepted"),
+        ("Runwarm-Callback" = Option<String>, Header, description = "Where to POST the terminal record, signed, at least once: \
+            `unix:/path/to.sock/http/path` or `http://127.0.0.1:PORT/path` (other hosts only if `[callbacks] allow_hosts` names them)"),
         ("Idempotency-Key" = Option<String>, Header, description = "The same key with the same request returns the same \
             execution for 24 h (sync: its record, async: its id); with another request it is 409",
             min_length = 1, max_length = 256, pattern = "^[!-~]([ -~]*[!-~])?$"),
@@ -180,7 +182,8 @@ async fn checked(
         }
         None => None,
     };
-    let req = request(app, &version, payload, caller, timeout_ms);
+    let mut req = request(app, &version, payload, caller, timeout_ms);
+    req.lineage.callback = super::callbacks::callback_header(app, headers)?;
     Ok((req, idempotency))
 }
 

@@ -7,6 +7,7 @@ pub mod access;
 mod audit;
 mod body;
 pub use body::BodyRate;
+pub mod callbacks;
 mod executions;
 pub(crate) mod files;
 mod invoke;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// Secret values scripts get in their environment.
     pub secrets: Arc<crate::secrets::SecretStore>,
+    /// Subscriptions, deliveries and the callback key.
+    pub callbacks: Arc<callbacks::CallbackApi>,
 }
 
 /// The routes with their documentation: `utoipa_axum::routes!` takes each handler's path and
@@ -107,6 +110,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(secrets::list))
         .routes(routes!(secrets::set, secrets::remove))
+        .routes(routes!(callbacks::subscribe, callbacks::subscriptions))
+        .routes(routes!(callbacks::unsubscribe))
+        .routes(routes!(callbacks::deliveries))
+        .routes(routes!(callbacks::redeliver))
+        .routes(routes!(callbacks::caller_secret))
 }
 
 pub(crate) use audit::audited;

@@ -49,6 +49,7 @@ pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
         (name = "samples", description = "Bundled samples"),
         (name = "secrets", description = "Secrets scripts get as environment variables (admin only; values are never returned)"),
         (name = "audit", description = "The trail of administrative actions: who, when, what, before and after"),
+        (name = "callbacks", description = "Completion callbacks: subscriptions, deliveries with their attempts, redeliver"),
     ),
     components(schemas(Problem, ViolationView, StateData, TextData)),
     paths(super::files::read)
@@ -376,7 +377,7 @@ mod tests {
             .filter(|p| p["in"] == "header")
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert_eq!(headers, ["Prefer", "Idempotency-Key"]);
+        assert_eq!(headers, ["Prefer", "Runwarm-Callback", "Idempotency-Key"]);
         assert!(invoke["responses"]["202"]["headers"]["Location"].is_object());
         assert!(invoke["responses"]["200"]["headers"]["Runwarm-Outcome"].is_object());
         assert!(invoke["responses"]["429"]["headers"]["Retry-After"].is_object());

@@ -3,6 +3,7 @@
 
 mod audit;
 mod daemon;
+mod deliveries;
 mod diff;
 mod docs;
 mod error;
@@ -120,6 +121,9 @@ enum Command {
     /// Show what changed between two versions of a script: manifest keys, files, and the
     /// changed lines of text files.
     Diff(diff::DiffArgs),
+    /// List completion callbacks with their attempts (`--state dead` for dead letters), or
+    /// send one again (`--redeliver ID`).
+    Deliveries(deliveries::DeliveriesArgs),
     /// Show the warm pools.
     Pools,
     /// Start executors ahead of the invocations that will need them.
@@ -263,6 +267,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Replay(args) => executions::replay(&ctx, args).await,
         Command::Pull(args) => pull::pull(&ctx, args).await,
         Command::Diff(args) => diff::diff(&ctx, args).await,
+        Command::Deliveries(args) => deliveries::deliveries(&ctx, args).await,
         Command::Pools => daemon::pools(&ctx).await,
         Command::Prewarm(args) => daemon::prewarm(&ctx, args).await,
         Command::Runtimes => daemon::runtimes(&ctx).await,

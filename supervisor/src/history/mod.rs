@@ -155,6 +155,12 @@ impl History {
         &self.inner.path
     }
 
+    /// A new connection to the history database with the daemon's pragmas, for a component
+    /// that keeps its own tables there (the callback outbox).
+    pub fn side_connection(&self) -> Result<Connection, HistoryError> {
+        schema::open(&self.inner.path)
+    }
+
     /// Queues the record for the writer; never waits on SQLite. A later record for the same id
     /// replaces an earlier one, unless the earlier one is terminal.
     pub fn record(&self, rec: ExecutionRecord) {

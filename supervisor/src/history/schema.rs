@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
     // an index lookup; rows from before have no replays to find (the JSON never had the field).
     "ALTER TABLE executions ADD COLUMN replay_of TEXT;
     CREATE INDEX executions_replay_of ON executions(replay_of) WHERE replay_of IS NOT NULL;",
+    // 3: the callback outbox, beside the records so that a terminal record and the deliveries
+    // it owes commit in one transaction (see `callbacks::outbox`).
+    crate::callbacks::outbox::SCHEMA,
 ];
 
 /// The insert-or-update of one record. The `WHERE` on the update is what makes terminal records
@@ -149,6 +152,11 @@ pub fn upsert(
         json,
         rec.lineage.replay_of,
     ])?;
+    // Only the write that made the row terminal gets here with a change: the outbox rows are
+    // part of that same transaction, so a crash keeps both or neither.
+    if changed > 0 && terminal {
+        crate::callbacks::outbox::enqueue(tx, rec, now_ms)?;
+    }
     Ok(changed > 0)
 }
 

@@ -6,6 +6,7 @@ mod api_fuzz;
 mod async_ops;
 mod audit;
 mod bad_input;
+mod callbacks;
 mod cli;
 mod faults;
 mod hostile;
