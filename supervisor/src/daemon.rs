@@ -212,7 +212,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let access = Arc::new(AccessState::new(config.access.clone()));
     let inflight = Arc::new(crate::shutdown::InFlight::default());
-    let invoker = Invoker::new(pools.clone());
+    let invoker = Invoker::new(pools.clone()).with_history(history.clone());
     let dispatcher = Dispatcher::new(
         invoker.clone(),
         history.clone(),

@@ -254,6 +254,18 @@ pub struct Lineage {
     /// The `Runwarm-Callback` the caller named: where the terminal record is POSTed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<String>,
+    /// The first attempt of the chain this attempt belongs to (a retry under the manifest's
+    /// retry policy is its own execution, with its own record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    /// The attempt that followed this failed one. A record that was retried owes no callback:
+    /// the chain's last attempt does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_by: Option<String>,
+    /// Every attempt of the chain, first to last (shown by `GET /v1/executions/{id}` when
+    /// there was more than one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
 }
 
 impl ExecutionRecord {

@@ -5,9 +5,10 @@
 //! something ran becomes a record; only "nothing could run" (queue full, no executor in time,
 //! shutting down) is returned as an error for the API to answer with 429/503.
 //!
-//! Infrastructure failures (the executor could not be spawned, or died before the request was
-//! written to it) are retried with backoff, at most [`BACKOFF`]`.len()` more times; script errors
-//! only when the manifest says `retry_safe`. An async execution also carries its [`Live`]
+//! Failed attempts are retried as the version's retry rules say (`retry::RetryRules`: the
+//! manifest's `[retry]`, or twice for failures before the script saw the request and for script
+//! errors of a `retry_safe` manifest), each attempt its own record. An async execution also
+//! carries its [`Live`]
 //! part: the event log its output goes to, the token that cancels it, and the history that
 //! sees it start.
 
@@ -23,11 +24,9 @@ use crate::events::{Event, EventLog};
 use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, Lineage, State};
 use crate::history::History;
 use crate::pool::{AcquireError, Pools, Target};
+use crate::retry::RetryRules;
 use crate::secrets::{Redactor, StreamRedactor};
 use crate::worker::{Fault, OutputChunk, OutputSink, StartError};
-
-/// Waits before the second and third attempt of an infrastructure failure.
-pub const BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
 
 /// What an async execution has that a synchronous one does not.
 #[derive(Debug, Clone)]
@@ -67,6 +66,8 @@ pub struct InvokeRequest {
 #[derive(Debug, Clone)]
 pub struct Invoker {
     pools: Pools,
+    /// Where the failed attempts of a retried execution are kept (each is its own record).
+    history: Option<History>,
 }
 
 /// A new execution id: UUIDv7, so ids sort by creation time.
@@ -86,7 +87,16 @@ fn ms(d: Duration) -> f64 {
 impl Invoker {
     /// An invoker over the pools.
     pub fn new(pools: Pools) -> Self {
-        Self { pools }
+        Self {
+            pools,
+            history: None,
+        }
+    }
+
+    /// Keeps the failed attempts of retried executions in `history`.
+    pub fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// A fresh `queued` record for a request.
@@ -106,34 +116,54 @@ impl Invoker {
     }
 
     /// Runs the request to a terminal record, or says why nothing could run.
-    pub async fn run(&self, req: InvokeRequest) -> Result<ExecutionRecord, AcquireError> {
+    ///
+    /// A failed attempt the version's retry rules retry ([`RetryRules`]) is kept as its own
+    /// terminal record, pointing at the next attempt (`retried_by`); the next attempt is a new
+    /// execution linked to the chain's first (`retry_of`). The record returned is the last
+    /// attempt's. An async chain writes the next attempt's `queued` record durably before it
+    /// waits, so a restart during the backoff runs it rather than losing it.
+    pub async fn run(&self, mut req: InvokeRequest) -> Result<ExecutionRecord, AcquireError> {
         let accepted = Instant::now();
-        let mut attempt = req.attempt;
-        let mut backoff = BACKOFF.iter();
+        let rules = RetryRules::of(&req.target.manifest);
         loop {
+            let attempt = req.attempt;
             let (rec, infra) = self.run_once(&req, attempt, accepted).await?;
             // Before anything else sees the record: history, the event stream's end, the
             // caller's answer.
-            let rec = self
+            let mut rec = self
                 .pools
                 .launcher()
                 .redactor(&req.target.manifest)
                 .record(rec);
-            let script_error = rec
-                .error
-                .as_ref()
-                .is_some_and(|e| e.code == ErrorCode::E002);
-            let retry = infra || (script_error && req.target.manifest.retry_safe);
+            let code = rec.error.as_ref().map(|e| e.code);
             let cancelled = req.live.as_ref().is_some_and(|l| l.cancel.is_cancelled());
-            match backoff.next() {
-                Some(wait) if retry && !cancelled => {
-                    tracing::info!(execution_id = %req.id, attempt, infra,
-                        code = rec.error.as_ref().map(|e| e.code.as_str()), "retrying");
-                    tokio::time::sleep(*wait).await;
-                    attempt += 1;
-                }
-                _ => return Ok(rec),
+            if cancelled || rec.state == State::Completed || !rules.retries(attempt, infra, code) {
+                return Ok(rec);
             }
+            let wait = rules.backoff(attempt, fastrand::f64());
+            let next = new_execution_id();
+            tracing::info!(execution_id = %req.id, next_attempt = %next, attempt, infra,
+                code = code.map(ErrorCode::as_str), wait_ms = wait.as_millis() as u64, "retrying");
+            rec.lineage.retried_by = Some(next.clone());
+            let first = req
+                .lineage
+                .retry_of
+                .take()
+                .unwrap_or_else(|| req.id.clone());
+            req.lineage.retry_of = Some(first);
+            req.id = next;
+            req.attempt = attempt + 1;
+            req.queued_at = None;
+            if let Some(history) = &self.history {
+                history.record(rec);
+                if req.live.is_some()
+                    && let Err(e) = history.record_durable(Self::queued_record(&req)).await
+                {
+                    tracing::warn!(execution_id = %req.id, error = %e,
+                        "the next attempt's queued record is not durable; a restart now would lose it");
+                }
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -27,6 +27,7 @@ pub mod prepare;
 pub mod recovery;
 pub mod registry;
 pub mod reload;
+pub mod retry;
 pub mod runtime;
 pub mod samples;
 pub mod sandbox;

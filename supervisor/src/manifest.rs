@@ -67,6 +67,11 @@ pub struct Manifest {
     /// version ids do not change; when set they are part of the id like any manifest key.
     #[serde(default, alias = "version", skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// `[retry]`: how failed attempts are retried (see `retry::RetryRules`). Absent: failures
+    /// before the script saw the request are retried twice (50 and 200 ms), script errors only
+    /// with `retry_safe`. Left out of the serialisation when absent, so ids do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
     /// Who wrote this version (free text, e.g. `Ada <ada@example.org>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
@@ -145,6 +150,41 @@ impl<'de> Deserialize<'de> for SecretRef {
             ))),
         }
     }
+}
+
+/// `[retry]` in a manifest: attempts, their spacing, and which failures are retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Most attempts, the first included (1 to 10).
+    #[serde(default = "default_max_attempts")]
+    #[schema(minimum = 1, maximum = 10)]
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt, doubled after each further one.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Longest wait between attempts.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Spread each wait by ±25 % so retries of many executions do not arrive together.
+    #[serde(default)]
+    pub jitter: bool,
+    /// Which failures are retried besides those before the script saw the request: any of
+    /// `E002` (script error), `E003` (memory), `E004` (time limit), `E005` (system).
+    #[serde(default)]
+    pub on: Vec<crate::execution::ErrorCode>,
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+
+fn default_backoff_ms() -> u64 {
+    50
+}
+
+fn default_max_backoff_ms() -> u64 {
+    5_000
 }
 
 /// `[build]` in a manifest: what the runtime's build step passes to its compiler.

@@ -108,11 +108,18 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let mut rec = visible(&app, &viewer, &id).await?;
-    rec.lineage.replays = app
-        .history
-        .replays_of(&id)
-        .await
-        .map_err(|e| Problem::internal(format!("reading history: {e}")))?;
+    let read_err =
+        |e: crate::history::HistoryError| Problem::internal(format!("reading history: {e}"));
+    rec.lineage.replays = app.history.replays_of(&id).await.map_err(read_err)?;
+    let first = rec
+        .lineage
+        .retry_of
+        .clone()
+        .unwrap_or_else(|| rec.id.clone());
+    let later = app.history.retries_of(&first).await.map_err(read_err)?;
+    if !later.is_empty() {
+        rec.lineage.chain = std::iter::once(first).chain(later).collect();
+    }
     Ok(Json(rec).into_response())
 }
 

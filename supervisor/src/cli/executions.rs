@@ -38,9 +38,55 @@ pub(super) struct ExecutionsArgs {
     /// Only executions older than this execution id (paging).
     #[arg(long, value_name = "ID")]
     before: Option<String>,
+    /// Every attempt of the retry chain this execution belongs to, first to last.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["script", "state", "limit", "before"])]
+    chain: Option<String>,
+}
+
+/// The records of the retry chain `id` is part of, first attempt first.
+async fn chain(ctx: &Ctx, id: &str) -> Result<Value, CliError> {
+    let rec = ctx
+        .call(Method::GET, &format!("/v1/executions/{}", escape(id)), None)
+        .await?;
+    let ids: Vec<String> = match rec.get("chain").and_then(Value::as_array) {
+        Some(chain) => chain
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        None => return Ok(Value::Array(vec![rec])),
+    };
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        records.push(
+            ctx.call(
+                Method::GET,
+                &format!("/v1/executions/{}", escape(&id)),
+                None,
+            )
+            .await?,
+        );
+    }
+    Ok(Value::Array(records))
 }
 
 pub(super) async fn list(ctx: &Ctx, args: ExecutionsArgs) -> Result<Outcome, CliError> {
+    if let Some(id) = &args.chain {
+        let records = chain(ctx, id).await?;
+        return show_rows(
+            ctx,
+            &records,
+            &[
+                col("ATTEMPT", &["/attempt"], Format::Plain),
+                col("ID", &["/id"], Format::Plain),
+                col("STATE", &["/state"], Format::Plain),
+                col("CODE", &["/error/code"], Format::Plain),
+                col("MS", &["/timings/total_ms"], Format::Millis),
+                col("TIME", &["/timings/queued_at"], Format::Plain),
+            ],
+            "no executions",
+        );
+    }
     let path = with_query(
         "/v1/executions",
         &[

@@ -227,16 +227,31 @@ impl History {
     /// Ids of the executions that replay `id`, oldest first, queued ones included (the queue
     /// is scanned rather than flushed: it is short, and a read should not wait for a commit).
     pub async fn replays_of(&self, id: &str) -> Result<Vec<String>, HistoryError> {
+        self.linked_to(schema::Link::Replay, id).await
+    }
+
+    /// Ids of the later attempts of the chain `first` started, oldest first.
+    pub async fn retries_of(&self, first: &str) -> Result<Vec<String>, HistoryError> {
+        self.linked_to(schema::Link::Retry, first).await
+    }
+
+    async fn linked_to(&self, link: schema::Link, id: &str) -> Result<Vec<String>, HistoryError> {
         let queued: Vec<String> = self
             .inner
             .pending
             .iter()
-            .filter(|p| p.rec.lineage.replay_of.as_deref() == Some(id))
+            .filter(|p| {
+                let l = &p.rec.lineage;
+                match link {
+                    schema::Link::Replay => l.replay_of.as_deref() == Some(id),
+                    schema::Link::Retry => l.retry_of.as_deref() == Some(id),
+                }
+            })
             .map(|p| p.rec.id.clone())
             .collect();
         let owned = id.to_owned();
         let mut ids = self
-            .read(move |conn| schema::replays_of(conn, &owned).map_err(HistoryError::Read))
+            .read(move |conn| schema::linked_to(conn, link, &owned).map_err(HistoryError::Read))
             .await?;
         ids.extend(queued);
         ids.sort();

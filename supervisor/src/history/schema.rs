@@ -37,10 +37,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_state_id ON executions(state, id);
     CREATE INDEX executions_finished_ms ON executions(finished_ms)
         WHERE finished_ms IS NOT NULL;",
-    // 2: lineage. `replay_of` is a column so the original's record can list its replays with
-    // an index lookup; rows from before have no replays to find (the JSON never had the field).
+    // 2: lineage. `replay_of` and `retry_of` are columns so a record can list its replays and
+    // its retry chain with an index lookup; rows from before have none to find (the JSON never
+    // had the fields).
     "ALTER TABLE executions ADD COLUMN replay_of TEXT;
-    CREATE INDEX executions_replay_of ON executions(replay_of) WHERE replay_of IS NOT NULL;",
+    CREATE INDEX executions_replay_of ON executions(replay_of) WHERE replay_of IS NOT NULL;
+    ALTER TABLE executions ADD COLUMN retry_of TEXT;
+    CREATE INDEX executions_retry_of ON executions(retry_of) WHERE retry_of IS NOT NULL;",
     // 3: the callback outbox, beside the records so that a terminal record and the deliveries
     // it owes commit in one transaction (see `callbacks::outbox`).
     crate::callbacks::outbox::SCHEMA,
@@ -51,14 +54,14 @@ const MIGRATIONS: &[&str] = &[
 /// one can replace it, whatever order the daemon's tasks report in.
 const UPSERT: &str = "INSERT INTO executions
         (id, script, version, state, terminal, queued_at, finished_at, finished_ms, error_code,
-         record, replay_of)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         record, replay_of, retry_of)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
     ON CONFLICT(id) DO UPDATE SET
         script = excluded.script, version = excluded.version, state = excluded.state,
         terminal = excluded.terminal, queued_at = excluded.queued_at,
         finished_at = excluded.finished_at, finished_ms = excluded.finished_ms,
         error_code = excluded.error_code, record = excluded.record,
-        replay_of = excluded.replay_of
+        replay_of = excluded.replay_of, retry_of = excluded.retry_of
     WHERE executions.terminal = 0";
 
 /// Opens (creating if needed) the database at `path`, sets WAL and the busy timeout, and brings
@@ -151,19 +154,34 @@ pub fn upsert(
         rec.error.as_ref().map(|e| e.code.as_str()),
         json,
         rec.lineage.replay_of,
+        rec.lineage.retry_of,
     ])?;
     // Only the write that made the row terminal gets here with a change: the outbox rows are
     // part of that same transaction, so a crash keeps both or neither.
-    if changed > 0 && terminal {
+    if changed > 0 && terminal && rec.lineage.retried_by.is_none() {
         crate::callbacks::outbox::enqueue(tx, rec, now_ms)?;
     }
     Ok(changed > 0)
 }
 
-/// Ids of the executions that replay `id`, oldest first (ids are UUIDv7: they sort by time).
-pub fn replays_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id FROM executions WHERE replay_of = ?1 ORDER BY id")?;
+/// How an execution links to an earlier one.
+#[derive(Debug, Clone, Copy)]
+pub enum Link {
+    /// `replay_of`.
+    Replay,
+    /// `retry_of`.
+    Retry,
+}
+
+/// Ids of the executions linked to `id` by `link`, oldest first (ids are UUIDv7: they sort by
+/// time).
+pub fn linked_to(conn: &Connection, link: Link, id: &str) -> rusqlite::Result<Vec<String>> {
+    // The column comes from this fixed list, never from a caller.
+    let sql = match link {
+        Link::Replay => "SELECT id FROM executions WHERE replay_of = ?1 ORDER BY id",
+        Link::Retry => "SELECT id FROM executions WHERE retry_of = ?1 ORDER BY id",
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     stmt.query_map([id], |row| row.get(0))?.collect()
 }
 
@@ -223,7 +241,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(kept, "completed");
-        assert!(replays_of(&conn, "old").unwrap().is_empty());
+        assert!(linked_to(&conn, Link::Replay, "old").unwrap().is_empty());
     }
 
     #[test]

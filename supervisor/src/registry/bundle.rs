@@ -169,6 +169,31 @@ fn check_manifest_values(manifest: &Manifest) -> Result<(), RegisterError> {
             "label {label:?} must be 1 to 64 visible ASCII characters without '@', ':' or '/' (it is typed as NAME@LABEL)"
         ));
     }
+    if let Some(retry) = &manifest.retry {
+        use crate::execution::ErrorCode;
+        if !(1..=10).contains(&retry.max_attempts) {
+            return invalid(format!(
+                "retry.max_attempts must be 1 to 10, got {}",
+                retry.max_attempts
+            ));
+        }
+        if retry.backoff_ms > 600_000 || retry.max_backoff_ms > 600_000 {
+            return invalid(
+                "retry.backoff_ms and max_backoff_ms are at most 600000 (10 min)".into(),
+            );
+        }
+        if let Some(code) = retry.on.iter().find(|c| {
+            !matches!(
+                c,
+                ErrorCode::E002 | ErrorCode::E003 | ErrorCode::E004 | ErrorCode::E005
+            )
+        }) {
+            return invalid(format!(
+                "retry.on may list E002, E003, E004 and E005, not {}",
+                code.as_str()
+            ));
+        }
+    }
     for (key, text, max) in [
         ("author", &manifest.author, 256),
         ("changelog", &manifest.changelog, 16 * 1024),

@@ -166,7 +166,7 @@ async fn a_replay_names_its_original_and_the_original_lists_its_replays() {
 }
 
 /// A state directory from before this issue: registry schema 2 (no registrant pid) and
-/// history schema 1 (no `replay_of` column). The daemon upgrades both in place and keeps
+/// history schema 1 (no lineage columns, no callback outbox). The daemon upgrades both in place and keeps
 /// every version and record.
 #[tokio::test]
 async fn an_older_state_directory_is_upgraded_in_place() {
@@ -191,6 +191,8 @@ async fn an_older_state_directory_is_upgraded_in_place() {
     sqlite(
         &state.join("history.db"),
         "DROP INDEX executions_replay_of; ALTER TABLE executions DROP COLUMN replay_of; \
+         DROP INDEX executions_retry_of; ALTER TABLE executions DROP COLUMN retry_of; \
+         DROP TABLE delivery_attempts; DROP TABLE deliveries; DROP TABLE subscriptions; \
          PRAGMA user_version = 1;",
     );
     d.restart().await;
@@ -217,7 +219,7 @@ async fn an_older_state_directory_is_upgraded_in_place() {
     assert_eq!(shown["replays"][0], rec["id"], "{shown}");
     d.stop();
     assert_eq!(user_version(&state.join("registry.db")), "3");
-    assert_eq!(user_version(&state.join("history.db")), "2");
+    assert_eq!(user_version(&state.join("history.db")), "3");
     d.restart().await;
 }
 

@@ -17,6 +17,7 @@ mod ops;
 mod pools;
 mod prepare;
 mod readback;
+mod retries;
 mod runtimes;
 mod samples;
 mod secrets;
