@@ -82,11 +82,26 @@ pub(crate) fn callback_header(
     Ok(Some(url.to_owned()))
 }
 
+/// A delivery's state, for the API document's `state` filter.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum DeliveryState {
+    /// Not yet answered 2xx; attempted again when due.
+    Pending,
+    /// A receiver answered 2xx.
+    Delivered,
+    /// Every attempt failed; `redeliver` sends it again.
+    Dead,
+}
+
 /// `POST /v1/subscriptions`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscribeBody {
-    /// `unix:/path/to.sock/http/path` or `http://127.0.0.1:PORT/path`.
+    /// `unix:/path/to.sock/http/path` or `http://127.0.0.1:PORT/path` (other hosts only if
+    /// `[callbacks] allow_hosts` names them).
+    #[schema(pattern = "^(unix:/[^ ]*\\.sock|http://[^ ]+)")]
     url: String,
     /// Only this script's executions (all when absent).
     #[serde(default)]
@@ -211,7 +226,7 @@ pub(crate) async fn unsubscribe(
     summary = "List callback deliveries, newest first, each with its attempts",
     description = "A caller sees the deliveries of the executions it started; admins and readers see all.",
     params(
-        ("state" = Option<String>, Query, description = "`pending`, `delivered` or `dead`"),
+        ("state" = inline(Option<DeliveryState>), Query, description = "Only deliveries in this state"),
         ("execution" = Option<String>, Query, description = "Only this execution's"),
         ("limit" = Option<u32>, Query, description = "How many (default 100)", minimum = 1, maximum = 1000),
     ),
@@ -257,9 +272,10 @@ pub(crate) async fn deliveries(
     operation_id = "redeliver",
     tag = "callbacks",
     summary = "Send a delivery again, now, with a fresh attempt budget (its execution's owner or an admin)",
-    params(("id" = i64, Path, description = "Delivery id")),
+    params(("id" = i64, Path, description = "Delivery id", minimum = 1)),
     responses(
         (status = 200, description = "The delivery, pending again", body = Delivery),
+        (status = 400, description = "The id is not a number", body = Problem, content_type = "application/problem+json"),
         Forbidden,
         (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
         Internal,
@@ -268,8 +284,12 @@ pub(crate) async fn deliveries(
 pub(crate) async fn redeliver(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    // Parsed here rather than by the extractor, whose refusal would not be a problem+json.
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Problem::bad_request(format!("delivery id {id:?} is not a number")))?;
     let found = with_db(&app, move |conn| outbox::get(conn, id)).await?;
     let Some((_, owner)) = found else {
         return Err(Problem::not_found(format!("no delivery {id}")));

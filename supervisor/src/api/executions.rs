@@ -351,7 +351,7 @@ pub(crate) async fn cancel(
     params(
         ("id" = String, Path, description = "Execution id"),
         ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the execution is accepted"),
-        ("Runwarm-Callback" = Option<String>, Header, description = "Where to POST the new execution's terminal record (as for invoke)"),
+        ("Runwarm-Callback" = Option<String>, Header, pattern = "^(unix:/[^ ]*\\.sock|http://[^ ]+)", description = "Where to POST the new execution's terminal record (as for invoke)"),
     ),
     responses(
         (status = 200, description = "The new execution's record, whatever the outcome", body = ExecutionRecord,
@@ -364,6 +364,7 @@ pub(crate) async fn cancel(
                 ("Location" = String, description = "`/v1/executions/{id}` of the new execution"),
                 ("Runwarm-Execution-Id" = String, description = "The new execution's id"),
             )),
+        (status = 400, description = "An invalid `Runwarm-Callback`", body = Problem, content_type = "application/problem+json"),
         Forbidden,
         (status = 404, description = "No execution with this id, or its version is gone", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The script is disabled", body = Problem, content_type = "application/problem+json"),

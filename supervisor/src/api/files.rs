@@ -30,9 +30,24 @@ use super::problem::Problem;
     ),
     responses(
         (status = 200, description = "The file's content",
+            // Every type `content_type` below can answer with (each text type with
+            // `charset=utf-8`).
             content(
                 (Vec<u8> = "application/octet-stream"),
                 (String = "text/plain"),
+                (String = "text/x-python"),
+                (String = "text/javascript"),
+                (String = "text/x-shellscript"),
+                (String = "text/markdown"),
+                (String = "text/html"),
+                (String = "text/css"),
+                (String = "text/csv"),
+                (String = "application/json"),
+                (String = "application/toml"),
+                (String = "application/yaml"),
+                (Vec<u8> = "application/wasm"),
+                (Vec<u8> = "application/zip"),
+                (Vec<u8> = "image/png"),
             ),
             headers(
                 ("ETag" = String, description = "The file's sha256, quoted"),

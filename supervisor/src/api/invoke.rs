@@ -72,7 +72,7 @@ pub(crate) fn target_of(version: &Arc<Version>) -> Target {
         ("timeout_ms" = Option<u64>, Query, description = "Time limit of this call in milliseconds (default: the manifest's)",
             minimum = 1, maximum = 900000),
         ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 once the execution is accepted"),
-        ("Runwarm-Callback" = Option<String>, Header, description = "Where to POST the terminal record, signed, at least once: \
+        ("Runwarm-Callback" = Option<String>, Header, pattern = "^(unix:/[^ ]*\\.sock|http://[^ ]+)", description = "Where to POST the terminal record, signed, at least once: \
             `unix:/path/to.sock/http/path` or `http://127.0.0.1:PORT/path` (other hosts only if `[callbacks] allow_hosts` names them)"),
         ("Idempotency-Key" = Option<String>, Header, description = "The same key with the same request returns the same \
             execution for 24 h (sync: its record, async: its id); with another request it is 409",

@@ -31,6 +31,8 @@ const ANSWER_S: u64 = 150;
 ///   `pool.min_warm` at most `pool.max`; a bundle over the configured size is 413.
 /// - `POST /v1/scripts/{name}/invoke`: the payload must match the script's own `params` schema,
 ///   which differs per script; `version` and `tag` exclude each other.
+/// - `POST /v1/subscriptions` and `Runwarm-Callback`: an `http://` host must be loopback or in
+///   the daemon's `[callbacks] allow_hosts`.
 ///
 /// The checks stay on for these operations; only the statuses that are correct answers to such
 /// requests are added to what that one check accepts.
@@ -59,6 +61,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "404",
 
 [[operations]]
 include-name = "POST /v1/scripts/{name}/invoke"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "404", "409", "429"]
+
+# A callback address may name a host only if the daemon's `[callbacks] allow_hosts` lists it,
+# which the document cannot know.
+[[operations]]
+include-name = ["POST /v1/subscriptions", "POST /v1/executions/{id}/replay"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "404", "409", "429"]
 "#;
 
