@@ -306,18 +306,26 @@ pub struct Due {
     pub caller_uid: Option<u32>,
 }
 
-/// Up to `limit` pending deliveries due at `now_ms`, most overdue first.
-pub fn due(conn: &Connection, now_ms: i64, limit: u32) -> rusqlite::Result<Vec<Due>> {
+/// Pending deliveries due at `now_ms`, most overdue first: at most `per_url` per address and
+/// `limit` in all. The per-address bound is what keeps a dead receiver's backlog (all of it due,
+/// none of it startable while its attempts hang) from filling every batch and starving the
+/// deliveries to other receivers behind it.
+pub fn due(conn: &Connection, now_ms: i64, per_url: u32, limit: u32) -> rusqlite::Result<Vec<Due>> {
     conn.prepare_cached(
-        "SELECT d.id, d.execution_id, d.url, d.attempts - d.base, d.attempts, e.record, s.secret,
+        "WITH ranked AS (
+             SELECT id, ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_ms, id) AS rank
+             FROM deliveries WHERE state = 'pending' AND next_ms <= ?1
+         )
+         SELECT d.id, d.execution_id, d.url, d.attempts - d.base, d.attempts, e.record, s.secret,
                 d.subscription IS NOT NULL, json_extract(e.record, '$.caller.uid')
-         FROM deliveries d
+         FROM ranked r
+         JOIN deliveries d ON d.id = r.id
          LEFT JOIN executions e ON e.id = d.execution_id
          LEFT JOIN subscriptions s ON s.id = d.subscription
-         WHERE d.state = 'pending' AND d.next_ms <= ?1
-         ORDER BY d.next_ms LIMIT ?2",
+         WHERE r.rank <= ?2
+         ORDER BY d.next_ms LIMIT ?3",
     )?
-    .query_map(params![now_ms, limit], |row| {
+    .query_map(params![now_ms, per_url, limit], |row| {
         Ok(Due {
             id: row.get(0)?,
             execution_id: row.get(1)?,

@@ -20,8 +20,8 @@ use super::{CallbackSettings, CallbackTarget, sign};
 /// How often the outbox is read for due deliveries: the longest a new delivery waits before
 /// its first attempt, on top of the history writer's batching.
 const POLL: Duration = Duration::from_millis(100);
-/// Most due rows read per poll.
-const BATCH: u32 = 256;
+/// Most due rows read per poll (at most `per_receiver` of them per address).
+const BATCH: u32 = 1024;
 
 /// What the worker shares with its delivery tasks.
 struct Shared {
@@ -30,6 +30,10 @@ struct Shared {
     key: String,
     /// Deliveries being attempted now (so a poll does not start them twice).
     inflight: Mutex<HashSet<i64>>,
+    /// Deliveries whose attempt ended since the current poll began. A poll may have read such a
+    /// row before the attempt's outcome was committed, so it must not start it again: that
+    /// would be a duplicate delivery. Cleared before each read, which sees every earlier commit.
+    settled: Mutex<HashSet<i64>>,
     /// Attempts in flight per receiver.
     per_receiver: Mutex<HashMap<String, usize>>,
     /// Woken when an attempt ends: its receiver has room again, so a backlog to one receiver
@@ -50,6 +54,7 @@ pub async fn run(
         settings,
         key,
         inflight: Mutex::new(HashSet::new()),
+        settled: Mutex::new(HashSet::new()),
         per_receiver: Mutex::new(HashMap::new()),
         room: tokio::sync::Notify::new(),
     });
@@ -59,10 +64,13 @@ pub async fn run(
             () = tokio::time::sleep(POLL) => {}
             () = shared.room.notified() => {}
         }
+        lock(&shared.settled).clear();
         let reader = Arc::clone(&shared);
-        let due =
-            tokio::task::spawn_blocking(move || outbox::due(&lock(&reader.conn), now_ms(), BATCH))
-                .await;
+        let per_url = u32::try_from(reader.settings.per_receiver).unwrap_or(u32::MAX);
+        let due = tokio::task::spawn_blocking(move || {
+            outbox::due(&lock(&reader.conn), now_ms(), per_url, BATCH)
+        })
+        .await;
         let due = match due {
             Ok(Ok(due)) => due,
             Ok(Err(e)) => {
@@ -87,9 +95,13 @@ fn start(shared: &Arc<Shared>, d: Due, stop: &CancellationToken) {
         .unwrap_or_else(|_| d.url.clone());
     {
         let mut inflight = lock(&shared.inflight);
+        let settled = lock(&shared.settled);
         let mut counts = lock(&shared.per_receiver);
         let count = counts.entry(receiver.clone()).or_insert(0);
-        if inflight.contains(&d.id) || *count >= shared.settings.per_receiver {
+        if inflight.contains(&d.id)
+            || settled.contains(&d.id)
+            || *count >= shared.settings.per_receiver
+        {
             return;
         }
         inflight.insert(d.id);
@@ -117,7 +129,12 @@ fn start(shared: &Arc<Shared>, d: Due, stop: &CancellationToken) {
                 );
             }
         }
-        lock(&shared.inflight).remove(&id);
+        {
+            // The same lock order as `start`: inflight, then settled.
+            let mut inflight = lock(&shared.inflight);
+            inflight.remove(&id);
+            lock(&shared.settled).insert(id);
+        }
         if let Some(n) = lock(&shared.per_receiver).get_mut(&receiver) {
             *n = n.saturating_sub(1);
         }
