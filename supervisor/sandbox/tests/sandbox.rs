@@ -206,13 +206,15 @@ fn file_system_is_minimal_and_read_only_with_a_limited_tmp() {
     }
     let task = task_dir();
     // The fds listed are those of a child that does nothing, through a file (once the full /tmp
-    // is emptied): the shell's own would show a pipeline's pipe or a saved redirection fd.
+    // is emptied): the shell's own would show a pipeline's pipe or a saved redirection fd. They
+    // are read once the child is `sleep`: before its exec it is still a copy of the shell.
     let script = "test -e /etc/shadow && echo shadow-present || echo shadow-absent; \
                   cat /var/task/handler.txt; \
                   for p in /var/task/x /usr/x /x /etc/x; do touch $p 2>/dev/null && echo wrote-$p || echo ro-$p; done; \
                   echo data > /tmp/small && echo tmp-ok; \
                   dd if=/dev/zero of=/tmp/big bs=64k count=64 2>&1 | grep -o 'No space left on device'; \
-                  rm -f /tmp/big; sleep 5 & p=$!; ls /proc/$p/fd > /tmp/fds; kill $p; tr '\\n' ' ' < /tmp/fds; echo; ls /";
+                  rm -f /tmp/big; sleep 5 & p=$!; \
+                  i=0; while [ \"$(cat /proc/$p/comm)\" != sleep ] && [ $i -lt 2000 ]; do i=$((i+1)); done; ls /proc/$p/fd > /tmp/fds; kill $p; tr '\\n' ' ' < /tmp/fds; echo; ls /";
     let done = run(&spec(task.path(), script));
     let out = &done.stdout;
     assert_eq!(done.code, Some(0), "{}", done.stderr);

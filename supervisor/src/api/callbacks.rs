@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::access::Viewer;
 use super::body::{from_object, json_body};
-use super::openapi::{Forbidden, Internal, TooLarge};
+use super::openapi::{Forbidden, Internal, SlowBody, TooLarge};
 use super::peer::Peer;
 use super::problem::Problem;
 use crate::callbacks::outbox::{self, Delivery, DeliveryQuery, Subscription};
@@ -128,6 +128,7 @@ pub(crate) struct SubscribeBody {
             content_type = "application/problem+json"),
         Forbidden,
         TooLarge,
+        SlowBody,
         Internal,
     )
 )]
@@ -136,7 +137,7 @@ pub(crate) async fn subscribe(
     ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let body = json_body(body, 64 * 1024, Value::Null).await?;
+    let body = json_body(body, 64 * 1024, Value::Null, app.config.body_rate).await?;
     let body: SubscribeBody = from_object(body, "{\"url\": \"unix:/run/engine.sock/hooks/done\"}")?;
     CallbackTarget::parse(&body.url, &app.config.callbacks.allow_hosts).map_err(|e| {
         Problem::new(StatusCode::BAD_REQUEST, "invalid-callback", e.to_string())
