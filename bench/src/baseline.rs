@@ -64,7 +64,7 @@ pub fn measure(runs: usize, path_runs: usize, payload: &Value) -> Result<Baselin
 }
 
 /// `python3 -c 'import sys; print(sys.executable)'`: the binary behind any shim.
-fn resolve_interpreter() -> Result<PathBuf> {
+pub(crate) fn resolve_interpreter() -> Result<PathBuf> {
     let out = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .stdin(Stdio::null())

@@ -43,7 +43,12 @@ impl OwnDaemon {
     /// Starts `runwarmd` from the directory of this executable and waits until it is ready;
     /// `extra_config` is appended to its TOML config (e.g. a `[sandbox]` table).
     pub async fn start(extra_config: &str) -> Result<OwnDaemon> {
-        let bins = release_dir()?;
+        OwnDaemon::start_in(&release_dir()?, extra_config).await
+    }
+
+    /// Like [`OwnDaemon::start`], with `runwarmd` and its helpers from `bins` (another build,
+    /// to compare two builds in one run).
+    pub async fn start_in(bins: &Path, extra_config: &str) -> Result<OwnDaemon> {
         let binary = bins.join("runwarmd");
         let exec_command = bins.join("runwarm-exec-command");
         for needed in [&binary, &exec_command] {
@@ -98,6 +103,11 @@ impl OwnDaemon {
     /// The socket it listens on.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Its pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The binary that was started.

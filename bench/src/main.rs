@@ -10,12 +10,19 @@ mod anchor;
 mod baseline;
 mod confinement;
 mod daemon;
+mod fastcgi;
+mod floors;
+mod fpm;
 mod languages;
 mod load;
 mod measure;
+mod procstat;
 mod report;
 mod runtimes;
 mod scenarios;
+mod versus;
+mod versus_report;
+mod versus_run;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -90,6 +97,35 @@ struct Flags {
     /// Fresh processes per runtime for the per-runtime anchor.
     #[arg(long, default_value_t = 20)]
     runtime_fresh: usize,
+    /// Skip the PHP-FPM anchor section (PHP-FPM side by side, floors, per-call costs, memory).
+    #[arg(long)]
+    no_anchor: bool,
+    /// Measure only the PHP-FPM anchor section, on a daemon of its own.
+    #[arg(long, conflicts_with_all = ["socket", "only_confinement", "only_runtimes", "no_anchor"])]
+    only_anchor: bool,
+    /// Sequential calls per target in the anchor section.
+    #[arg(long, default_value_t = 3000)]
+    anchor_calls: usize,
+    /// Calls per block; the targets take turns block by block.
+    #[arg(long, default_value_t = 500)]
+    anchor_block: usize,
+    /// PHP-FPM's static pool size [default: CPUs].
+    #[arg(long)]
+    fpm_children: Option<usize>,
+    /// Warm calls over which context switches and CPU time are counted (half as many again
+    /// under strace).
+    #[arg(long, default_value_t = 1000)]
+    cost_calls: usize,
+    /// Do not count system calls with strace.
+    #[arg(long)]
+    no_strace: bool,
+    /// Also measure the runwarmd of another build (a directory holding runwarmd,
+    /// runwarm-exec-command and runwarm-sandbox) in the anchor section, in the same turns.
+    #[arg(long)]
+    compare_bins: Option<PathBuf>,
+    /// Internal: the echo child of the pipe ping-pong floor.
+    #[arg(long = "floor-echo", hide = true)]
+    floor_echo: bool,
     /// Print a JSON summary instead of the table.
     #[arg(long)]
     json: bool,
@@ -107,6 +143,9 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: &Flags) -> Result<()> {
+    if flags.floor_echo {
+        return floors::echo_child();
+    }
     // Checked before anything starts, so a typo does not cost a daemon start and two phases.
     let window = Duration::try_from_secs_f64(flags.seconds)
         .with_context(|| format!("--seconds {} is not a duration", flags.seconds))?;
@@ -131,6 +170,17 @@ fn run(flags: &Flags) -> Result<()> {
         }
         return Ok(());
     }
+    if flags.only_anchor {
+        let section = runtime.block_on(anchor_alone(flags, host.cpus, window))?;
+        let mut stdout = std::io::stdout().lock();
+        if flags.json {
+            let summary = serde_json::json!({"anchor": versus_report::json(&section, None)});
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+        } else {
+            write!(stdout, "{}", versus_report::text(&section, None))?;
+        }
+        return Ok(());
+    }
     if flags.only_runtimes {
         let section = runtimes::measure(&runtime, &runtime_options(flags))?;
         let mut stdout = std::io::stdout().lock();
@@ -147,6 +197,7 @@ fn run(flags: &Flags) -> Result<()> {
         warm,
         cold,
         load,
+        anchor,
     } = runtime.block_on(measure_daemon(flags, host.cpus, window))?;
     progress(&format!(
         "baseline: {} fresh python3 processes (+{PATH_RUNS} through PATH)",
@@ -171,9 +222,16 @@ fn run(flags: &Flags) -> Result<()> {
         load,
         baseline,
     };
+    // The confined and unconfined daemons' warm client p50, for the anchor's confinement target.
+    let confined_p50 = confinement
+        .as_ref()
+        .map(|(c, _)| (c.confined.warm.client.p50, c.unconfined.warm.client.p50));
     let mut stdout = std::io::stdout().lock();
     if flags.json {
         let mut summary = report::json(&run);
+        if let (Some(section), Some(map)) = (&anchor, summary.as_object_mut()) {
+            map.insert("anchor".into(), versus_report::json(section, confined_p50));
+        }
         if let (Some((compare, anchor)), Some(map)) = (&confinement, summary.as_object_mut()) {
             map.insert("confinement".into(), confinement::json(compare, anchor));
         }
@@ -186,6 +244,9 @@ fn run(flags: &Flags) -> Result<()> {
         write!(stdout, "{}", report::text(&run))?;
         if let Some((compare, anchor)) = &confinement {
             write!(stdout, "{}", confinement::text(compare, anchor))?;
+        }
+        if let Some(section) = &anchor {
+            write!(stdout, "{}", versus_report::text(section, confined_p50))?;
         }
         if let Some(section) = &runtimes {
             write!(stdout, "{}", runtimes::text(section))?;
@@ -240,6 +301,7 @@ struct DaemonFigures {
     warm: scenarios::Warm,
     cold: scenarios::Cold,
     load: load::Load,
+    anchor: Option<versus::Section>,
 }
 
 /// The phases' figures, before the daemon is stopped.
@@ -248,6 +310,73 @@ struct PhaseFigures {
     warm: scenarios::Warm,
     cold: scenarios::Cold,
     load: load::Load,
+    anchor: Option<versus::Section>,
+}
+
+fn anchor_options(flags: &Flags, cpus: usize, window: Duration) -> versus::Options {
+    versus::Options {
+        calls: flags.anchor_calls.max(1),
+        block: flags.anchor_block.max(1),
+        clients: flags.clients.max(1),
+        window,
+        pool_max: flags.pool_max.unwrap_or(cpus * 2).max(1),
+        fpm_children: flags.fpm_children.unwrap_or(cpus).max(1),
+        cost_calls: flags.cost_calls.max(1),
+        strace: !flags.no_strace,
+    }
+}
+
+/// The anchor section on a daemon of its own (and another build's, with `--compare-bins`).
+async fn anchor_alone(flags: &Flags, cpus: usize, window: Duration) -> Result<versus::Section> {
+    progress("starting runwarmd from target/release");
+    let own = OwnDaemon::start("").await?;
+    let pid = own.pid();
+    // Read before anything is registered: the idle figure of a fresh daemon.
+    let rss_idle = pid.and_then(procstat::rss_kib);
+    let measured = anchor_on(flags, cpus, window, own.socket(), pid, rss_idle).await;
+    let measured =
+        measured.map_err(|e| anyhow!("{e:#}\nthe daemon's log ends with:\n{}", own.log_tail()));
+    own.stop();
+    measured
+}
+
+/// The anchor section against the daemon on `socket`, starting the compared build if asked.
+async fn anchor_on(
+    flags: &Flags,
+    cpus: usize,
+    window: Duration,
+    socket: &std::path::Path,
+    pid: Option<u32>,
+    rss_idle: Option<u64>,
+) -> Result<versus::Section> {
+    let compare = match &flags.compare_bins {
+        Some(dir) => {
+            progress(&format!(
+                "starting the compared runwarmd from {}",
+                dir.display()
+            ));
+            Some(OwnDaemon::start_in(dir, "").await?)
+        }
+        None => None,
+    };
+    let daemon = versus::Daemon {
+        label: "runwarm".to_owned(),
+        socket,
+        pid,
+        node: true,
+    };
+    let other = compare.as_ref().map(|c| versus::Daemon {
+        label: "compared".to_owned(),
+        socket: c.socket(),
+        pid: c.pid(),
+        node: false,
+    });
+    let opts = anchor_options(flags, cpus, window);
+    let section = versus_run::measure(&daemon, other.as_ref(), rss_idle, &opts).await;
+    if let Some(c) = compare {
+        c.stop();
+    }
+    section
 }
 
 async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<DaemonFigures> {
@@ -279,6 +408,7 @@ async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<
         warm,
         cold,
         load,
+        anchor,
     } = measured?;
     let stopped = own.map(OwnDaemon::stop);
     let daemon = DaemonUnderTest {
@@ -291,6 +421,7 @@ async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<
         warm,
         cold,
         load,
+        anchor,
     })
 }
 
@@ -306,6 +437,9 @@ async fn measure_phases(
         .await
         .with_context(|| format!("asking the daemon on {} for /v1/info", socket.display()))?;
     let version = info["version"].as_str().map(str::to_owned);
+    let pid = info["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+    // Before anything is registered: the idle figure (of a fresh daemon unless --socket).
+    let rss_idle = pid.and_then(procstat::rss_kib);
     progress(&format!(
         "warm latency: {} warm-up + {} measured calls",
         flags.warmup, flags.calls
@@ -319,14 +453,20 @@ async fn measure_phases(
         flags.clients, flags.seconds
     ));
     let load = load::measure_load(socket, REQUEST_TIMEOUT, flags.clients, pool_max, window).await?;
+    let anchor = if flags.no_anchor {
+        None
+    } else {
+        Some(anchor_on(flags, cpus, window, socket, pid, rss_idle).await?)
+    };
     Ok(PhaseFigures {
         version,
         warm,
         cold,
         load,
+        anchor,
     })
 }
 
-fn progress(message: &str) {
+pub(crate) fn progress(message: &str) {
     eprintln!("runwarm-bench: {message}");
 }

@@ -1,0 +1,227 @@
+//! The order of the PHP-FPM anchor section: start PHP-FPM, register the runwarm scripts, then
+//! sequential blocks, throughput windows, floors, per-call costs and resident memory, each with
+//! every target in turn.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use runwarm_supervisor::client::Client;
+
+use crate::fpm::OwnFpm;
+use crate::procstat;
+use crate::versus::{
+    Caller, Daemon, FpmPool, Options, Section, costs, register_hello, rss_with_warm, sequential,
+    throughput,
+};
+
+/// Warm executors of the resident-memory figure.
+pub const RSS_EXECUTORS: usize = 32;
+/// Throughput windows per target (each `--seconds / ROUNDS` long), taken in turn.
+const ROUNDS: usize = 2;
+/// How long a script's first call may take (a Node prepare, a cold start under load).
+const FIRST_CALL: Duration = Duration::from_secs(120);
+
+/// Measures `daemon` (and `compare`, another build's daemon, when given) against PHP-FPM.
+pub async fn measure(
+    daemon: &Daemon<'_>,
+    compare: Option<&Daemon<'_>>,
+    rss_idle_kib: Option<u64>,
+    opts: &Options,
+) -> Result<Section> {
+    crate::progress(&format!(
+        "anchor: PHP-FPM, static pool of {}",
+        opts.fpm_children
+    ));
+    let fpm = OwnFpm::start(opts.fpm_children).await?;
+    let measured = measure_with(daemon, compare, rss_idle_kib, opts, &fpm).await;
+    fpm.stop();
+    measured
+}
+
+async fn measure_with(
+    daemon: &Daemon<'_>,
+    compare: Option<&Daemon<'_>>,
+    rss_idle_kib: Option<u64>,
+    opts: &Options,
+    fpm: &OwnFpm,
+) -> Result<Section> {
+    let client = Client::new(daemon.socket).with_timeout(crate::REQUEST_TIMEOUT);
+    let mut labels = Vec::new();
+    let mut targets = Vec::new();
+    let py = register_hello(&client, "bench-anchor-py", "python3", 2, 1).await?;
+    first_call(&py, "the python script").await?;
+    labels.push(format!("{} python3", daemon.label));
+    targets.push(py.clone());
+    if daemon.node {
+        let node = register_hello(&client, "bench-anchor-node", "node", 2, 1).await;
+        match node {
+            Ok(node) if first_call(&node, "the node script").await.is_ok() => {
+                labels.push(format!("{} node", daemon.label));
+                targets.push(node);
+            }
+            Ok(_) | Err(_) => crate::progress("anchor: node is not available; no node row"),
+        }
+    }
+    let compare_client =
+        compare.map(|c| Client::new(c.socket).with_timeout(crate::REQUEST_TIMEOUT));
+    let mut compare_py = None;
+    if let (Some(c), Some(cc)) = (compare, &compare_client) {
+        let caller = register_hello(cc, "bench-anchor-py", "python3", 2, 1).await?;
+        first_call(&caller, "the compared daemon's python script").await?;
+        labels.push(format!("{} python3", c.label));
+        targets.push(caller.clone());
+        compare_py = Some(caller);
+    }
+    let fpm_pool = FpmPool::new(fpm, fpm.children());
+    let fpm_one = Caller::Fpm(std::sync::Arc::clone(&fpm_pool));
+    first_call(&fpm_one, "PHP-FPM").await?;
+    labels.push("php-fpm".to_owned());
+    targets.push(fpm_one.clone());
+
+    crate::progress(&format!(
+        "anchor: {} sequential calls per target in blocks of {}",
+        opts.calls, opts.block
+    ));
+    let seq = sequential(&targets, opts.calls, opts.block).await;
+    let sequential: Vec<_> = labels.into_iter().zip(seq).collect();
+
+    crate::progress(&format!(
+        "anchor: throughput, {} clients, {} windows of {:.1} s per target",
+        opts.clients,
+        ROUNDS,
+        opts.window.as_secs_f64() / ROUNDS as f64
+    ));
+    register_hello(&client, "bench-anchor-load", "python3", opts.pool_max, 0).await?;
+    let socket = daemon.socket.to_path_buf();
+    let make_rw = move || Caller::Runwarm {
+        client: Client::new(&socket).with_timeout(crate::REQUEST_TIMEOUT),
+        name: "bench-anchor-load".to_owned(),
+    };
+    let pool = std::sync::Arc::clone(&fpm_pool);
+    let make_fpm = move || Caller::Fpm(std::sync::Arc::clone(&pool));
+    let mut makers: Vec<(String, &(dyn Fn() -> Caller + Sync))> = vec![
+        (format!("{} python3", daemon.label), &make_rw),
+        (
+            format!("php-fpm ({} kept connections)", fpm.children()),
+            &make_fpm,
+        ),
+    ];
+    let make_cmp;
+    if let Some(c) = compare {
+        register_hello(
+            compare_client
+                .as_ref()
+                .context("the compared daemon's client")?,
+            "bench-anchor-load",
+            "python3",
+            opts.pool_max,
+            0,
+        )
+        .await?;
+        let socket = c.socket.to_path_buf();
+        make_cmp = move || Caller::Runwarm {
+            client: Client::new(&socket).with_timeout(crate::REQUEST_TIMEOUT),
+            name: "bench-anchor-load".to_owned(),
+        };
+        makers.push((format!("{} python3", c.label), &make_cmp));
+    }
+    let fns: Vec<&(dyn Fn() -> Caller + Sync)> = makers.iter().map(|(_, f)| *f).collect();
+    let windows = throughput(&fns, opts.clients, opts.window / ROUNDS as u32, ROUNDS).await;
+    let throughput = makers.into_iter().map(|(l, _)| l).zip(windows).collect();
+
+    crate::progress("anchor: floors (pipe ping-pong, JSON-lines echo)");
+    let python = crate::baseline::resolve_interpreter()?;
+    let floors = crate::floors::measure(&python);
+
+    crate::progress(&format!(
+        "anchor: costs per warm call over {} calls{}",
+        opts.cost_calls,
+        if opts.strace {
+            ", then strace -c -f"
+        } else {
+            ""
+        }
+    ));
+    let mut all_costs = Vec::new();
+    let mut costs_error = None;
+    let mut sides: Vec<(&Daemon<'_>, &Caller, &super::versus::Sequential)> = Vec::new();
+    sides.push((daemon, &py, &sequential[0].1));
+    if let (Some(c), Some(caller)) = (compare, &compare_py)
+        && let Some((_, seq)) = sequential.iter().find(|(l, _)| l.starts_with(&c.label))
+    {
+        sides.push((c, caller, seq));
+    }
+    for (d, caller, seq) in sides {
+        let Some(pid) = d.pid else {
+            costs_error = Some(format!("{}: the daemon's pid is unknown", d.label));
+            continue;
+        };
+        let executors: Vec<u32> = seq
+            .pids
+            .iter()
+            .filter_map(|&p| u32::try_from(p).ok())
+            .flat_map(procstat::tree)
+            .collect();
+        let groups = vec![
+            (format!("{} daemon", d.label), vec![pid]),
+            (format!("{} executor", d.label), executors),
+        ];
+        match costs(caller, groups, opts.cost_calls, opts.strace).await {
+            Ok(c) => all_costs.extend(c),
+            Err(e) => costs_error = Some(format!("{}: {e:#}", d.label)),
+        }
+    }
+    let fpm_pids = fpm.pid().map(procstat::tree).unwrap_or_default();
+    match costs(
+        &fpm_one,
+        vec![("php-fpm master + workers".to_owned(), fpm_pids)],
+        opts.cost_calls,
+        opts.strace,
+    )
+    .await
+    {
+        Ok(c) => all_costs.extend(c),
+        Err(e) => costs_error = Some(format!("php-fpm: {e:#}")),
+    }
+
+    crate::progress(&format!(
+        "anchor: daemon's resident memory with {RSS_EXECUTORS} warm executors"
+    ));
+    let rss_warm = match daemon.pid {
+        Some(pid) => rss_with_warm(&client, pid, RSS_EXECUTORS)
+            .await
+            .map_err(|e| format!("{e:#}")),
+        None => Err("the daemon's pid is unknown".to_owned()),
+    };
+    Ok(Section {
+        fpm_label: fpm.binary().display().to_string(),
+        fpm_children: fpm.children(),
+        pool_max: opts.pool_max,
+        clients: opts.clients,
+        sequential,
+        throughput,
+        floors,
+        costs: all_costs,
+        costs_error,
+        rss_idle_kib,
+        rss_warm,
+        rss_warm_count: RSS_EXECUTORS,
+    })
+}
+
+/// The first call of a target, retried while it is still being prepared or started.
+async fn first_call(caller: &Caller, what: &str) -> Result<()> {
+    let until = std::time::Instant::now() + FIRST_CALL;
+    loop {
+        match caller.call().await.1 {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= until => {
+                bail!(
+                    "{what} did not answer within {} s: {e}",
+                    FIRST_CALL.as_secs()
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
