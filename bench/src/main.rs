@@ -103,26 +103,8 @@ struct Flags {
     /// Measure only the PHP-FPM anchor section, on a daemon of its own.
     #[arg(long, conflicts_with_all = ["socket", "only_confinement", "only_runtimes", "no_anchor"])]
     only_anchor: bool,
-    /// Sequential calls per target in the anchor section.
-    #[arg(long, default_value_t = 3000)]
-    anchor_calls: usize,
-    /// Calls per block; the targets take turns block by block.
-    #[arg(long, default_value_t = 500)]
-    anchor_block: usize,
-    /// PHP-FPM's static pool size [default: CPUs].
-    #[arg(long)]
-    fpm_children: Option<usize>,
-    /// Warm calls over which context switches and CPU time are counted (half as many again
-    /// under strace).
-    #[arg(long, default_value_t = 1000)]
-    cost_calls: usize,
-    /// Do not count system calls with strace.
-    #[arg(long)]
-    no_strace: bool,
-    /// Also measure the runwarmd of another build (a directory holding runwarmd,
-    /// runwarm-exec-command and runwarm-sandbox) in the anchor section, in the same turns.
-    #[arg(long)]
-    compare_bins: Option<PathBuf>,
+    #[command(flatten)]
+    anchor: versus_run::AnchorFlags,
     /// Internal: the echo child of the pipe ping-pong floor.
     #[arg(long = "floor-echo", hide = true)]
     floor_echo: bool,
@@ -171,7 +153,10 @@ fn run(flags: &Flags) -> Result<()> {
         return Ok(());
     }
     if flags.only_anchor {
-        let section = runtime.block_on(anchor_alone(flags, host.cpus, window))?;
+        let section = runtime.block_on(versus_run::alone(
+            &anchor_options(flags, host.cpus, window),
+            flags.anchor.compare_bins.as_deref(),
+        ))?;
         let mut stdout = std::io::stdout().lock();
         if flags.json {
             let summary = serde_json::json!({"anchor": versus_report::json(&section, None)});
@@ -314,69 +299,8 @@ struct PhaseFigures {
 }
 
 fn anchor_options(flags: &Flags, cpus: usize, window: Duration) -> versus::Options {
-    versus::Options {
-        calls: flags.anchor_calls.max(1),
-        block: flags.anchor_block.max(1),
-        clients: flags.clients.max(1),
-        window,
-        pool_max: flags.pool_max.unwrap_or(cpus * 2).max(1),
-        fpm_children: flags.fpm_children.unwrap_or(cpus).max(1),
-        cost_calls: flags.cost_calls.max(1),
-        strace: !flags.no_strace,
-    }
-}
-
-/// The anchor section on a daemon of its own (and another build's, with `--compare-bins`).
-async fn anchor_alone(flags: &Flags, cpus: usize, window: Duration) -> Result<versus::Section> {
-    progress("starting runwarmd from target/release");
-    let own = OwnDaemon::start("").await?;
-    let pid = own.pid();
-    // Read before anything is registered: the idle figure of a fresh daemon.
-    let rss_idle = pid.and_then(procstat::rss_kib);
-    let measured = anchor_on(flags, cpus, window, own.socket(), pid, rss_idle).await;
-    let measured =
-        measured.map_err(|e| anyhow!("{e:#}\nthe daemon's log ends with:\n{}", own.log_tail()));
-    own.stop();
-    measured
-}
-
-/// The anchor section against the daemon on `socket`, starting the compared build if asked.
-async fn anchor_on(
-    flags: &Flags,
-    cpus: usize,
-    window: Duration,
-    socket: &std::path::Path,
-    pid: Option<u32>,
-    rss_idle: Option<u64>,
-) -> Result<versus::Section> {
-    let compare = match &flags.compare_bins {
-        Some(dir) => {
-            progress(&format!(
-                "starting the compared runwarmd from {}",
-                dir.display()
-            ));
-            Some(OwnDaemon::start_in(dir, "").await?)
-        }
-        None => None,
-    };
-    let daemon = versus::Daemon {
-        label: "runwarm".to_owned(),
-        socket,
-        pid,
-        node: true,
-    };
-    let other = compare.as_ref().map(|c| versus::Daemon {
-        label: "compared".to_owned(),
-        socket: c.socket(),
-        pid: c.pid(),
-        node: false,
-    });
-    let opts = anchor_options(flags, cpus, window);
-    let section = versus_run::measure(&daemon, other.as_ref(), rss_idle, &opts).await;
-    if let Some(c) = compare {
-        c.stop();
-    }
-    section
+    let pool_max = flags.pool_max.unwrap_or(cpus * 2).max(1);
+    flags.anchor.options(flags.clients, window, pool_max, cpus)
 }
 
 async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<DaemonFigures> {
@@ -456,7 +380,16 @@ async fn measure_phases(
     let anchor = if flags.no_anchor {
         None
     } else {
-        Some(anchor_on(flags, cpus, window, socket, pid, rss_idle).await?)
+        Some(
+            versus_run::on(
+                &anchor_options(flags, cpus, window),
+                flags.anchor.compare_bins.as_deref(),
+                socket,
+                pid,
+                rss_idle,
+            )
+            .await?,
+        )
     };
     Ok(PhaseFigures {
         version,

@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
 use runwarm_supervisor::client::Client;
 
+use crate::daemon::OwnDaemon;
 use crate::fpm::OwnFpm;
 use crate::procstat;
 use crate::versus::{
@@ -20,6 +23,104 @@ pub const RSS_EXECUTORS: usize = 32;
 const ROUNDS: usize = 2;
 /// How long a script's first call may take (a Node prepare, a cold start under load).
 const FIRST_CALL: Duration = Duration::from_secs(120);
+
+/// The anchor section's flags.
+#[derive(Debug, clap::Args)]
+pub struct AnchorFlags {
+    /// Sequential calls per target in the anchor section.
+    #[arg(long, default_value_t = 3000)]
+    anchor_calls: usize,
+    /// Calls per block; the targets take turns block by block.
+    #[arg(long, default_value_t = 500)]
+    anchor_block: usize,
+    /// PHP-FPM's static pool size [default: CPUs].
+    #[arg(long)]
+    fpm_children: Option<usize>,
+    /// Warm calls over which context switches and CPU time are counted (half as many again
+    /// under strace).
+    #[arg(long, default_value_t = 1000)]
+    cost_calls: usize,
+    /// Do not count system calls with strace.
+    #[arg(long)]
+    no_strace: bool,
+    /// Also measure the runwarmd of another build (a directory holding runwarmd,
+    /// runwarm-exec-command and runwarm-sandbox) in the anchor section, in the same turns.
+    #[arg(long)]
+    pub compare_bins: Option<PathBuf>,
+}
+
+impl AnchorFlags {
+    /// The section's options, with the throughput settings it shares with the load phase.
+    pub fn options(
+        &self,
+        clients: usize,
+        window: Duration,
+        pool_max: usize,
+        cpus: usize,
+    ) -> Options {
+        Options {
+            calls: self.anchor_calls.max(1),
+            block: self.anchor_block.max(1),
+            clients: clients.max(1),
+            window,
+            pool_max,
+            fpm_children: self.fpm_children.unwrap_or(cpus).max(1),
+            cost_calls: self.cost_calls.max(1),
+            strace: !self.no_strace,
+        }
+    }
+}
+
+/// The section on a daemon of its own (and another build's, with `compare_bins`).
+pub async fn alone(opts: &Options, compare_bins: Option<&Path>) -> Result<Section> {
+    crate::progress("starting runwarmd from target/release");
+    let own = OwnDaemon::start("").await?;
+    let pid = own.pid();
+    // Read before anything is registered: the idle figure of a fresh daemon.
+    let rss_idle = pid.and_then(procstat::rss_kib);
+    let measured = on(opts, compare_bins, own.socket(), pid, rss_idle).await;
+    let measured =
+        measured.map_err(|e| anyhow!("{e:#}\nthe daemon's log ends with:\n{}", own.log_tail()));
+    own.stop();
+    measured
+}
+
+/// The section against the daemon on `socket`, starting the compared build if asked.
+pub async fn on(
+    opts: &Options,
+    compare_bins: Option<&Path>,
+    socket: &Path,
+    pid: Option<u32>,
+    rss_idle: Option<u64>,
+) -> Result<Section> {
+    let compare = match compare_bins {
+        Some(dir) => {
+            crate::progress(&format!(
+                "starting the compared runwarmd from {}",
+                dir.display()
+            ));
+            Some(OwnDaemon::start_in(dir, "").await?)
+        }
+        None => None,
+    };
+    let daemon = Daemon {
+        label: "runwarm".to_owned(),
+        socket,
+        pid,
+        node: true,
+    };
+    let other = compare.as_ref().map(|c| Daemon {
+        label: "compared".to_owned(),
+        socket: c.socket(),
+        pid: c.pid(),
+        node: false,
+    });
+    let section = measure(&daemon, other.as_ref(), rss_idle, opts).await;
+    if let Some(c) = compare {
+        c.stop();
+    }
+    section
+}
 
 /// Measures `daemon` (and `compare`, another build's daemon, when given) against PHP-FPM.
 pub async fn measure(
