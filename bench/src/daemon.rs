@@ -81,7 +81,7 @@ impl OwnDaemon {
         let log_err = log
             .try_clone()
             .with_context(|| format!("duplicating the handle of {}", log_path.display()))?;
-        let child = Command::new(&binary)
+        let child = dies_with_us(&binary)
             .arg("--config")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -212,6 +212,21 @@ impl Drop for OwnDaemon {
         if self.child.is_some() {
             self.terminate();
         }
+    }
+}
+
+/// A command for `program` under `setpriv --pdeathsig TERM` when util-linux has it. The guards'
+/// `Drop` does not run when the benchmark is killed (Ctrl-C, a timeout), and a daemon or a
+/// PHP-FPM master would then outlive it; with the parent-death signal each gets SIGTERM and
+/// stops what it started itself.
+pub fn dies_with_us(program: &Path) -> Command {
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if setpriv.is_file() {
+        let mut command = Command::new(setpriv);
+        command.args(["--pdeathsig", "TERM", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
     }
 }
 

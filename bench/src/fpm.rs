@@ -78,7 +78,7 @@ impl OwnFpm {
         let output_err = output
             .try_clone()
             .context("duplicating PHP-FPM's output file")?;
-        let child = Command::new(&binary)
+        let child = crate::daemon::dies_with_us(&binary)
             .arg("--nodaemonize")
             .arg("--fpm-config")
             .arg(&config)
