@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use runwarm_e2e::{Daemon, Need, require};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
 /// schemathesis's time budget (`--max-time`): long enough for every phase to reach every
@@ -83,6 +84,17 @@ async fn loopback_proxy(socket: &Path) -> u16 {
                 if let Ok(mut unix) = UnixStream::connect(&socket).await {
                     let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
                 }
+                // A lingering close. The daemon may answer before reading a body it does not
+                // need (an unknown tag) and close; the relay then ends with the client's body
+                // bytes unread, and closing a TCP socket with unread input sends a reset that
+                // can destroy the answer the client has not read yet ("connection closed
+                // without response"). Half-close and read out the rest first, as web servers do.
+                let _ = tcp.shutdown().await;
+                let mut sink = [0u8; 16 * 1024];
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                    while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+                })
+                .await;
             });
         }
     });
