@@ -12,6 +12,7 @@ pub mod check_config;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod dispatch;
 pub mod events;

@@ -66,6 +66,9 @@ pub enum CliError {
     /// Writing to stdout failed (other than the reader going away).
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    /// The console could not start or stopped serving.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// Writing a pulled version's folder failed.
     #[error("cannot write {}", path.display())]
     WriteFolder {
@@ -107,7 +110,9 @@ impl CliError {
                 | ClientError::InvalidResponse(_)
                 | ClientError::Timeout(_) => Outcome::SystemError,
             },
-            CliError::Stream(_) | CliError::Output(_) => Outcome::SystemError,
+            CliError::Stream(_) | CliError::Output(_) | CliError::Console(_) => {
+                Outcome::SystemError
+            }
         }
     }
 
@@ -125,7 +130,13 @@ impl CliError {
             CliError::WriteFolder { .. } => {
                 Some("pull into a new folder, or an empty one you may write to".into())
             }
-            CliError::Usage(_) | CliError::Stream(_) | CliError::Output(_) => None,
+            CliError::Console(crate::console::ConsoleError::Bind { .. }) => {
+                Some("pick another port with --port, or --port 0 for a free one".into())
+            }
+            CliError::Usage(_)
+            | CliError::Stream(_)
+            | CliError::Output(_)
+            | CliError::Console(_) => None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the [`Outcome`] into the documented exit code.
 
 mod audit;
+mod console;
 mod daemon;
 mod deliveries;
 mod diff;
@@ -142,6 +143,9 @@ enum Command {
     /// Manage secrets scripts get as environment variables: `set NAME` (value from stdin or
     /// --from-file, never from the command line), `ls`, `rm NAME`. Admin only.
     Secret(secret::SecretArgs),
+    /// Serve the web console on 127.0.0.1 and print its URL with a one-time token; API calls
+    /// from the page reach runwarmd as the user running this command.
+    Console(console::ConsoleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Write the manual pages (runwarm.1 and one per command), or print runwarm.1.
@@ -237,6 +241,9 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
         )
     });
+    if let Command::Console(args) = command {
+        return console::console(socket, args).await;
+    }
     let open_ended = match &command {
         Command::Invoke(_) | Command::Replay(_) => true,
         Command::Logs(args) => args.follow,
@@ -277,7 +284,9 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Audit(args) => audit::audit(&ctx, args).await,
         Command::Secret(args) => secret::secret(&ctx, args).await,
         // Answered above; an `Ok` keeps this match total without a panic.
-        Command::Init(_) | Command::Completions(_) | Command::Man(_) => Ok(Outcome::Success),
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) | Command::Console(_) => {
+            Ok(Outcome::Success)
+        }
     }
 }
 

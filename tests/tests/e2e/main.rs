@@ -8,6 +8,7 @@ mod audit;
 mod bad_input;
 mod callbacks;
 mod cli;
+mod console;
 mod faults;
 mod hostile;
 mod languages;

@@ -1,0 +1,412 @@
+//! `runwarm console` as a person's browser meets it: a real daemon, a real console child, and
+//! plain HTTP/1.1 over TCP (so the tests can send the Host and Origin a hostile page would).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bound on any one exchange (a first invoke includes the Python prepare).
+const EXCHANGE: Duration = Duration::from_secs(180);
+
+/// A `runwarm console` child, killed by its pid when dropped.
+struct ConsoleChild {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl ConsoleChild {
+    fn start(d: &Daemon) -> Self {
+        let mut child = Command::new(bin_dir().join("runwarm"))
+            .arg("--socket")
+            .arg(d.socket())
+            .args(["console", "--port", "0", "--no-open"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start runwarm console");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let rest = line
+            .trim()
+            .strip_prefix("http://127.0.0.1:")
+            .unwrap_or_else(|| panic!("not a console URL: {line:?}"));
+        let (port, token) = rest.split_once("/?token=").unwrap();
+        Self {
+            port: port.parse().unwrap(),
+            token: token.to_owned(),
+            child,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.host())
+    }
+
+    /// Redeems the token and returns the `name=value` of the session cookie.
+    async fn login(&self) -> String {
+        let a = self
+            .send("GET", &format!("/?token={}", self.token), &[], b"")
+            .await;
+        assert_eq!(a.status, 303, "{}", a.text());
+        assert_eq!(a.header("location"), Some("/"));
+        let cookie = a.header("set-cookie").unwrap().to_owned();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    /// One request on its own connection; `Host` is the console's unless `headers` has one.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut stream = self.open(method, path, headers, body).await;
+        let mut raw = Vec::new();
+        tokio::time::timeout(EXCHANGE, stream.read_to_end(&mut raw))
+            .await
+            .expect("console answered in time")
+            .unwrap();
+        Answer::parse(&raw)
+    }
+
+    async fn open(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> TcpStream {
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: {}\r\n", self.host()));
+        }
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        stream
+    }
+}
+
+impl Drop for ConsoleChild {
+    fn drop(&mut self) {
+        // By its pid (std's kill), never by name: other consoles may be running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed answer.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn parse(raw: &[u8]) -> Self {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no header end: {}", String::from_utf8_lossy(raw)));
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let mut body = raw[split + 4..].to_vec();
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+        {
+            body = dechunk(&body);
+        }
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
+        body = &body[eol + 2 + size + 2..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn console_refuses_strangers_foreign_hosts_and_cross_site_writes() {
+    let d = Daemon::builder().without_samples().start().await;
+    let console = ConsoleChild::start(&d);
+    let token_path = format!("/?token={}", console.token);
+    let a = console
+        .send("GET", &token_path, &[("Host", "evil.example:80")], b"")
+        .await;
+    assert_eq!(
+        a.status,
+        403,
+        "the Host check comes before the token: {}",
+        a.text()
+    );
+
+    let cookie = console.login().await;
+    let a = console.send("GET", &token_path, &[], b"").await;
+    assert_eq!(a.status, 401, "the token works once: {}", a.text());
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    assert!(a.json()["hint"].is_string(), "{}", a.text());
+
+    let a = console.send("GET", "/", &[], b"").await;
+    assert_eq!(a.status, 401, "no cookie");
+    let a = console
+        .send(
+            "GET",
+            "/api/v1/scripts",
+            &[("Cookie", "runwarm_console=forged")],
+            b"",
+        )
+        .await;
+    assert_eq!(a.status, 401, "forged cookie");
+
+    let with_cookie = [("Cookie", cookie.as_str())];
+    let a = console.send("GET", "/", &with_cookie, b"").await;
+    assert_eq!(a.status, 200);
+    assert!(a.text().contains("runwarm console"), "{}", a.text());
+    assert!(a.header("content-security-policy").is_some());
+    let rebound = format!("rebind.example:{}", console.port);
+    let a = console
+        .send(
+            "GET",
+            "/api/v1/scripts",
+            &[("Cookie", &cookie), ("Host", &rebound)],
+            b"",
+        )
+        .await;
+    assert_eq!(a.status, 403, "DNS rebinding: {}", a.text());
+    let localhost = format!("localhost:{}", console.port);
+    let a = console
+        .send(
+            "GET",
+            "/api/v1/scripts",
+            &[("Cookie", &cookie), ("Host", &localhost)],
+            b"",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json(), json!([]));
+
+    let register = serde_json::to_vec(&json!({
+        "name": "x", "manifest": {"runtime": "python3", "entry": "main.py"},
+        "files": {"main.py": "def handler(e, c):\n    return 1\n"}
+    }))
+    .unwrap();
+    let json_type = ("Content-Type", "application/json");
+    for origin in [None, Some("http://evil.example"), Some("null")] {
+        let mut headers = vec![("Cookie", cookie.as_str()), json_type];
+        if let Some(origin) = origin {
+            headers.push(("Origin", origin));
+        }
+        let a = console
+            .send("POST", "/api/v1/scripts", &headers, &register)
+            .await;
+        assert_eq!(a.status, 403, "origin {origin:?}: {}", a.text());
+    }
+    let a = console
+        .send("GET", "/api/v1/scripts", &with_cookie, b"")
+        .await;
+    assert_eq!(a.json(), json!([]), "nothing reached the daemon");
+
+    // Hostile input: an oversized body is refused from its length, garbage gets a 400, and
+    // the console goes on serving.
+    let origin = console.origin();
+    let mut stream = console
+        .open(
+            "POST",
+            "/api/v1/scripts",
+            &[
+                ("Cookie", &cookie),
+                ("Origin", &origin),
+                ("Content-Length", "999999999"),
+            ],
+            b"",
+        )
+        .await;
+    let mut raw = vec![0u8; 4096];
+    let n = tokio::time::timeout(EXCHANGE, stream.read(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&raw[..n]).into_owned();
+    assert!(
+        head.starts_with("HTTP/1.1 413") || head.starts_with("HTTP/1.1 400"),
+        "{head}"
+    );
+    let mut garbage = TcpStream::connect(("127.0.0.1", console.port))
+        .await
+        .unwrap();
+    garbage
+        .write_all(b"\x00\xff NOT HTTP\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(EXCHANGE, garbage.read_to_end(&mut sink)).await;
+    let a = console
+        .send("GET", "/api/v1/scripts", &with_cookie, b"")
+        .await;
+    assert_eq!(a.status, 200, "still serving: {}", a.text());
+}
+
+const SCRIPT: &str = "import time\ndef handler(event, context):\n    for word in ['one', 'two', 'three'] if event.get('lines') else []:\n        print(word, flush=True)\n        time.sleep(1)\n    return {'n': event.get('n')}\n";
+
+const LINES: &[u8] = br#"{"lines": true}"#;
+
+#[tokio::test]
+async fn console_forwards_as_its_user_and_streams_events() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let console = ConsoleChild::start(&d);
+    let cookie = console.login().await;
+    let origin = console.origin();
+    let writes = [
+        ("Cookie", cookie.as_str()),
+        ("Origin", origin.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let register = serde_json::to_vec(&json!({
+        "name": "s", "manifest": {"runtime": "python3", "entry": "main.py"},
+        "files": {"main.py": SCRIPT}
+    }))
+    .unwrap();
+    let a = console
+        .send("POST", "/api/v1/scripts", &writes, &register)
+        .await;
+    assert_eq!(a.status, 201, "{}\n{}", a.text(), d.report());
+
+    let a = console
+        .send("POST", "/api/v1/scripts/s/invoke", &writes, br#"{"n": 7}"#)
+        .await;
+    assert_eq!(a.status, 200, "{}\n{}", a.text(), d.report());
+    let rec = a.json();
+    assert_eq!(rec["state"], "completed", "{rec}");
+    assert_eq!(rec["result"]["n"], 7, "{rec}");
+    assert_eq!(
+        rec["caller"]["uid"],
+        nix::unistd::getuid().as_raw(),
+        "the daemon sees the console's user: {rec}"
+    );
+
+    let mut async_headers = writes.to_vec();
+    async_headers.extend([
+        ("Prefer", "respond-async"),
+        ("Idempotency-Key", "console-1"),
+    ]);
+    let a = console
+        .send("POST", "/api/v1/scripts/s/invoke", &async_headers, LINES)
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text());
+    let id = a.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        a.header("location"),
+        Some(format!("/api/v1/executions/{id}").as_str())
+    );
+    let again = console
+        .send("POST", "/api/v1/scripts/s/invoke", &async_headers, LINES)
+        .await;
+    assert_eq!(
+        again.json()["id"],
+        id.as_str(),
+        "Idempotency-Key reached the daemon"
+    );
+
+    // The event stream arrives as it is written, not when the execution ends.
+    let t0 = Instant::now();
+    let mut stream = console
+        .open(
+            "GET",
+            &format!("/api/v1/executions/{id}/events"),
+            &[("Cookie", &cookie)],
+            b"",
+        )
+        .await;
+    let (mut seen, mut first_line, mut end) = (String::new(), None, None);
+    let mut buf = vec![0u8; 8192];
+    while end.is_none() {
+        let n = tokio::time::timeout(EXCHANGE, stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the stream ended before `end`: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if first_line.is_none() && seen.contains("one\\n") {
+            first_line = Some(t0.elapsed());
+        }
+        if seen.contains("event: end") {
+            end = Some(t0.elapsed());
+        }
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    let (first_line, end) = (first_line.unwrap(), end.unwrap());
+    assert!(
+        first_line + Duration::from_millis(700) < end,
+        "the first line came only at the end ({first_line:?} vs {end:?}): {seen}"
+    );
+}
