@@ -10,7 +10,7 @@ mod forward;
 mod gate;
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept, so a lack of descriptors does not become a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why the console could not start or went on serving.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +52,6 @@ pub enum ConsoleError {
     /// The operating system gave no randomness for the token.
     #[error("cannot make a token: {0}")]
     Random(getrandom::Error),
-    /// Accepting a connection failed.
-    #[error("cannot accept a connection")]
-    Accept(#[source] std::io::Error),
 }
 
 /// A bound console, ready to serve.
@@ -86,7 +85,7 @@ impl Console {
         format!("http://127.0.0.1:{}/?token={}", self.port, self.token)
     }
 
-    /// Serves until the task is dropped or accepting fails.
+    /// Serves until the task is dropped.
     pub async fn serve(self) -> Result<(), ConsoleError> {
         let shared = Arc::new(Shared {
             gate: Gate::new(self.port, self.token),
@@ -97,8 +96,15 @@ impl Console {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return Ok(());
             };
-            let (stream, _peer): (_, SocketAddr) =
-                self.listener.accept().await.map_err(ConsoleError::Accept)?;
+            let stream = match self.listener.accept().await {
+                Ok((stream, _peer)) => stream,
+                Err(_) => {
+                    // Out of descriptors, or a connection aborted before it was taken: both
+                    // pass; serving the ones already open is what matters.
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
             let shared = shared.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -142,7 +148,11 @@ impl Shared {
             );
         }
         let host = host.unwrap_or_default().to_owned();
-        let token = req.uri().query().and_then(gate::token_param);
+        // The token is taken only where the printed URL points, so no API query is mistaken
+        // for one.
+        let token = (req.uri().path() == "/")
+            .then(|| req.uri().query().and_then(gate::token_param))
+            .flatten();
         if let Some(token) = token {
             return self.redeem(token);
         }
