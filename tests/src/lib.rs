@@ -23,6 +23,8 @@ pub enum Need {
     Program(&'static str),
     /// Running as root (confinement needs it).
     Root,
+    /// A file or directory that `.ci/toolchains` installs outside PATH.
+    Path(&'static str),
 }
 
 /// Whether the needs hold. Outside strict mode an unmet need prints a loud skip line (to the
@@ -38,6 +40,10 @@ pub fn require(needs: &[Need]) -> bool {
                     .status()
                     .is_ok_and(|s| s.success()),
                 format!("needs `{p}` on PATH"),
+            ),
+            Need::Path(p) => (
+                Path::new(p).exists(),
+                format!("needs `{p}` (installed by .ci/toolchains)"),
             ),
             Need::Root => (
                 nix::unistd::geteuid().is_root(),

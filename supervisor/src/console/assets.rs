@@ -15,7 +15,7 @@ pub struct Asset {
     bytes: &'static [u8],
 }
 
-const ASSETS: [Asset; 3] = [
+const ASSETS: [Asset; 4] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -30,6 +30,12 @@ const ASSETS: [Asset; 3] = [
         path: "/console.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("assets/console.css"),
+    },
+    // Named by the page, so the browser asks for it instead of a 404 on /favicon.ico.
+    Asset {
+        path: "/favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("assets/favicon.svg"),
     },
 ];
 

@@ -9,6 +9,7 @@ mod bad_input;
 mod callbacks;
 mod cli;
 mod console;
+mod console_browser;
 mod faults;
 mod hostile;
 mod languages;

@@ -42,10 +42,16 @@ function cell(row, text) {
   return td;
 }
 
+// Each keystroke in the filter asks again; only the newest question's answer is shown, so a
+// slow older answer cannot overwrite a newer one.
+let listing = 0;
+
 async function listScripts() {
   const q = $("filter").value.trim();
+  const mine = ++listing;
   try {
     const list = await api("GET", q ? `/v1/scripts?q=${encodeURIComponent(q)}` : "/v1/scripts");
+    if (mine !== listing) return;
     const scripts = Array.isArray(list) ? list : (list && list.scripts) || [];
     const tbody = $("scripts");
     tbody.replaceChildren();
@@ -53,7 +59,8 @@ async function listScripts() {
       const row = document.createElement("tr");
       cell(row, s.name);
       cell(row, s.runtime || "");
-      cell(row, Object.keys(s.tags || {}).join(", "));
+      // The listing names the version tags (`["latest", "prod"]`).
+      cell(row, (Array.isArray(s.tags) ? s.tags : Object.keys(s.tags || {})).join(", "));
       const pick = document.createElement("button");
       pick.type = "button";
       pick.textContent = "Run…";
@@ -64,14 +71,20 @@ async function listScripts() {
     }
     say(`${scripts.length} script(s)`);
   } catch (e) {
-    say(e.message, true);
+    if (mine === listing) say(e.message, true);
   }
 }
+
+// The stream being followed; a new invoke closes it, so two executions never mix output.
+let following = null;
 
 // Follows the execution's events: output lines as they come, then the record from `end`.
 function follow(id) {
   const out = $("output");
+  let ended = false;
+  if (following) following.close();
   const events = new EventSource(`/api/v1/executions/${encodeURIComponent(id)}/events`);
+  following = events;
   for (const kind of ["stdout", "stderr"]) {
     events.addEventListener(kind, (e) => {
       try { out.textContent += JSON.parse(e.data).text; } catch (_) { /* skip */ }
@@ -81,6 +94,7 @@ function follow(id) {
     try { say(`${id}: ${JSON.parse(e.data).state}`); } catch (_) { /* skip */ }
   });
   events.addEventListener("end", (e) => {
+    ended = true;
     events.close();
     try {
       const record = JSON.parse(e.data);
@@ -88,7 +102,18 @@ function follow(id) {
       say(`${id}: ${record.state}`, record.state !== "completed");
     } catch (_) { say("the end event is not JSON", true); }
   });
-  events.onerror = () => { events.close(); };
+  // EventSource reconnects by itself after an error, replaying the stream; instead, stop and
+  // show where the execution stands, so a lost stream never leaves the page silently waiting.
+  events.onerror = () => {
+    events.close();
+    if (ended) return;
+    api("GET", `/v1/executions/${encodeURIComponent(id)}`)
+      .then((record) => {
+        $("record").textContent = JSON.stringify(record, null, 2);
+        say(`${id}: ${record.state} (the event stream was lost; the record as it stands)`, true);
+      })
+      .catch((e) => say(`the event stream was lost: ${e.message}`, true));
+  };
 }
 
 async function invoke(event) {
