@@ -167,6 +167,12 @@ async fn console_page_lists_invokes_and_streams_in_chromium() {
         summary["recordWhenFirstLine"], "",
         "output shows live, before the record: {context}"
     );
+    assert!(
+        summary["statusWhenFirstLine"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(": running")),
+        "{context}"
+    );
     let output = summary["output"].as_str().unwrap();
     for i in 1..=3 {
         assert!(output.contains(&format!("tick {i} for Grace")), "{context}");

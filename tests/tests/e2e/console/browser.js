@@ -55,12 +55,26 @@ async function main() {
     summary.picked = await page.getByLabel("Script", { exact: true }).inputValue();
     summary.focusAfterPick = await page.evaluate(() => document.activeElement && document.activeElement.id);
     await page.getByLabel("Payload (JSON)").fill(JSON.stringify({ name: "Grace", count: 3 }));
+    // Live output: noted in the page the moment the first line shows, so a slow poll from
+    // here on a loaded machine cannot miss the moment.
+    await page.evaluate(() => {
+      const output = document.getElementById("output");
+      const watch = new MutationObserver(() => {
+        if (output.textContent.includes("tick 1")) {
+          window.firstLine = {
+            record: document.getElementById("record").textContent,
+            status: document.getElementById("status").textContent,
+          };
+          watch.disconnect();
+        }
+      });
+      watch.observe(output, { childList: true, characterData: true, subtree: true });
+    });
     await page.getByRole("button", { name: "Invoke" }).click();
-
-    // Live output: the first line shows while the record is still empty.
-    await page.waitForFunction(() => document.getElementById("output").textContent.includes("tick 1"));
-    summary.recordWhenFirstLine = await page.locator("#record").textContent();
-    summary.statusWhenFirstLine = await page.locator("#status").textContent();
+    await page.waitForFunction(() => window.firstLine !== undefined);
+    const firstLine = await page.evaluate(() => window.firstLine);
+    summary.recordWhenFirstLine = firstLine.record;
+    summary.statusWhenFirstLine = firstLine.status;
 
     await page.waitForFunction(() => document.getElementById("record").textContent.trim() !== "");
     summary.output = await page.locator("#output").textContent();
