@@ -153,7 +153,7 @@ pub(crate) async fn subscribe(
         None => None,
     };
     let secret = match body.secret {
-        Some(s) if s.len() < 16 => {
+        Some(s) if s.chars().count() < 16 => {
             return Err(Problem::bad_request(
                 "a subscription secret has at least 16 characters",
             ));

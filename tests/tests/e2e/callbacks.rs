@@ -303,6 +303,16 @@ async fn a_subscription_gets_the_matching_records_signed_with_its_own_secret() {
     };
     let secret = "a-subscription-secret-of-some-length";
     let rx = Receiver::start(&d.dir().join("subs.sock"), secret, 0, Mode::Answer);
+    // The 16 are characters (as the document's minLength counts), not bytes: 15 two-byte
+    // characters are too short.
+    let (status, short) = d
+        .call(
+            Method::POST,
+            "/v1/subscriptions",
+            Some(json!({"url": rx.url("/failed"), "secret": "é".repeat(15)})),
+        )
+        .await;
+    assert_eq!(status, 400, "{short}");
     let (status, sub) = d
         .call(
             Method::POST,
