@@ -343,6 +343,29 @@ impl Daemon {
         (status, v)
     }
 
+    /// The execution's record once it is terminal (completed, failed, timeout or cancelled);
+    /// fails the test after 60 s.
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, rec) = self
+                .call(Method::GET, &format!("/v1/executions/{id}"), None)
+                .await;
+            if status == 200
+                && ["completed", "failed", "timeout", "cancelled"]
+                    .contains(&rec["state"].as_str().unwrap_or(""))
+            {
+                return rec;
+            }
+            assert!(
+                Instant::now() < until,
+                "{id} not terminal: {status} {rec}\n{}",
+                self.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

@@ -405,16 +405,8 @@ async fn a_full_disk_refuses_async_work_at_once_and_loses_nothing() {
     // Everything accepted, and the sync record written while the disk was full, is on disk:
     // read back by a fresh daemon.
     let first_id = first["id"].as_str().unwrap().to_owned();
-    let until = Instant::now() + Duration::from_secs(30);
-    while d
-        .call(Method::GET, &format!("/v1/executions/{first_id}"), None)
-        .await
-        .1["state"]
-        != "completed"
-        && Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ran = d.wait_terminal(&first_id).await;
+    assert_eq!(ran["state"], "completed", "{ran}");
     d.stop();
     d.restart().await;
     for id in [&first_id, sync["id"].as_str().unwrap()] {
@@ -485,17 +477,7 @@ async fn sigquit_reaches_a_command_mode_script() {
     for pid in &executors {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGQUIT);
     }
-    let until = Instant::now() + Duration::from_secs(30);
-    let rec = loop {
-        let (_, rec) = d
-            .call(Method::GET, &format!("/v1/executions/{id}"), None)
-            .await;
-        if rec["state"] != "running" && rec["state"] != "queued" {
-            break rec;
-        }
-        assert!(Instant::now() < until, "still running: {rec}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let rec = d.wait_terminal(&id).await;
     assert_eq!(rec["state"], "completed", "{rec}");
     assert_eq!(
         rec["result"],

@@ -48,27 +48,6 @@ async fn invoke_async(d: &Daemon, payload: Value, key: Option<&str>) -> (u16, Va
         .await
 }
 
-async fn wait_terminal(d: &Daemon, id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, rec) = d
-            .call(Method::GET, &format!("/v1/executions/{id}"), None)
-            .await;
-        if status == 200
-            && ["completed", "failed", "timeout", "cancelled"]
-                .contains(&rec["state"].as_str().unwrap_or(""))
-        {
-            return rec;
-        }
-        assert!(
-            Instant::now() < until,
-            "{id} not terminal: {status} {rec}\n{}",
-            d.report()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// (event name, data, seconds since `t0`) of a whole event stream.
 async fn events(d: &Daemon, id: &str, t0: Instant) -> Vec<(String, Value, f64)> {
     let mut stream = d
@@ -107,7 +86,7 @@ async fn accepted_async_work_survives_kill_9() {
     d.restart().await;
     let (mut completed, mut restarted) = (0, 0);
     for id in &ids {
-        let rec = wait_terminal(&d, id).await;
+        let rec = d.wait_terminal(id).await;
         match rec["state"].as_str() {
             Some("completed") => completed += 1,
             Some("failed") if rec["error"]["message"] == "supervisor restarted" => {
@@ -387,7 +366,7 @@ async fn accepted_work_still_queued_at_a_graceful_stop_runs_after_the_restart() 
     d.restart().await;
     let mut completed = 0;
     for id in &ids {
-        let rec = wait_terminal(&d, id).await;
+        let rec = d.wait_terminal(id).await;
         if rec["state"] == "completed" {
             completed += 1;
         } else {

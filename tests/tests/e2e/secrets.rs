@@ -59,23 +59,6 @@ fn runwarm(d: &Daemon, as_uid: Option<u32>, args: &[&str], stdin: &str) -> (Opti
     (out.status.code(), text)
 }
 
-async fn wait_terminal(d: &Daemon, id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, rec) = d
-            .call(Method::GET, &format!("/v1/executions/{id}"), None)
-            .await;
-        if status == 200
-            && ["completed", "failed", "timeout", "cancelled"]
-                .contains(&rec["state"].as_str().unwrap_or(""))
-        {
-            return rec;
-        }
-        assert!(Instant::now() < until, "{id}: {rec}\n{}", d.report());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The whole event stream of an ended execution, as text.
 async fn events_text(d: &Daemon, id: &str) -> String {
     let mut stream = d
@@ -129,7 +112,7 @@ async fn run_async(d: &Daemon) -> Value {
         .await;
     assert_eq!(status, 202, "{accepted}");
     let id = accepted["id"].as_str().unwrap().to_owned();
-    wait_terminal(d, &id).await
+    d.wait_terminal(&id).await
 }
 
 #[tokio::test]
