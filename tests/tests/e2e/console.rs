@@ -230,3 +230,83 @@ async fn console_forwards_as_its_user_and_streams_events() {
         "the first line came only at the end ({first_line:?} vs {end:?}): {seen}"
     );
 }
+
+/// The console is a per-user gateway: started by another uid, the daemon sees that uid and
+/// applies its rules to it, not the rules of whoever else uses the machine.
+#[tokio::test]
+async fn a_console_started_by_another_user_has_that_users_rights_only() {
+    if !require(&[Need::Root, Need::Program("setpriv"), Need::Program("bash")]) {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let d = Daemon::builder()
+        .without_samples()
+        .config("[access]\nsocket_mode = 0o666\n")
+        .start()
+        .await;
+    std::fs::set_permissions(d.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    d.register(
+        "hi",
+        json!({"runtime": "bash", "entry": "main.sh"}),
+        json!({"main.sh": "echo '{\"hi\": true}'\n"}),
+    )
+    .await;
+    let (status, root_run) = d.invoke("hi", "", json!({})).await;
+    assert_eq!(status, 200, "{root_run}");
+
+    let console = ConsoleChild::start_as(&d, Some(NOBODY));
+    let cookie = console.login().await;
+    let origin = console.origin();
+    let writes = [
+        ("Cookie", cookie.as_str()),
+        ("Origin", origin.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let a = console
+        .send("POST", "/api/v1/scripts/hi/invoke", &writes, b"{}")
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let mine = a.json();
+    assert_eq!(mine["caller"]["uid"], NOBODY, "{mine}");
+
+    let register = serde_json::to_vec(&json!({
+        "name": "other", "manifest": {"runtime": "bash", "entry": "main.sh"},
+        "files": {"main.sh": "echo '{}'"}
+    }))
+    .unwrap();
+    let a = console
+        .send("POST", "/api/v1/scripts", &writes, &register)
+        .await;
+    assert_eq!(
+        a.status,
+        403,
+        "administration stays closed to uid {NOBODY}: {}",
+        a.text()
+    );
+
+    let reads = [("Cookie", cookie.as_str())];
+    let a = console.send("GET", "/api/v1/executions", &reads, b"").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let ids: Vec<String> = a
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![mine["id"].as_str().unwrap().to_owned()],
+        "only its own execution"
+    );
+    let root_id = root_run["id"].as_str().unwrap();
+    let a = console
+        .send("GET", &format!("/api/v1/executions/{root_id}"), &reads, b"")
+        .await;
+    assert_eq!(
+        a.status,
+        403,
+        "root's execution is not readable through uid {NOBODY}'s console: {}",
+        a.text()
+    );
+}

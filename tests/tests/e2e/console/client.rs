@@ -22,7 +22,25 @@ pub(super) struct ConsoleChild {
 
 impl ConsoleChild {
     pub(super) fn start(d: &Daemon) -> Self {
-        let mut child = Command::new(bin_dir().join("runwarm"))
+        Self::start_as(d, None)
+    }
+
+    /// A console started by `uid` (under `setpriv`, no supplementary groups) when given.
+    pub(super) fn start_as(d: &Daemon, uid: Option<u32>) -> Self {
+        let mut cmd = match uid {
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={uid}"),
+                    "--clear-groups".to_owned(),
+                ])
+                .arg(bin_dir().join("runwarm"));
+                c
+            }
+            None => Command::new(bin_dir().join("runwarm")),
+        };
+        let mut child = cmd
             .arg("--socket")
             .arg(d.socket())
             .args(["console", "--port", "0", "--no-open"])
