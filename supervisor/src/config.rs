@@ -83,6 +83,7 @@ struct RawServer {
     body_read_timeout_ms: Option<i64>,
     body_min_bytes_per_s: Option<i64>,
     shutdown_grace_ms: Option<i64>,
+    worker_threads: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -196,10 +197,21 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Threads of the async runtime (`0` in the file: [`auto_worker_threads`]).
+    pub worker_threads: usize,
     /// Who may do what, and the socket's owner group and mode.
     pub access: crate::api::access::AccessPolicy,
     /// How completion callbacks are delivered.
     pub callbacks: crate::callbacks::CallbackSettings,
+}
+
+/// The async runtime's threads when the configuration leaves it to the daemon: one per four
+/// CPUs, at least one. The daemon only relays a call (HTTP in, a line to the executor, a line
+/// back, a record); the CPUs are for the executors and the callers. A second thread on a small
+/// host mostly wakes to find nothing to steal, and those wake-ups cost more CPU per call than
+/// the daemon's own work (docs/design/0007-hot-path.md).
+pub fn auto_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
 }
 
 /// Every problem found in a configuration.
@@ -340,6 +352,7 @@ impl Config {
             30_000,
             0,
         );
+        let worker_threads = int("server.worker_threads", raw.server.worker_threads, 0, 0);
         let sandbox_uid = int("sandbox.uid", raw.sandbox.uid, 65534, 1);
         let sandbox_gid = int("sandbox.gid", raw.sandbox.gid, 65534, 1);
         let tmp_size_mb = int("sandbox.tmp_size_mb", raw.sandbox.tmp_size_mb, 64, 1);
@@ -465,6 +478,10 @@ impl Config {
             history_min_free_bytes: min_free_mb << 20,
             header_read_timeout: Duration::from_millis(header_read_timeout_ms),
             shutdown_grace: Duration::from_millis(shutdown_grace_ms),
+            worker_threads: match worker_threads {
+                0 => auto_worker_threads(),
+                n => n as usize,
+            },
             access,
             callbacks,
         })

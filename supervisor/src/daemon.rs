@@ -18,7 +18,7 @@ use sd_notify::NotifyState;
 
 use crate::api::access::AccessPolicy;
 use crate::api::access::AccessState;
-use crate::api::{self, AppState};
+use crate::api::{self, AppShared, AppState};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::history::{History, HistoryConfig};
@@ -224,7 +224,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         Arc::clone(&inflight),
     );
 
-    let state = AppState {
+    let state = AppState::new(AppShared {
         access: Arc::clone(&access),
         metrics,
         inflight: Arc::clone(&inflight),
@@ -242,7 +242,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         audit: audit.clone(),
         secrets,
         callbacks,
-    };
+    });
     crate::recovery::resume(&state, resumable);
 
     // Under socket activation systemd owns the socket file: it keeps listening while the daemon

@@ -130,9 +130,11 @@ impl Dispatcher {
                 inner.history.record(rec.clone());
                 inner.metrics.observe(rec, &runtime, first_attempt);
                 // The log line (formatting and a write to stderr, ~10 µs) runs after the caller
-                // has its answer.
-                let line = FinishedLine::of(rec, runtime);
-                tokio::spawn(async move { line.emit() });
+                // has its answer; below info level it costs nothing, not even the task.
+                if tracing::enabled!(tracing::Level::INFO) {
+                    let line = FinishedLine::of(rec, runtime);
+                    tokio::spawn(async move { line.emit() });
+                }
             }
             out
         };

@@ -97,6 +97,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         body_rate,
         header_read_timeout,
         shutdown_grace,
+        worker_threads,
         access,
         callbacks,
     } = new;
@@ -173,8 +174,15 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
                     old.body_rate,
                     old.header_read_timeout,
                     old.shutdown_grace,
+                    old.worker_threads,
                 ),
-                &(slots, body_rate, header_read_timeout, shutdown_grace),
+                &(
+                    slots,
+                    body_rate,
+                    header_read_timeout,
+                    shutdown_grace,
+                    worker_threads,
+                ),
             ),
         ),
         // The executors' confinement is measured and fixed at start.

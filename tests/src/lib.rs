@@ -346,7 +346,12 @@ impl Daemon {
     /// The execution's record once it is terminal (completed, failed, timeout or cancelled);
     /// fails the test after 60 s.
     pub async fn wait_terminal(&self, id: &str) -> Value {
-        let until = Instant::now() + Duration::from_secs(60);
+        self.wait_terminal_within(id, Duration::from_secs(60)).await
+    }
+
+    /// [`Daemon::wait_terminal`] with another bound (a first call that prepares a toolchain).
+    pub async fn wait_terminal_within(&self, id: &str, bound: Duration) -> Value {
+        let until = Instant::now() + bound;
         loop {
             let (status, rec) = self
                 .call(Method::GET, &format!("/v1/executions/{id}"), None)

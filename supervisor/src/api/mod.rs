@@ -35,9 +35,29 @@ use crate::pool::Pools;
 use crate::registry::Registry;
 use crate::samples::Samples;
 
-/// Everything a handler may need.
+/// Everything a handler may need, behind one `Arc`: axum clones the state for every extractor
+/// and middleware of every request, and one reference count is cheaper than one per field.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl AppState {
+    /// The state handlers share.
+    pub fn new(shared: AppShared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct AppShared {
     /// Scripts and versions.
     pub registry: Arc<Registry>,
     /// Execution records.

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
     init_logging(&config);
     raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
         .enable_all()
         .build()
     {

@@ -186,6 +186,22 @@ pub struct Worker {
     cpu_baseline: Option<CpuCounters>,
     /// When the executor last showed it was alive (ready, a response, a pong).
     alive_at: Instant,
+    /// Scratch space for reading output that is already in the pipes, kept between
+    /// invocations: a fresh 64 KiB buffer per call was zeroed on every call, output or not.
+    drain_buf: Vec<u8>,
+}
+
+/// Output read from a pipe at once, at most.
+const DRAIN_CHUNK: usize = 64 * 1024;
+
+/// Reads what `rx` holds now into `buf` (emptied first; its spare capacity, never zeroed):
+/// the byte count, or `None` at end of file or when nothing is there.
+fn try_read_some(rx: &pipe::Receiver, buf: &mut Vec<u8>) -> Option<usize> {
+    buf.clear();
+    match rx.try_read_buf(buf) {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(n),
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -228,6 +244,7 @@ impl Worker {
             cgroup: None,
             memory_limit: None,
             cpu_baseline: None,
+            drain_buf: Vec::new(),
             alive_at: t0,
         };
         let init = SupervisorMessage::Init {
@@ -569,26 +586,22 @@ impl Worker {
         stderr: &mut Capture,
         scanner: &mut LogScanner,
     ) {
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.drain_buf);
+        buf.reserve(DRAIN_CHUNK);
         if let Some(rx) = &self.user_out {
-            while let Ok(n) = rx.try_read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
+            while let Some(n) = try_read_some(rx, &mut buf) {
                 stdout.push(&buf[..n]);
                 scanner.push(&buf[..n]);
                 self.emit(OutputChunk::Stdout(&buf[..n]));
             }
         }
         if let Some(rx) = &self.stderr {
-            while let Ok(n) = rx.try_read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
+            while let Some(n) = try_read_some(rx, &mut buf) {
                 stderr.push(&buf[..n]);
                 self.emit(OutputChunk::Stderr(&buf[..n]));
             }
         }
+        self.drain_buf = buf;
     }
 
     /// After a kill or crash: read the pipes to EOF, for at most [`DRAIN_AFTER_DEATH`] (a
