@@ -41,6 +41,8 @@ pub struct RawConfig {
     prepare: RawPrepare,
     #[serde(default)]
     callbacks: crate::callbacks::RawCallbacks,
+    #[serde(default)]
+    check: crate::check::RawCheck,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -203,6 +205,8 @@ pub struct Config {
     pub access: crate::api::access::AccessPolicy,
     /// How completion callbacks are delivered.
     pub callbacks: crate::callbacks::CallbackSettings,
+    /// The editor's checkers and formatters (`POST /v1/check`, `/v1/format`).
+    pub check: crate::check::CheckSettings,
 }
 
 /// The async runtime's threads when the configuration leaves it to the daemon: one per four
@@ -393,6 +397,7 @@ impl Config {
         }
         let access = crate::api::access::AccessPolicy::validate(raw.access, &mut v);
         let callbacks = crate::callbacks::CallbackSettings::validate(raw.callbacks, &mut v);
+        let check = crate::check::CheckSettings::validate(raw.check, &mut v);
         let exec_command = match raw.exec_command {
             Some(p) if !p.as_os_str().is_empty() => abs(p),
             _ => exe_dir.join("runwarm-exec-command"),
@@ -484,6 +489,7 @@ impl Config {
             },
             access,
             callbacks,
+            check,
         })
     }
 }

@@ -242,6 +242,10 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         audit: audit.clone(),
         secrets,
         callbacks,
+        checks: Arc::new(crate::check::Checks::new(
+            config.check.clone(),
+            config.state_dir.join("check"),
+        )),
     });
     crate::recovery::resume(&state, resumable);
 

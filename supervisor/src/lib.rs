@@ -8,6 +8,7 @@ pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod callbacks;
+pub mod check;
 pub mod check_config;
 pub mod cli;
 pub mod client;

@@ -100,6 +100,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         worker_threads,
         access,
         callbacks,
+        check,
     } = new;
     let applied = [
         ("runtimes_dirs", old.runtimes_dirs != *runtimes_dirs),
@@ -124,6 +125,8 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         ("load_samples", old.load_samples != *load_samples),
         // The delivery worker and the header check read them once, at start.
         ("callbacks", old.callbacks != *callbacks),
+        // The check service is made once, at start, with its limits and tool folders.
+        ("check", debug_differs(&old.check, check)),
         (
             "log",
             old.log_level != *log_level || old.log_format != *log_format,

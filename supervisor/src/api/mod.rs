@@ -8,6 +8,7 @@ mod audit;
 mod body;
 pub use body::BodyRate;
 pub mod callbacks;
+mod check;
 mod executions;
 pub(crate) mod files;
 mod invoke;
@@ -92,6 +93,8 @@ pub struct AppShared {
     pub secrets: Arc<crate::secrets::SecretStore>,
     /// Subscriptions, deliveries and the callback key.
     pub callbacks: Arc<callbacks::CallbackApi>,
+    /// The editor's checkers and formatters.
+    pub checks: Arc<crate::check::Checks>,
 }
 
 /// The routes with their documentation: `utoipa_axum::routes!` takes each handler's path and
@@ -135,6 +138,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(callbacks::deliveries))
         .routes(routes!(callbacks::redeliver))
         .routes(routes!(callbacks::caller_secret))
+        .routes(routes!(check::check))
+        .routes(routes!(check::format))
 }
 
 pub(crate) use audit::audited;

@@ -50,6 +50,7 @@ pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
         (name = "secrets", description = "Secrets scripts get as environment variables (admin only; values are never returned)"),
         (name = "audit", description = "The trail of administrative actions: who, when, what, before and after"),
         (name = "callbacks", description = "Completion callbacks: subscriptions, deliveries with their attempts, redeliver"),
+        (name = "editor", description = "The console editor's diagnostics and formatting, from each runtime's own tools (administrators only)"),
     ),
     components(schemas(Problem, ViolationView, StateData, TextData)),
     paths(super::files::read)

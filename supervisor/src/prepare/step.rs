@@ -3,12 +3,9 @@
 //! scratch folder, and its own limits. Its output (stdout and stderr together) is the step's log.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-
-use crate::sandbox::cgroup::CgroupLimits;
+use crate::sandbox::oneshot::{self, Capture, Ended, OneShot, RunLimits};
 use crate::sandbox::{Binds, Confinement, INSIDE_TASK};
 use crate::worker::LaunchSpec;
 
@@ -16,19 +13,7 @@ use crate::worker::LaunchSpec;
 const LOG_MAX: usize = 256 * 1024;
 
 /// Limits of one step.
-#[derive(Debug, Clone, Copy)]
-pub struct StepLimits {
-    /// Wall-clock limit.
-    pub timeout: Duration,
-    /// Memory of the step's cgroup.
-    pub memory_bytes: u64,
-    /// Processes.
-    pub pids: u64,
-    /// CPU cores.
-    pub cpu: f64,
-    /// Size of its private `/tmp`.
-    pub tmp_bytes: u64,
-}
+pub type StepLimits = RunLimits;
 
 /// One step to run.
 #[derive(Debug)]
@@ -69,7 +54,6 @@ pub async fn run(
     step: Step<'_>,
     limits: StepLimits,
 ) -> Result<StepOutcome, String> {
-    let started = Instant::now();
     let inner = LaunchSpec {
         program: PathBuf::from("/bin/sh"),
         args: vec!["-euc".into(), step.script.to_owned(), "prepare".into()],
@@ -77,126 +61,50 @@ pub async fn run(
         cwd: step.cwd,
         spec_fd: None,
     };
-    let (launch, cgroup) = if confinement.namespaces() {
-        let id = format!("prepare-{}", uuid::Uuid::now_v7().simple());
-        let cg = CgroupLimits {
-            memory_bytes: Some(limits.memory_bytes),
-            pids: Some(limits.pids),
-            cpu_cores: Some(limits.cpu),
-        };
-        let binds = Binds {
-            task_dir: step.src.to_owned(),
-            ro: step.ro,
-            rw: step.rw,
-            network_host: true,
-            tmp_size_bytes: Some(limits.tmp_bytes),
-            secret_files: Vec::new(),
-        };
-        let wrapped = confinement.wrap_with(&id, &inner, binds, &cg)?;
-        (wrapped.launch, wrapped.cgroup)
-    } else {
-        (inner, None)
+    let binds = Binds {
+        task_dir: step.src.to_owned(),
+        ro: step.ro,
+        rw: step.rw,
+        network_host: true,
+        tmp_size_bytes: None,
+        secret_files: Vec::new(),
     };
-    let mut cmd = tokio::process::Command::new(&launch.program);
-    cmd.args(&launch.args)
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(if confinement.namespaces() {
-            Path::new("/")
-        } else {
-            launch.cwd.as_path()
-        })
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let spec_fd = match launch.spec_fd.as_deref() {
-        Some(fd) => Some(
-            crate::worker::pass_spec_fd(&mut cmd, fd)
-                .map_err(|e| format!("passing the {} step its sandbox spec: {e}", step.name))?,
-        ),
-        None => None,
+    let run = OneShot {
+        name: format!("prepare-{}", step.name),
+        inner,
+        binds,
+        stdin: None,
+        capture: Capture::HeadAndTail(LOG_MAX),
     };
-    let mut child = cmd.spawn().map_err(|e| {
-        format!(
-            "starting the {} step ({:?}): {e}",
-            step.name, launch.program
-        )
-    })?;
-    drop(spec_fd);
-    let pid = child.id();
-    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err("the step's output pipes are missing".into());
-    };
-    let collect = async {
-        let (a, b) = tokio::join!(read_bounded(out), read_bounded(err));
-        let mut log = a;
-        if !b.is_empty() {
-            if !log.is_empty() && !log.ends_with('\n') {
-                log.push('\n');
-            }
-            log.push_str(&b);
+    let out = oneshot::run(confinement, run, limits).await?;
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.stderr.is_empty() {
+        if !log.is_empty() && !log.ends_with('\n') {
+            log.push('\n');
         }
-        log
-    };
-    let waited = tokio::time::timeout(limits.timeout, async {
-        let (log, status) = tokio::join!(collect, child.wait());
-        (log, status)
-    })
-    .await;
-    let outcome = match waited {
-        Ok((log, Ok(status))) => {
-            let oom = cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
-            let status_text = if oom {
-                format!(
-                    "the {} step ran out of memory (limit {} MiB)",
-                    step.name,
-                    limits.memory_bytes >> 20
-                )
-            } else if let Some(code) = status.code() {
-                format!("the {} step exited with status {code}", step.name)
-            } else {
-                format!("the {} step was killed ({status})", step.name)
-            };
-            StepOutcome {
-                ok: status.success(),
-                log: sandbox_failure_explained(log),
-                status: status_text,
-                elapsed: started.elapsed(),
-            }
-        }
-        Ok((log, Err(e))) => StepOutcome {
-            ok: false,
-            log,
-            status: format!("waiting for the {} step: {e}", step.name),
-            elapsed: started.elapsed(),
-        },
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.kill().await;
-            StepOutcome {
-                ok: false,
-                log: String::new(),
-                status: format!(
-                    "the {} step did not finish within {}s and was killed",
-                    step.name,
-                    limits.timeout.as_secs()
-                ),
-                elapsed: started.elapsed(),
-            }
-        }
-    };
-    if let Some(cg) = cgroup {
-        // Killing and removing a cgroup waits for it to empty: not on this thread.
-        let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
+        log.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    Ok(outcome)
+    let status = match &out.ended {
+        Ended::OutOfMemory => format!(
+            "the {} step ran out of memory (limit {} MiB)",
+            step.name,
+            limits.memory_bytes >> 20
+        ),
+        Ended::Exited(code) => format!("the {} step exited with status {code}", step.name),
+        Ended::Killed(how) => format!("the {} step was killed ({how})", step.name),
+        Ended::WaitFailed(e) => format!("waiting for the {} step: {e}", step.name),
+        Ended::TimedOut => format!(
+            "the {} step did not finish within {}s and was killed",
+            step.name,
+            limits.timeout.as_secs()
+        ),
+    };
+    Ok(StepOutcome {
+        ok: out.success(),
+        log: sandbox_failure_explained(log),
+        status,
+        elapsed: out.elapsed,
+    })
 }
 
 /// A sandbox helper failure is reported on stderr in a machine form: say it in words.
@@ -205,37 +113,6 @@ fn sandbox_failure_explained(log: String) -> String {
         Some(f) => format!("{log}\nsandbox: {f}"),
         None => log,
     }
-}
-
-async fn read_bounded(mut r: impl AsyncRead + Unpin) -> String {
-    let mut head = Vec::new();
-    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
-    let mut cut = false;
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for &b in &buf[..n] {
-            if head.len() < LOG_MAX / 4 {
-                head.push(b);
-            } else {
-                tail.push_back(b);
-                if tail.len() > LOG_MAX * 3 / 4 {
-                    tail.pop_front();
-                    cut = true;
-                }
-            }
-        }
-    }
-    let mut text = String::from_utf8_lossy(&head).into_owned();
-    if cut {
-        text.push_str("\n[… output cut …]\n");
-    }
-    let tail: Vec<u8> = tail.into_iter().collect();
-    text.push_str(&String::from_utf8_lossy(&tail));
-    text
 }
 
 /// The end of a failed step's log a person needs: its last lines that say something, without

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use runwarm_protocol::Mode;
 use serde::{Deserialize, Serialize};
 
+use super::tools::{CheckDefinition, FormatDefinition};
 use crate::manifest::Limits;
 
 /// A runtime as written in its TOML file.
@@ -56,6 +57,12 @@ pub struct RuntimeDefinition {
     /// How a registered version is turned into something runnable; absent: nothing to do.
     #[serde(default)]
     pub prepare: Option<PrepareDefinition>,
+    /// Checkers behind `POST /v1/check` (`[[check]]`), all of those installed run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check: Vec<CheckDefinition>,
+    /// Formatters behind `POST /v1/format` (`[[format]]`), the first installed one is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub format: Vec<FormatDefinition>,
 }
 
 /// The `root` and `entry` sent in `init` instead of the bundle's.
@@ -175,6 +182,7 @@ impl RuntimeDefinition {
                 }
             }
         }
+        super::tools::validate(&def.check, &def.format).map_err(invalid)?;
         for mode in &def.modes {
             if def.command_for(*mode).is_none_or(|c| c.is_empty()) {
                 return Err(invalid(format!(

@@ -177,6 +177,12 @@ impl Launcher {
             .map_err(StartError::Prepare)
     }
 
+    /// The folder of the executor shims (the runtimes' own libraries, which `javac` and `mcs`
+    /// checks compile against).
+    pub fn executors_dir(&self) -> &std::path::Path {
+        &self.executors_dir
+    }
+
     /// The confinement executors start under.
     pub fn confinement(&self) -> &Arc<Confinement> {
         &self.confinement

@@ -7,6 +7,7 @@
 mod definition;
 mod launch;
 mod probe;
+mod tools;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use definition::{
     BuildStep, DefinitionError, DependencyStep, LoadOverride, PrepareDefinition, RuntimeDefinition,
 };
 pub use launch::{Launcher, ScriptRef};
+pub use tools::{CheckDefinition, FormatDefinition, OutputParser};
 
 static EMBEDDED_RUNTIMES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../runtimes");
 

@@ -7,6 +7,7 @@
 //! and exec, so nothing unsafe runs in this multi-threaded daemon.
 
 pub mod cgroup;
+pub mod oneshot;
 mod plan;
 mod probe;
 
