@@ -7,6 +7,7 @@ mod async_ops;
 mod audit;
 mod bad_input;
 mod callbacks;
+mod check;
 mod cli;
 mod console;
 mod console_browser;
