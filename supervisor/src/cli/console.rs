@@ -6,7 +6,7 @@ use std::process::Stdio;
 use super::error::CliError;
 use super::outcome::Outcome;
 use super::output;
-use crate::console::Console;
+use crate::console::{Console, LspSettings};
 
 /// Options of `runwarm console`.
 #[derive(Debug, clap::Args)]
@@ -17,11 +17,23 @@ pub struct ConsoleArgs {
     /// Print the URL only; do not start a browser.
     #[arg(long)]
     no_open: bool,
+    /// Folder holding the language servers (pyright-langserver in its node_modules/.bin);
+    /// PATH is searched after it.
+    #[arg(long, default_value = "/opt/runwarm-lsp")]
+    lsp_dir: PathBuf,
+    /// Seconds without a message from the editor after which its language server is stopped.
+    #[arg(long, default_value_t = 300)]
+    lsp_idle_secs: u64,
 }
 
 /// Serves until interrupted (Ctrl-C or SIGTERM).
 pub async fn console(socket: PathBuf, args: ConsoleArgs) -> Result<Outcome, CliError> {
-    let console = Console::bind(args.port, socket).await?;
+    let console = Console::bind(args.port, socket)
+        .await?
+        .with_lsp(LspSettings {
+            dir: args.lsp_dir,
+            idle: std::time::Duration::from_secs(args.lsp_idle_secs.max(1)),
+        });
     let url = console.url();
     output::print_text(&url)?;
     output::note("the URL's token works once; stop the console with Ctrl-C");

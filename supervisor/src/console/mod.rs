@@ -8,6 +8,7 @@
 mod assets;
 mod forward;
 mod gate;
+mod lsp;
 
 use std::convert::Infallible;
 use std::net::Ipv4Addr;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use gate::{COOKIE, Gate, new_secret};
+pub use lsp::LspSettings;
 
 /// A response body: static bytes, or the daemon's answer streamed through.
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -61,6 +63,7 @@ pub struct Console {
     port: u16,
     token: String,
     socket: PathBuf,
+    lsp: LspSettings,
 }
 
 impl Console {
@@ -77,7 +80,14 @@ impl Console {
             port,
             token,
             socket,
+            lsp: LspSettings::default(),
         })
+    }
+
+    /// Where the language servers are and when an idle one stops.
+    pub fn with_lsp(mut self, lsp: LspSettings) -> Self {
+        self.lsp = lsp;
+        self
     }
 
     /// The URL to open, with the one-time token.
@@ -90,6 +100,7 @@ impl Console {
         let shared = Arc::new(Shared {
             gate: Gate::new(self.port, self.token),
             socket: self.socket,
+            lsp: lsp::Lsp::new(self.lsp),
         });
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
@@ -114,7 +125,9 @@ impl Console {
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
+                    .serve_connection(TokioIo::new(stream), service)
+                    // `/lsp/…` becomes a WebSocket.
+                    .with_upgrades();
                 // A client that goes away mid-request is its own business.
                 let _ = connection.await;
                 drop(permit);
@@ -128,6 +141,7 @@ impl Console {
 struct Shared {
     gate: Gate,
     socket: PathBuf,
+    lsp: lsp::Lsp,
 }
 
 impl Shared {
@@ -163,6 +177,20 @@ impl Shared {
                 "no valid console session",
                 Some("open the URL `runwarm console` printed; its token works once".into()),
             );
+        }
+        // A page on another site may open a WebSocket to the console (browsers let it, and
+        // send the cookie): the upgrade must come from the console's own page.
+        if let Some(language) = req.uri().path().strip_prefix("/lsp/") {
+            if !self.gate.origin_allowed(&host, text(header::ORIGIN)) {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "foreign-origin",
+                    "a language-server socket must be opened by the console's own page",
+                    None,
+                );
+            }
+            let language = language.to_owned();
+            return self.lsp.upgrade(&language, req);
         }
         let changes_state = matches!(
             *req.method(),
@@ -225,7 +253,7 @@ impl Shared {
     }
 }
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Full::new(Bytes::new())
         .map_err(|e| match e {})
         .boxed_unsync()

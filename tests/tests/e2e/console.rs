@@ -2,6 +2,7 @@
 //! plain HTTP/1.1 over TCP (so the tests can send the Host and Origin a hostile page would).
 
 mod client;
+mod lsp;
 
 use std::time::{Duration, Instant};
 

@@ -27,6 +27,11 @@ impl ConsoleChild {
 
     /// A console started by `uid` (under `setpriv`, no supplementary groups) when given.
     pub(super) fn start_as(d: &Daemon, uid: Option<u32>) -> Self {
+        Self::start_with(d, uid, &[])
+    }
+
+    /// A console with extra `runwarm console` arguments.
+    pub(super) fn start_with(d: &Daemon, uid: Option<u32>, extra: &[&str]) -> Self {
         let mut cmd = match uid {
             Some(uid) => {
                 let mut c = Command::new("setpriv");
@@ -44,6 +49,7 @@ impl ConsoleChild {
             .arg("--socket")
             .arg(d.socket())
             .args(["console", "--port", "0", "--no-open"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -63,6 +69,11 @@ impl ConsoleChild {
             token: token.to_owned(),
             child,
         }
+    }
+
+    /// The console's pid.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub(super) fn host(&self) -> String {
