@@ -139,7 +139,6 @@ impl From<&ToolError> for Problem {
             ToolError::Scratch { .. } => {
                 return Problem::internal(super::problem::error_chain(e));
             }
-            ToolError::Closed => (StatusCode::SERVICE_UNAVAILABLE, "shutting-down", None),
         };
         Problem::new(status, slug, e.to_string())
             .code(ErrorCode::E006)

@@ -80,7 +80,36 @@ pub fn document() -> serde_json::Value {
         {"properties": {"version": {"type": "null"}}},
         {"properties": {"tag": {"type": "null"}}},
     ]);
+    check_paths(&mut doc);
     doc
+}
+
+/// The paths `POST /v1/check` and `/v1/format` take (`check::request::check_path`): a map's
+/// keys and a string field whose rule utoipa's derive cannot attach.
+fn check_paths(doc: &mut serde_json::Value) {
+    use crate::check::{PATH_MAX, PATH_PATTERN};
+    let rule = [
+        ("pattern", serde_json::json!(PATH_PATTERN)),
+        ("maxLength", serde_json::json!(PATH_MAX)),
+    ];
+    let schemas = "/components/schemas";
+    let targets = [
+        format!("{schemas}/CheckRequest/properties/path"),
+        format!("{schemas}/FormatRequest/properties/path"),
+    ];
+    for target in targets {
+        if let Some(field) = doc.pointer_mut(&target).and_then(|v| v.as_object_mut()) {
+            field.extend(rule.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        }
+    }
+    let files = format!("{schemas}/CheckRequest/properties/files");
+    if let Some(files) = doc.pointer_mut(&files).and_then(|v| v.as_object_mut()) {
+        files.insert(
+            "propertyNames".into(),
+            serde_json::Value::Object(rule.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        );
+        files.insert("minProperties".into(), serde_json::json!(1));
+    }
 }
 
 /// The document as served, built once: it does not change while the daemon runs.

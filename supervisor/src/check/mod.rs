@@ -24,7 +24,9 @@ pub use checking::{CheckAnswer, CheckerReport};
 pub use config::RawCheck;
 pub use formatting::{FormatAnswer, FormatError};
 pub use parse::{Diagnostic, Severity};
-pub use request::{CheckRequest, FormatRequest, RequestError, RequestLimits};
+pub use request::{
+    CheckRequest, FormatRequest, PATH_MAX, PATH_PATTERN, RequestError, RequestLimits,
+};
 
 use crate::sandbox::oneshot::RunLimits;
 
@@ -150,7 +152,4 @@ pub enum ToolError {
         #[source]
         source: std::io::Error,
     },
-    /// Daemon shutting down.
-    #[error("the daemon is shutting down")]
-    Closed,
 }

@@ -2,8 +2,9 @@
 //! runs: unknown runtimes, unsafe paths, too many or too large files.
 //!
 //! A path is relative, plain (no `..`, no `.`, no empty part) and made of a conservative set of
-//! characters; no part starts with `-` or `@`, because every tool gets paths as arguments and
-//! would read `-o…` as an option and `@file` (javac, mcs) as a file of more arguments.
+//! characters (no `@`); no part starts with `-`, `+` or `.`, because every tool gets paths as
+//! arguments and would read `-o…` as an option (and javac and mcs `@file` as a file of more
+//! arguments).
 
 use std::collections::BTreeMap;
 
@@ -78,7 +79,13 @@ pub enum RequestError {
     },
 }
 
-/// Checks one relative path.
+/// The rule [`check_path`] applies, as the API document states it.
+pub const PATH_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9._+-]*)*$";
+
+/// Most bytes of one path.
+pub const PATH_MAX: usize = 255;
+
+/// Checks one relative path: [`PATH_PATTERN`], at most [`PATH_MAX`] bytes.
 pub fn check_path(path: &str) -> Result<(), RequestError> {
     let bad = |why| {
         Err(RequestError::InvalidPath {
@@ -86,7 +93,7 @@ pub fn check_path(path: &str) -> Result<(), RequestError> {
             why,
         })
     };
-    if path.is_empty() || path.len() > 255 {
+    if path.is_empty() || path.len() > PATH_MAX {
         return bad("must be 1 to 255 bytes");
     }
     if path.starts_with('/') {
@@ -96,8 +103,10 @@ pub fn check_path(path: &str) -> Result<(), RequestError> {
         if part.is_empty() || part == "." || part == ".." {
             return bad("must not have empty, `.` or `..` parts");
         }
-        if part.starts_with('-') || part.starts_with('@') {
-            return bad("no part may start with `-` or `@` (tools would read it as an option)");
+        if part.starts_with(['-', '+', '.']) {
+            return bad(
+                "no part may start with `-`, `+` or `.` (a tool would read `-…` as an option)",
+            );
         }
         let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+');
         if !part.chars().all(safe) {
@@ -207,11 +216,49 @@ mod tests {
             "a\0b",
             "é.py",
             "",
+            ".hidden",
+            "+x",
         ] {
             assert!(check_path(p).is_err(), "{p:?}");
         }
         for p in ["main.py", "lib/util.py", "a-b_c.d+e", "src/Main.java"] {
             assert!(check_path(p).is_ok(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_pattern_is_the_rule() {
+        let schema =
+            serde_json::json!({"type": "string", "pattern": PATH_PATTERN, "maxLength": PATH_MAX});
+        let v = jsonschema::validator_for(&schema).unwrap();
+        let long = format!("{}.py", "a".repeat(260));
+        for p in [
+            "main.py",
+            "lib/u.py",
+            "a-b_c.d+e",
+            "_x",
+            "9",
+            "../x",
+            ".x",
+            "a/.b",
+            "-o",
+            "+x",
+            "a//b",
+            "/a",
+            "a/",
+            "",
+            "a b",
+            "@f",
+            "é",
+            long.as_str(),
+            "a/..",
+            "x/-y",
+        ] {
+            assert_eq!(
+                v.is_valid(&serde_json::json!(p)),
+                check_path(p).is_ok(),
+                "{p:?}"
+            );
         }
     }
 

@@ -38,6 +38,10 @@ const ANSWER_S: u64 = 150;
 /// The checks stay on for these operations; only the statuses that are correct answers to such
 /// requests are added to what that one check accepts.
 ///
+/// - `POST /v1/check` and `POST /v1/format`: the `runtime` must be one this daemon knows (400
+///   otherwise, or 422 when its toolchain is missing here), every path plain and relative, the
+///   files within `[check]`'s limits (413), and a formatter may find a syntax error (422).
+///
 /// And one check meets a decision of the design: `DELETE /v1/scripts/{name}` disables
 /// (DESIGN §8 lists the route, §3 and docs/design/0001 keep versions and history for audit), so
 /// `GET` still shows the script, disabled. `use_after_free` assumes a DELETE removes what it
@@ -63,6 +67,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "404",
 [[operations]]
 include-name = "POST /v1/scripts/{name}/invoke"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "404", "409", "429"]
+
+[[operations]]
+include-name = ["POST /v1/check", "POST /v1/format"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "413", "422"]
 
 # A callback address may name a host only if the daemon's `[callbacks] allow_hosts` lists it,
 # which the document cannot know.
