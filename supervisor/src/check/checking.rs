@@ -124,8 +124,10 @@ impl Checks {
             diagnostics.extend(found);
             checkers.push(report);
         }
+        // Sorted on every field, so the copies a tool repeats (gofmt does) are neighbours.
         diagnostics.sort_by(|a, b| {
-            (&a.path, a.line, a.column, &a.source).cmp(&(&b.path, b.line, b.column, &b.source))
+            (&a.path, a.line, a.column, &a.source, &a.message)
+                .cmp(&(&b.path, b.line, b.column, &b.source, &b.message))
         });
         diagnostics.dedup();
         Ok(CheckAnswer {

@@ -306,7 +306,7 @@ async fn hostile_checks_are_refused_or_stopped_and_leave_nothing_running() {
         })
         .collect();
     let started = Instant::now();
-    let (answer, _) = check(&d, "cpp", json!({"main.cpp": spin})).await;
+    let (answer, _) = check(&d, "cpp", json!({"main.cpp": spin.clone()})).await;
     let took = started.elapsed();
     let gxx = checker(&answer, "g++");
     assert_eq!(gxx["ran"], false, "{answer:#}");
@@ -321,6 +321,31 @@ async fn hostile_checks_are_refused_or_stopped_and_leave_nothing_running() {
     assert!(
         d.instance_processes().is_empty(),
         "left running: {:?}",
+        d.instance_processes()
+    );
+
+    // A client that hangs up mid-check leaves nothing behind either: the run ends at its limit.
+    let body = json!({"runtime": "cpp", "files": {"main.cpp": spin}});
+    let hung_up = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        d.call(Method::POST, "/v1/check", Some(body)),
+    )
+    .await;
+    assert!(
+        hung_up.is_err(),
+        "the check answered within 0.5 s: {hung_up:?}"
+    );
+    assert!(
+        !d.instance_processes().is_empty(),
+        "g++ runs on after the hang-up"
+    );
+    let until = Instant::now() + std::time::Duration::from_secs(10);
+    while !d.instance_processes().is_empty() && Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        d.instance_processes().is_empty(),
+        "left running after the client went: {:?}",
         d.instance_processes()
     );
 
