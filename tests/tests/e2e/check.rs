@@ -406,3 +406,35 @@ async fn hostile_checks_are_refused_or_stopped_and_leave_nothing_running() {
     assert_eq!(status, 403, "{problem:#}");
     assert!(d.instance_processes().is_empty());
 }
+
+#[tokio::test]
+async fn missing_tools_are_reported_not_failed() {
+    if !require(&[Need::Root, Need::Program("python3")]) {
+        return;
+    }
+    // No tool folders: ruff, pyflakes and the formatters are not found; the interpreter is.
+    let d = Daemon::builder()
+        .without_samples()
+        .config("[check]\ntool_dirs = []\n")
+        .start()
+        .await;
+    let (answer, _) = check(&d, "python3", json!({"main.py": "import os\nx = (\n"})).await;
+    assert!(at(&answer, "python", 2, 5).is_some(), "{answer:#}");
+    for name in ["ruff", "pyflakes"] {
+        let c = checker(&answer, name);
+        assert_eq!(c["ran"], false, "{answer:#}");
+        assert!(
+            c["reason"].as_str().unwrap().starts_with("not installed"),
+            "{c}"
+        );
+    }
+    let body = json!({"runtime": "python3", "path": "main.py", "content": "x=1\n"});
+    let (status, problem) = d.call(Method::POST, "/v1/format", Some(body)).await;
+    assert_eq!(status, 422, "{problem:#}");
+    assert_eq!(
+        problem["type"],
+        "https://runwarm.dev/problems/formatter-unavailable"
+    );
+    let hint = problem["hint"].as_str().unwrap();
+    assert!(hint.contains("ruff") && hint.contains("black"), "{hint}");
+}
