@@ -90,7 +90,21 @@ async fn loopback_proxy(socket: &Path) -> u16 {
             let socket = socket.clone();
             tokio::spawn(async move {
                 if let Ok(mut unix) = UnixStream::connect(&socket).await {
-                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                    // Each direction to its own end: `copy_bidirectional` returns on the first
+                    // error of either, so a daemon that answered and closed before reading the
+                    // body (the upload then fails with EPIPE) could have its answer cut off
+                    // before it was relayed.
+                    let (mut tcp_in, mut tcp_out) = tcp.split();
+                    let (mut unix_in, mut unix_out) = unix.split();
+                    let up = async {
+                        let _ = tokio::io::copy(&mut tcp_in, &mut unix_out).await;
+                        let _ = unix_out.shutdown().await;
+                    };
+                    let down = async {
+                        let _ = tokio::io::copy(&mut unix_in, &mut tcp_out).await;
+                        let _ = tcp_out.shutdown().await;
+                    };
+                    tokio::join!(up, down);
                 }
                 // A lingering close. The daemon may answer before reading a body it does not
                 // need (an unknown tag) and close; the relay then ends with the client's body
