@@ -208,7 +208,7 @@ impl Shared {
             return forward::forward(&self.socket, req).await;
         }
         match (req.method(), assets::find(req.uri().path())) {
-            (&Method::GET | &Method::HEAD, Some(asset)) => assets::respond(asset),
+            (&Method::GET | &Method::HEAD, Some(asset)) => assets::respond(&asset),
             (_, Some(_)) => problem(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",

@@ -11,6 +11,8 @@ mod check;
 mod cli;
 mod console;
 mod console_browser;
+mod console_bundle;
+mod console_editor_backend;
 mod faults;
 mod hostile;
 mod languages;

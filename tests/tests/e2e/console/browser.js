@@ -1,25 +1,47 @@
-// Drives the console page in headless Chromium (Debian's) with playwright-core, for
-// tests/tests/e2e/console_browser.rs: log in with the token URL, find the script in the list,
-// invoke it through the form, watch its output arrive before its record, then check that a
-// second tab opening the same URL is refused. Prints one JSON summary line on stdout.
+// Drives the console in headless Chromium (Debian's) with playwright-core, for
+// tests/tests/e2e/console_browser.rs, through what a person does: log in with the token URL;
+// list, filter, disable and enable scripts; create a Python script from its template; type a
+// syntax error and see the checker's diagnostic at its line (when the daemon has POST
+// /v1/check; otherwise the page must say the checker is unavailable); fix it, format it,
+// register it and watch its prepare finish; run it through the generated form and watch its
+// output arrive before its result; find it in the history; register a second version, diff the
+// two and roll `latest` back; watch the pools page; then the gateway's refusals (a second tab
+// with the used token, no cookie, a foreign Host, a cross-origin POST). Saves a screenshot of
+// each page and prints one JSON summary line on stdout.
 //
-// argv: playwright-core's directory, the console URL, the screenshot path, the script's name.
+// argv: playwright-core's directory, the console URL, the screenshot directory, the name of a
+// registered script (a bash ticker).
 "use strict";
 
-const [playwrightDir, url, screenshot, script] = process.argv.slice(2);
+const http = require("node:http");
+const path = require("node:path");
+
+const [playwrightDir, url, shots, ticker] = process.argv.slice(2);
 const { chromium } = require(playwrightDir);
 
-const WAIT = 60_000;
+const WAIT = 90_000;
+const NAME = "greeter";
+
+function raw(method, target, headers, body) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(target);
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method, headers }, (res) => {
+      let text = "";
+      res.on("data", (c) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on("error", reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
 
 async function main() {
-  const summary = { console: [], pageErrors: [], failedRequests: [], badResponses: [] };
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox"],
-    headless: true,
-  });
+  const summary = { console: [], pageErrors: [], failedRequests: [], badResponses: [], steps: [] };
+  const step = (s) => summary.steps.push(s);
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"], headless: true });
   try {
-    const context = await browser.newContext();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     page.on("console", (m) => summary.console.push(`${m.type()}: ${m.text()} (${m.location().url})`));
@@ -29,72 +51,199 @@ async function main() {
     page.on("response", (r) => {
       if (r.status() >= 400) summary.badResponses.push(`${r.request().method()} ${r.url()}: ${r.status()}`);
     });
+    const shot = async (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+    const status = () => page.locator("#status").textContent();
 
+    // Load: the token URL, then the page without it; the time to the first rendered view.
     const t0 = Date.now();
     const first = await page.goto(url, { waitUntil: "load" });
     summary.loadMs = Date.now() - t0;
     summary.landing = { status: first ? first.status() : null, url: page.url() };
     summary.title = await page.title();
+    await page.getByRole("link", { name: ticker, exact: true }).waitFor();
+    summary.firstRenderMs = await page.evaluate(() => {
+      const m = performance.getEntriesByName("console-first-render")[0];
+      return m ? Math.round(m.startTime) : null;
+    });
+    summary.resources = await page.evaluate(() =>
+      performance.getEntriesByType("resource").map((r) => ({ name: new URL(r.name).pathname, bytes: r.encodedBodySize })));
+    step("scripts");
 
-    // The list: the script's row appears once the page's fetch of /api/v1/scripts answers.
-    const runButton = page.getByRole("button", { name: `Run ${script}` });
-    await runButton.waitFor();
-    summary.listed = await page.locator("#scripts tr td:first-child").allTextContents();
-    summary.statusAfterList = await page.locator("#status").textContent();
-    summary.tagsCell = await page.locator("#scripts tr td:nth-child(3)").first().textContent();
+    // Scripts: filter (asks the daemon), disable and enable.
+    const search = page.getByLabel("Search");
+    await search.fill("no-such-script");
+    await page.getByText("No script matches.").waitFor();
+    await search.fill(ticker.slice(0, 3));
+    await page.getByRole("link", { name: ticker, exact: true }).waitFor();
+    await page.getByRole("button", { name: `Disable ${ticker}` }).click();
+    await page.getByRole("button", { name: `Enable ${ticker}` }).waitFor();
+    summary.disabledState = await page.locator("#script-list tbody tr td:nth-child(5)").first().textContent();
+    await page.getByRole("button", { name: `Enable ${ticker}` }).click();
+    await page.getByRole("button", { name: `Disable ${ticker}` }).waitFor();
+    await search.fill("");
+    await shot("scripts");
 
-    // The filter asks the daemon (`?q=`): nothing matches, then the script is back.
-    await page.getByLabel("Filter").fill("no-such-script");
-    await page.waitForFunction(() => document.querySelectorAll("#scripts tr").length === 0);
-    summary.statusFilteredOut = await page.locator("#status").textContent();
-    await page.getByLabel("Filter").fill(script.slice(0, 3));
-    await runButton.waitFor();
+    // New script from the Python template: the editor opens it with Monaco.
+    await page.getByLabel("New script's name").fill(NAME);
+    await page.getByLabel("Template").selectOption("python3");
+    await page.getByRole("button", { name: "Create from template" }).click();
+    await page.locator(".monaco-host .view-lines").waitFor();
+    await page.waitForFunction(() => document.querySelector("main").dataset.ready === "1");
+    step("editor");
+    summary.editorFiles = await page.locator(".tree button.file").allTextContents();
+    summary.checkAvailable = await page.evaluate(async () => {
+      const doc = await (await fetch("/api/v1/openapi.json")).json();
+      return { check: "/v1/check" in doc.paths, format: "/v1/format" in doc.paths };
+    });
+    const editorArea = page.locator(".monaco-host .view-lines");
+    if (summary.checkAvailable.check) {
+      // A syntax error on the file's last line (12): the checker marks that line.
+      await editorArea.click();
+      await page.keyboard.press("Control+End");
+      await page.keyboard.type("x = = 1");
+      await page.locator(".problems li.error").first().waitFor();
+      summary.diagnostic = {
+        line: await page.locator(".problems li.error").first().getAttribute("data-line"),
+        text: await page.locator(".problems li.error").first().textContent(),
+        markers: await page.locator(".monaco-host .squiggly-error").count(),
+      };
+      await shot("editor-diagnostic");
+      // Fixed: the line goes, and so does the diagnostic.
+      await page.keyboard.press("Home");
+      await page.keyboard.press("Shift+End");
+      await page.keyboard.press("Delete");
+      await page.waitForFunction(() => document.querySelectorAll(".problems li.error").length === 0);
+      summary.diagnosticCleared = true;
+    } else {
+      summary.checkerNote = await page.locator(".notes .note.warn").first().textContent();
+    }
+    if (summary.checkAvailable.format) {
+      await page.getByRole("button", { name: "Format" }).click();
+      await page.waitForFunction(() => /formatted/.test(document.getElementById("status").textContent));
+      summary.formatStatus = await status();
+    } else {
+      summary.formatDisabled = await page.getByRole("button", { name: "Format" }).isDisabled();
+    }
 
-    // The form: pick the script from its row, type a payload, invoke.
-    await runButton.click();
-    summary.picked = await page.getByLabel("Script", { exact: true }).inputValue();
-    summary.focusAfterPick = await page.evaluate(() => document.activeElement && document.activeElement.id);
-    await page.getByLabel("Payload (JSON)").fill(JSON.stringify({ name: "Grace", count: 3 }));
-    // Live output: noted in the page the moment the first line shows, so a slow poll from
-    // here on a loaded machine cannot miss the moment.
+    // Register: the version, then its prepare followed to the end.
+    await page.getByRole("button", { name: "Register" }).click();
+    await page.waitForFunction(() => {
+      const p = document.querySelector(".register-panel");
+      return p && (p.dataset.prepare || p.querySelector(".problem"));
+    });
+    summary.register = {
+      prepare: await page.locator(".register-panel").getAttribute("data-prepare"),
+      version: await page.locator(".register-panel").getAttribute("data-version"),
+      state: await page.locator(".prepare-state").textContent(),
+      problem: await page.locator(".register-panel .problem").allTextContents(),
+    };
+    await shot("editor");
+
+    // Run through the generated form: output noted the moment its first line shows.
+    await page.evaluate((h) => (location.hash = h), `#/run/${NAME}`);
+    await page.locator('input[name="name"]').waitFor();
+    step("run");
+    summary.formFields = await page.locator(".schema-fields label").allTextContents();
+    summary.defaultName = await page.locator('input[name="name"]').inputValue();
+    await page.locator('input[name="name"]').fill("Grace");
+    await page.locator('input[name="times"]').fill("3");
     await page.evaluate(() => {
-      const output = document.getElementById("output");
+      const output = document.querySelector(".output");
       const watch = new MutationObserver(() => {
-        if (output.textContent.includes("tick 1")) {
-          window.firstLine = {
-            record: document.getElementById("record").textContent,
-            status: document.getElementById("status").textContent,
-          };
+        if (output.textContent.includes("hello Grace (1)")) {
+          window.firstLine = { result: document.querySelector(".run-result").textContent };
           watch.disconnect();
         }
       });
       watch.observe(output, { childList: true, characterData: true, subtree: true });
     });
     await page.getByRole("button", { name: "Invoke" }).click();
-    await page.waitForFunction(() => window.firstLine !== undefined);
-    const firstLine = await page.evaluate(() => window.firstLine);
-    summary.recordWhenFirstLine = firstLine.record;
-    summary.statusWhenFirstLine = firstLine.status;
+    await page.locator(".run-result .record").waitFor();
+    summary.firstLine = await page.evaluate(() => window.firstLine || null);
+    summary.run = {
+      state: await page.locator(".run-result .record").getAttribute("data-state"),
+      result: await page.locator(".run-result pre.result").textContent().catch(() => null),
+      output: await page.locator(".output").textContent(),
+      streams: await page.locator(".output .line").evaluateAll((ls) => ls.map((l) => l.dataset.stream)),
+      figures: await page.locator(".run-result dl.figures").textContent(),
+    };
+    await shot("run");
 
-    await page.waitForFunction(() => document.getElementById("record").textContent.trim() !== "");
-    summary.output = await page.locator("#output").textContent();
-    summary.recordText = await page.locator("#record").textContent();
-    summary.statusAtEnd = await page.locator("#status").textContent();
-    summary.statusIsError = await page.locator("#status").evaluate((e) => e.classList.contains("error"));
-
-    // A bad payload is caught in the page, not sent.
-    await page.getByLabel("Payload (JSON)").fill("{not json");
+    // A parameter the schema refuses is stopped in the page.
+    await page.locator('input[name="times"]').fill("9");
     await page.getByRole("button", { name: "Invoke" }).click();
-    summary.badPayloadStatus = await page.locator("#status").textContent();
-    await page.getByLabel("Payload (JSON)").fill(JSON.stringify({ name: "Grace", count: 3 }));
+    summary.badParamStatus = await status();
 
-    await page.screenshot({ path: screenshot, fullPage: true });
+    // History: filtered by the script, then the execution's detail.
+    await page.evaluate(() => (location.hash = "#/executions"));
+    step("executions");
+    await page.getByLabel("Script").fill(NAME);
+    await page.locator("main table tbody tr").first().waitFor();
+    await page.waitForFunction((n) => [...document.querySelectorAll("main tbody tr td:nth-child(2)")].every((t) => t.textContent === n), NAME);
+    summary.history = await page.locator("main tbody tr").evaluateAll((rs) =>
+      rs.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
+    await shot("executions");
+    await page.locator("main tbody tr td:first-child a").first().click();
+    await page.locator(".record").waitFor();
+    await page.waitForFunction(() => document.querySelector(".output").textContent.includes("hello Grace (3)"));
+    summary.detailState = await page.locator(".record").getAttribute("data-state");
+    summary.detailCancelDisabled = await page.getByRole("button", { name: "Cancel" }).isDisabled();
+    await shot("execution-detail");
 
-    // A second tab with the same URL: the token was used, so 401.
+    // A second version (one more line), then the diff and a rollback of `latest`.
+    await page.evaluate((n) => (location.hash = `#/editor/${n}`), NAME);
+    await page.waitForFunction(() => document.querySelector("main").dataset.ready === "1");
+    await page.locator(".monaco-host .view-lines").click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("# second version");
+    await page.getByRole("button", { name: "Register" }).click();
+    await page.waitForFunction(() => document.querySelector(".register-panel").dataset.prepare);
+    summary.secondVersion = await page.locator(".register-panel").getAttribute("data-version");
+    await page.evaluate((n) => (location.hash = `#/versions/${n}`), NAME);
+    step("versions");
+    await page.locator(".diff-host .monaco-diff-editor").waitFor();
+    await page.locator(".diff-host .line-insert, .diff-host .char-insert").first().waitFor();
+    summary.versionRows = await page.locator("main table tbody tr").count();
+    summary.diffFile = await page.locator(".diff-host").getAttribute("data-ready");
+    await shot("versions");
+    const older = summary.register.version.replace(/^sha256:/, "").slice(0, 12);
+    await page.getByRole("button", { name: `Make ${older} latest` }).click();
+    await page.locator(".confirm").waitFor();
+    summary.confirm = await page.locator(".confirm").textContent();
+    await shot("versions-confirm");
+    await page.getByRole("button", { name: "Move latest" }).click();
+    await page.waitForLoadState("load");
+    await page.locator("main table tbody tr").first().waitFor();
+    summary.latestAfter = await page.evaluate(async (n) => (await (await fetch(`/api/v1/scripts/${n}`)).json()).tags.latest, NAME);
+
+    // Pools and health: the pool of the script that ran, and the plots after a few scrapes.
+    await page.evaluate(() => (location.hash = "#/pools"));
+    step("pools");
+    await page.getByRole("cell", { name: NAME, exact: true }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll("svg.plot path").length > 0);
+    summary.plots = await page.locator("svg.plot").count();
+    summary.layers = await page.locator("main section:last-of-type tbody tr").count();
+    await shot("pools");
+
+    // Keyboard: Tab from the top reaches the skip link and then the navigation.
+    await page.keyboard.press("Escape");
+    await page.evaluate(() => document.activeElement && document.activeElement.blur());
+    await page.keyboard.press("Tab");
+    summary.firstTab = await page.evaluate(() => document.activeElement.textContent);
+
+    // The gateway's refusals.
+    step("refusals");
     const second = await context.newPage();
     const again = await second.goto(url);
-    summary.secondTab = { status: again ? again.status() : null, body: await second.locator("body").textContent() };
+    summary.secondTab = { status: again ? again.status() : null };
     await second.close();
+    const origin = new URL(url).origin;
+    const cookie = (await context.cookies(origin)).map((c) => `${c.name}=${c.value}`).join("; ");
+    summary.noCookie = (await raw("GET", `${origin}/api/v1/scripts`, {})).status;
+    summary.foreignHost = (await raw("GET", `${origin}/api/v1/scripts`, { host: "evil.example", cookie })).status;
+    summary.crossOrigin = (await raw("POST", `${origin}/api/v1/scripts/${NAME}/disable`,
+      { cookie, origin: "http://evil.example", "content-type": "application/json" }, "{}")).status;
+    summary.sameOriginWithCookie = (await raw("GET", `${origin}/api/v1/scripts`, { cookie })).status;
   } finally {
     await browser.close();
   }

@@ -1,0 +1,125 @@
+//! The editor's back end as the console's own page reaches it, in headless Chromium: a page
+//! of the console fetches `/api/v1/check` and `/api/v1/format` and opens `/lsp/python` as a
+//! WebSocket (under the console's CSP, with the Origin Chromium sends). Driver:
+//! `console/editor_backend.js`. (The whole app is walked by `console_browser.rs`.)
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use serde_json::{Value, json};
+
+/// Where `.ci/toolchains` installs playwright-core.
+const PLAYWRIGHT: &str = "/opt/runwarm-browser/node_modules/playwright-core";
+/// The browser the driver launches.
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Bound on the whole browser session (a cold Chromium on a loaded 2-core machine is slow).
+const DRIVER_BOUND: Duration = Duration::from_secs(240);
+
+/// A `runwarm console` child, killed by its pid when dropped.
+struct ConsoleChild(Child);
+
+impl Drop for ConsoleChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The editor's back end as the console's own page reaches it: `/api/v1/check` and
+/// `/api/v1/format` through the console, and `/lsp/python` as a WebSocket opened by the page
+/// (under the console's CSP, with the Origin Chromium sends). Driver: `console/editor_backend.js`.
+#[tokio::test]
+async fn the_console_page_reaches_check_format_and_the_language_server() {
+    const PYRIGHT: &str = "/opt/runwarm-lsp/node_modules/.bin/pyright-langserver";
+    if !require(&[
+        Need::Program("node"),
+        Need::Path(CHROMIUM),
+        Need::Path(PLAYWRIGHT),
+        Need::Path(PYRIGHT),
+        Need::Path("/opt/runwarm-lint/bin/ruff"),
+    ]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    let mut child = Command::new(bin_dir().join("runwarm"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["console", "--port", "0", "--no-open"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start runwarm console");
+    let stdout = child.stdout.take().unwrap();
+    let console = ConsoleChild(child);
+    let mut url = String::new();
+    BufReader::new(stdout).read_line(&mut url).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("runwarm-editor-backend-")
+        .tempdir()
+        .unwrap();
+    let driver = dir.path().join("editor_backend.js");
+    std::fs::write(&driver, include_str!("console/editor_backend.js")).unwrap();
+    let node = tokio::process::Command::new("node")
+        .arg(&driver)
+        .arg(PLAYWRIGHT)
+        .arg(url.trim())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pgid = nix::unistd::Pid::from_raw(node.id().unwrap() as i32);
+    let out = match tokio::time::timeout(DRIVER_BOUND, node.wait_with_output()).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            panic!(
+                "the browser driver took over {DRIVER_BOUND:?}\n{}",
+                d.report()
+            );
+        }
+    };
+    drop(console);
+    assert!(
+        out.status.success(),
+        "driver: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let context = format!("{s:#}\n{}", d.report());
+    assert_eq!(s["pageErrors"], json!([]), "{context}");
+    assert!(
+        s["console"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !m.as_str().unwrap_or("").starts_with("error")),
+        "the page logged errors (a CSP violation shows here): {context}"
+    );
+    assert_eq!(s["check"]["status"], 200, "{context}");
+    let syntax = &s["check"]["body"]["diagnostics"][0];
+    assert_eq!(
+        (&syntax["line"], &syntax["column"]),
+        (&json!(3), &json!(7)),
+        "{context}"
+    );
+    assert_eq!(s["format"]["status"], 200, "{context}");
+    assert_eq!(s["format"]["body"]["content"], "x = (1, 2)\n", "{context}");
+    assert_eq!(s["lsp"]["opened"], true, "{context}");
+    assert_eq!(s["lsp"]["initialized"], true, "{context}");
+    assert_eq!(s["lsp"]["end"], "diagnostics", "{context}");
+    assert!(
+        s["lsp"]["diagnostic"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("undefined_name")),
+        "{context}"
+    );
+}
