@@ -41,8 +41,8 @@ export function recordView(r: ExecutionRecord): HTMLElement {
   const mem = typeof res.peak_memory_bytes === "number" ? `${(res.peak_memory_bytes / 1048576).toFixed(1)} MiB` : "—";
   return h(
     "div",
-    { class: `record state-${r.state}`, "data-state": r.state },
-    h("p", { class: "record-state" }, h("strong", {}, r.state), ` · ${r.script} @ ${r.version.slice(0, 19)}… · `, r.cold ? "cold start" : "warm", r.attempt && r.attempt > 1 ? ` · attempt ${r.attempt}` : ""),
+    { class: "record", "data-state": r.state },
+    h("p", { class: "record-state" }, h("strong", { class: `state-${r.state}` }, r.state), ` · ${r.script} @ ${r.version.slice(0, 19)}… · `, r.cold ? "cold start" : "warm", r.attempt && r.attempt > 1 ? ` · attempt ${r.attempt}` : ""),
     r.error
       ? h(
           "div",

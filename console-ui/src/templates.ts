@@ -28,7 +28,7 @@ export const templates: Record<string, () => Template> = {
     t(
       "python3",
       "main.py",
-      `import logging\n\nlog = logging.getLogger(__name__)\n\n\ndef handler(event, context):\n    name = event.get("name", "world")\n    for i in range(event.get("times", 1)):\n        print(f"hello {name} ({i + 1})")\n    log.info("greeted %s", name)\n    return {"greeting": f"hello {name}"}\n`,
+      `import sys\n\n\ndef handler(event, context):\n    name = event.get("name", "world")\n    for i in range(event.get("times", 1)):\n        print(f"hello {name} ({i + 1})")\n    print(f"\\x1b[33mgreeted {name}\\x1b[0m", file=sys.stderr)\n    context.log("greeted", name=name)\n    return {"greeting": f"hello {name}"}\n`,
     ),
   node: () =>
     t(

@@ -36,6 +36,9 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
   const draft = query.get("draft") ? loadDraft(name) : null;
   const bundle: Bundle = draft ? fromTemplate(draft) : await loadVersion(name, query.get("version") ?? undefined);
 
+  const meta = h("p", { class: "muted" });
+  const describe = () => (meta.textContent = `runtime ${bundle.runtime}, entry ${bundle.entry}${bundle.version ? `, version ${bundle.version.slice(0, 19)}…` : " (not registered yet)"}`);
+  describe();
   const tree = h("ul", { class: "tree", "aria-label": "Files" });
   const host = h("div", { class: "monaco-host", "aria-label": "Code editor" }, h("p", { class: "muted" }, "Loading the editor…"));
   const notes = h("div", { class: "notes", "aria-live": "polite" });
@@ -45,7 +48,7 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
   const registerButton = h("button", { type: "button", class: "primary" }, "Register");
   const newFile = h("input", { type: "text", placeholder: "path/of/new-file.py", autocomplete: "off" });
   root.append(
-    h("p", { class: "muted" }, `runtime ${bundle.runtime}, entry ${bundle.entry}`, bundle.version ? `, from version ${bundle.version.slice(0, 19)}…` : " (not registered yet)"),
+    meta,
     h(
       "div",
       { class: "editor-layout" },
@@ -187,6 +190,7 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
       if (version) {
         dropDraft(name);
         bundle.version = version;
+        describe();
         panel.append(h("p", {}, h("a", { href: `#/run/${enc(name)}` }, "Run it"), " · ", h("a", { href: `#/versions/${enc(name)}` }, "Versions")));
       }
     } catch (e) {

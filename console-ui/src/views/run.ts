@@ -91,7 +91,7 @@ export async function runView(root: HTMLElement, args: string[], query: URLSearc
     detail.disabled ? h("p", { class: "note warn" }, "This script is disabled: invocations are refused until it is enabled (Scripts).") : null,
     h(
       "form",
-      { class: "run-form", onsubmit: submit },
+      { class: "run-form", novalidate: true, onsubmit: submit },
       h("fieldset", {}, h("legend", {}, "Parameters"), form.element),
       h("div", { class: "row" },
         field("Version tag", tagPick),

@@ -5,6 +5,7 @@ import { api, enc } from "../api";
 import { h, field, table, when } from "../dom";
 import { fail, say, errorBlock } from "../status";
 import { loadMonaco } from "../monaco-loader";
+import { go } from "../nav";
 import { loadVersion, MANIFEST, type Bundle } from "./bundle";
 import type * as M from "monaco-editor";
 
@@ -109,7 +110,7 @@ export async function versionsView(root: HTMLElement, args: string[]): Promise<(
       try {
         const after = await api<{ tags: Record<string, string> }>("PUT", `/v1/scripts/${enc(name)}/tags/${enc(tag)}`, { body: { version } });
         say(`${tag} → ${short(after.tags[tag] ?? version)}`, "ok");
-        location.reload();
+        go(location.hash);
       } catch (e) {
         confirmBox.replaceChildren(errorBlock(e));
         fail(e);

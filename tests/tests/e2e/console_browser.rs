@@ -228,8 +228,8 @@ fn check_scripts_and_editor(summary: &Value, context: &str) {
         "{context}"
     );
     if summary["checkAvailable"]["check"] == true {
-        // The syntax error was typed on line 12, the file's last.
-        assert_eq!(summary["diagnostic"]["line"], "12", "{context}");
+        // The syntax error was typed on line 11, the file's last.
+        assert_eq!(summary["diagnostic"]["line"], "11", "{context}");
         assert!(
             summary["diagnostic"]["markers"]
                 .as_u64()
@@ -279,6 +279,22 @@ fn check_run_history_versions(summary: &Value, context: &str) {
     for i in 1..=3 {
         assert!(output.contains(&format!("hello Grace ({i})")), "{context}");
     }
+    // stderr keeps its colour (the escape codes become a class), the log record shows too.
+    assert_eq!(
+        summary["run"]["coloured"],
+        json!(["greeted Grace"]),
+        "{context}"
+    );
+    assert!(
+        summary["run"]["log"][0]
+            .as_str()
+            .is_some_and(|l| l.contains("greeted") && l.contains("Grace")),
+        "{context}"
+    );
+    let streams = summary["run"]["streams"].as_array().unwrap();
+    for kind in ["stdout", "stderr", "log"] {
+        assert!(streams.iter().any(|s| s == kind), "{kind}: {context}");
+    }
     assert!(
         summary["badParamStatus"]
             .as_str()
@@ -313,7 +329,9 @@ fn check_pools_and_gateway(summary: &Value, context: &str) {
         summary["layers"].as_u64().is_some_and(|n| n > 3),
         "{context}"
     );
-    assert_eq!(summary["firstTab"], "Skip to content", "{context}");
+    assert_eq!(summary["focusOnLoad"], "h2: Scripts", "{context}");
+    assert_eq!(summary["firstTab"], "input: Search", "{context}");
+    assert_eq!(summary["backTab"], "a: Pools & health", "{context}");
     assert_eq!(summary["secondTab"]["status"], 401, "{context}");
     assert_eq!(summary["noCookie"], 401, "{context}");
     assert_eq!(summary["foreignHost"], 403, "{context}");

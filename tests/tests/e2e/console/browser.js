@@ -65,6 +65,17 @@ async function main() {
       const m = performance.getEntriesByName("console-first-render")[0];
       return m ? Math.round(m.startTime) : null;
     });
+    // Keyboard: a view takes the focus to its heading; Tab goes on to its first control, and
+    // back past it to the navigation.
+    const focused = () => page.evaluate(() => {
+      const e = document.activeElement;
+      return `${e.tagName.toLowerCase()}: ${e.labels && e.labels[0] ? e.labels[0].textContent : e.textContent}`;
+    });
+    summary.focusOnLoad = await focused();
+    await page.keyboard.press("Tab");
+    summary.firstTab = await focused();
+    await page.keyboard.press("Shift+Tab");
+    summary.backTab = await focused();
     summary.resources = await page.evaluate(() =>
       performance.getEntriesByType("resource").map((r) => ({ name: new URL(r.name).pathname, bytes: r.encodedBodySize })));
     step("scripts");
@@ -97,7 +108,7 @@ async function main() {
     });
     const editorArea = page.locator(".monaco-host .view-lines");
     if (summary.checkAvailable.check) {
-      // A syntax error on the file's last line (12): the checker marks that line.
+      // A syntax error on the file's last line (11): the checker marks that line.
       await editorArea.click();
       await page.keyboard.press("Control+End");
       await page.keyboard.type("x = = 1");
@@ -166,6 +177,8 @@ async function main() {
       output: await page.locator(".output").textContent(),
       streams: await page.locator(".output .line").evaluateAll((ls) => ls.map((l) => l.dataset.stream)),
       figures: await page.locator(".run-result dl.figures").textContent(),
+      coloured: await page.locator(".output .stderr .ansi-fg33").allTextContents(),
+      log: await page.locator(".output .log").allTextContents(),
     };
     await shot("run");
 
@@ -212,8 +225,9 @@ async function main() {
     summary.confirm = await page.locator(".confirm").textContent();
     await shot("versions-confirm");
     await page.getByRole("button", { name: "Move latest" }).click();
-    await page.waitForLoadState("load");
-    await page.locator("main table tbody tr").first().waitFor();
+    // The view renders again: now the newer version is the one that can be made latest.
+    const newer = summary.secondVersion.replace(/^sha256:/, "").slice(0, 12);
+    await page.getByRole("button", { name: `Make ${newer} latest` }).waitFor();
     summary.latestAfter = await page.evaluate(async (n) => (await (await fetch(`/api/v1/scripts/${n}`)).json()).tags.latest, NAME);
 
     // Pools and health: the pool of the script that ran, and the plots after a few scrapes.
@@ -225,11 +239,6 @@ async function main() {
     summary.layers = await page.locator("main section:last-of-type tbody tr").count();
     await shot("pools");
 
-    // Keyboard: Tab from the top reaches the skip link and then the navigation.
-    await page.keyboard.press("Escape");
-    await page.evaluate(() => document.activeElement && document.activeElement.blur());
-    await page.keyboard.press("Tab");
-    summary.firstTab = await page.evaluate(() => document.activeElement.textContent);
 
     // The gateway's refusals.
     step("refusals");
