@@ -38,8 +38,12 @@ export interface Series {
   points: [number, number | null][]; // [time ms, value]
 }
 
-export function lines(title: string, series: Series[], unit: string, spanMs: number): SVGSVGElement {
+/** Lines over the last `maxSpanMs` at most: the axis starts at the first point (20 s at least),
+ * so a plot opened a moment ago is not a sliver at its right edge. Each point is a dot too. */
+export function lines(title: string, series: Series[], unit: string, maxSpanMs: number): SVGSVGElement {
   const now = Date.now();
+  const first = Math.min(now, ...series.flatMap((s) => s.points.map(([t]) => t)));
+  const spanMs = Math.min(maxSpanMs, Math.max(20_000, now - first + 2000));
   const values = series.flatMap((s) => s.points.map(([, v]) => v ?? 0));
   const { svg, y } = frame(title, Math.max(...values, 0) * 1.1 || 1, unit);
   const x = (t: number) => PAD.l + ((W - PAD.l - PAD.r) * (t - (now - spanMs))) / spanMs;
@@ -53,10 +57,12 @@ export function lines(title: string, series: Series[], unit: string, spanMs: num
       }
       d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
+      svg.appendChild(el("circle", { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2.5, fill: COLOURS[i % COLOURS.length] }));
     }
     if (d) svg.appendChild(el("path", { d, fill: "none", stroke: COLOURS[i % COLOURS.length], "stroke-width": 2 }));
   });
-  svg.appendChild(el("text", { x: PAD.l, y: H - 6, class: "axis" }, `${Math.round(spanMs / 60000)} min ago`));
+  const ago = spanMs >= 120_000 ? `${Math.round(spanMs / 60_000)} min ago` : `${Math.round(spanMs / 1000)} s ago`;
+  svg.appendChild(el("text", { x: PAD.l, y: H - 6, class: "axis" }, ago));
   svg.appendChild(el("text", { x: W - PAD.r, y: H - 6, "text-anchor": "end", class: "axis" }, "now"));
   return svg;
 }

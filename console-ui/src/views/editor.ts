@@ -42,6 +42,7 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
   const tree = h("ul", { class: "tree", "aria-label": "Files" });
   const host = h("div", { class: "monaco-host", "aria-label": "Code editor" }, h("p", { class: "muted" }, "Loading the editor…"));
   const notes = h("div", { class: "notes", "aria-live": "polite" });
+  const lspNote = h("p", { class: "muted lsp", "aria-live": "polite" });
   const problems = h("ul", { class: "problems", "aria-label": "Diagnostics" });
   const panel = h("section", { class: "register-panel", "aria-live": "polite" });
   const formatButton = h("button", { type: "button", disabled: true }, "Format");
@@ -53,7 +54,7 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
       "div",
       { class: "editor-layout" },
       h("aside", {}, h("h3", {}, "Files"), tree, h("form", { class: "inline", onsubmit: (e: Event) => { e.preventDefault(); addFile(); } }, field("New file", newFile), h("button", { type: "submit" }, "Add"))),
-      h("div", { class: "editor-main" }, h("div", { class: "toolbar" }, formatButton, registerButton), host, notes, h("h3", {}, "Diagnostics"), problems),
+      h("div", { class: "editor-main" }, h("div", { class: "toolbar" }, formatButton, registerButton), host, lspNote, notes, h("h3", {}, "Diagnostics"), problems),
     ),
     panel,
   );
@@ -201,21 +202,28 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
     }
   });
 
-  // Python: completions and diagnostics from the language server the console runs, when it
-  // has one (the same daemon change that brings /v1/check brings the console's /lsp/python).
+  // Python: completions and diagnostics from the language server the console forwards, when
+  // its /features.json lists one; otherwise a note says so.
   let lsp: LspClient | null = null;
   const pyFiles = Object.keys(bundle.files).filter((p) => p.endsWith(".py"));
-  if (pyFiles.length && c.check) {
+  if (!c.check) {
+    notes.replaceChildren(h("p", { class: "note warn" }, "checker unavailable: this daemon has no POST /v1/check, so only the editor's own checks run (TypeScript, JSON); Format needs POST /v1/format"));
+  }
+  if (pyFiles.length && c.lsp.includes("python")) {
     LspClient.connect("/lsp/python", "file:///script")
       .then((client) => {
         lsp = client;
         disposables.push(attachToMonaco(m, client, "python"));
         for (const p of pyFiles) client.open(uri(p).toString(), "python", bundle.files[p] ?? "");
-        notes.prepend(h("p", { class: "muted lsp" }, "Python language server connected"));
+        lspNote.textContent = "Python language server connected";
       })
-      .catch((e) => notes.prepend(h("p", { class: "note warn lsp" }, `Python language server unavailable: ${e.message}`)));
-  } else if (!c.check) {
-    notes.replaceChildren(h("p", { class: "note warn" }, "checker unavailable: this daemon has no POST /v1/check, so only the editor's own checks run (TypeScript, JSON); Format needs POST /v1/format"));
+      .catch((e) => {
+        lspNote.textContent = `Python language server unavailable: ${e.message}`;
+        lspNote.className = "note warn lsp";
+      });
+  } else if (pyFiles.length) {
+    lspNote.textContent = "Python language server unavailable: this console forwards none, so completions are Monaco's own";
+    lspNote.className = "note warn lsp";
   }
 
   show(bundle.entry in bundle.files ? bundle.entry : Object.keys(bundle.files)[0] ?? MANIFEST);

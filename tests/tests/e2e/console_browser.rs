@@ -246,6 +246,13 @@ fn check_scripts_and_editor(summary: &Value, context: &str) {
             "{context}"
         );
     }
+    // The Python language server: completions when the console forwards one, a note if not.
+    let lsp = summary["lspNote"].as_str().unwrap_or_default();
+    if lsp.contains("connected") {
+        assert_eq!(summary["completion"], "argv", "{context}");
+    } else {
+        assert!(lsp.contains("language server unavailable"), "{context}");
+    }
     if summary["checkAvailable"]["format"] == true {
         assert!(
             summary["formatStatus"]
@@ -325,6 +332,11 @@ fn check_run_history_versions(summary: &Value, context: &str) {
 
 fn check_pools_and_gateway(summary: &Value, context: &str) {
     assert_eq!(summary["plots"], 3, "{context}");
+    assert_eq!(
+        summary["legends"].as_array().map(Vec::len),
+        Some(2),
+        "{context}"
+    );
     assert!(
         summary["layers"].as_u64().is_some_and(|n| n > 3),
         "{context}"

@@ -128,6 +128,18 @@ async function main() {
     } else {
       summary.checkerNote = await page.locator(".notes .note.warn").first().textContent();
     }
+    summary.lspNote = await page.locator(".lsp").textContent();
+    if (await page.evaluate(async () => (await (await fetch("/features.json")).json()).lsp.includes("python"))) {
+      // Completions from the language server: the members of `sys`.
+      await page.waitForFunction(() => /connected/.test(document.querySelector(".lsp").textContent));
+      await editorArea.click();
+      await page.keyboard.press("Control+End");
+      await page.keyboard.type("sys.");
+      await page.locator(".suggest-widget .monaco-list-row", { hasText: "argv" }).first().waitFor();
+      summary.completion = "argv";
+      await page.keyboard.press("Escape");
+      for (let i = 0; i < 4; i++) await page.keyboard.press("Backspace");
+    }
     if (summary.checkAvailable.format) {
       await page.getByRole("button", { name: "Format" }).click();
       await page.waitForFunction(() => /formatted/.test(document.getElementById("status").textContent));
@@ -234,10 +246,27 @@ async function main() {
     await page.evaluate(() => (location.hash = "#/pools"));
     step("pools");
     await page.getByRole("cell", { name: NAME, exact: true }).waitFor();
-    await page.waitForFunction(() => document.querySelectorAll("svg.plot path").length > 0);
+    // Some load, spread over a few scrapes, so the rate and latency plots have a shape.
+    await page.evaluate((n) => {
+      window.load = (async () => {
+        for (let i = 0; i < 60; i++) {
+          await fetch(`/api/v1/scripts/${n}/invoke`, {
+            method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: `load ${i}` }),
+          });
+          await new Promise((r) => setTimeout(r, 150));
+        }
+      })();
+    }, NAME);
+    await page.waitForFunction(() => {
+      const [rate, latency] = [...document.querySelectorAll(".plots .legend")].map((l) => l.textContent);
+      const points = document.querySelector("svg.plot").querySelectorAll("circle").length;
+      return rate && latency && points >= 6 && /all: (?!0\/s)[0-9.]+\/s/.test(rate) && /p50: [0-9.]+ ms/.test(latency);
+    });
+    summary.legends = await page.locator(".plots .legend").allTextContents();
     summary.plots = await page.locator("svg.plot").count();
     summary.layers = await page.locator("main section:last-of-type tbody tr").count();
     await shot("pools");
+    await page.evaluate(() => window.load);
 
 
     // The gateway's refusals.
