@@ -13,14 +13,14 @@ export function say(text: string, kind: "" | "error" | "ok" = ""): void {
 /** A block describing a failure: status and code, detail, hint, schema violations. */
 export function errorBlock(e: unknown): HTMLElement {
   if (!(e instanceof ApiError)) return h("div", { class: "problem", role: "alert" }, String(e));
-  const violations = (e.body as { violations?: { path?: string; message?: string }[] } | undefined)?.violations ?? [];
+  const violations = (e.body as { violations?: { pointer?: string; message?: string }[] } | undefined)?.violations ?? [];
   return h(
     "div",
     { class: "problem", role: "alert" },
     h("strong", {}, e.message),
     e.hint ? h("p", { class: "hint" }, "hint: ", e.hint) : null,
     violations.length
-      ? h("ul", {}, ...violations.map((v) => h("li", {}, `${v.path ?? ""} ${v.message ?? JSON.stringify(v)}`)))
+      ? h("ul", {}, ...violations.map((v) => h("li", {}, h("code", {}, v.pointer || "/"), ` ${v.message ?? JSON.stringify(v)}`)))
       : null,
   );
 }

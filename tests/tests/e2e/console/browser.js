@@ -199,6 +199,22 @@ async function main() {
     await page.getByRole("button", { name: "Invoke" }).click();
     summary.badParamStatus = await status();
 
+    // The daemon's refusal, shown with its code and the schema violation: the raw JSON editor
+    // sends what the form would not.
+    await page.getByLabel("Edit as raw JSON").check();
+    await page.getByLabel("Payload (JSON)").fill(JSON.stringify({ name: 5 }));
+    await page.getByRole("button", { name: "Invoke" }).click();
+    await page.locator(".run-result .problem").waitFor();
+    summary.refusal = await page.locator(".run-result .problem").textContent();
+    await shot("run-refused");
+    // Synchronous: the answer when it ends, the output replayed after it.
+    await page.getByLabel("Payload (JSON)").fill(JSON.stringify({ name: "Sync", times: 1 }));
+    await page.getByLabel("sync, wait for the answer").check();
+    await page.getByRole("button", { name: "Invoke" }).click();
+    await page.locator(".run-result .record").waitFor();
+    await page.waitForFunction(() => document.querySelector(".output").textContent.includes("hello Sync (1)"));
+    summary.syncResult = await page.locator(".run-result pre.result").textContent();
+
     // History: filtered by the script, then the execution's detail.
     await page.evaluate(() => (location.hash = "#/executions"));
     step("executions");
@@ -210,10 +226,19 @@ async function main() {
     await shot("executions");
     await page.locator("main tbody tr td:first-child a").first().click();
     await page.locator(".record").waitFor();
-    await page.waitForFunction(() => document.querySelector(".output").textContent.includes("hello Grace (3)"));
+    await page.waitForFunction(() => document.querySelector(".output").textContent.includes("hello Sync (1)"));
     summary.detailState = await page.locator(".record").getAttribute("data-state");
     summary.detailCancelDisabled = await page.getByRole("button", { name: "Cancel" }).isDisabled();
     await shot("execution-detail");
+    // Replay: a new execution of the same payload, its detail shown.
+    const replayed = page.url();
+    await page.getByRole("button", { name: "Replay" }).click();
+    await page.waitForFunction((u) => location.href !== u, replayed);
+    await page.waitForFunction(() => {
+      const r = document.querySelector(".record");
+      return r && r.dataset.state === "completed" && document.querySelector(".output").textContent.includes("(1)");
+    });
+    summary.replayState = await page.locator(".record").getAttribute("data-state");
 
     // A second version (one more line), then the diff and a rollback of `latest`.
     await page.evaluate((n) => (location.hash = `#/editor/${n}`), NAME);
