@@ -277,6 +277,10 @@ fn check_scripts_and_editor(summary: &Value, context: &str) {
     } else {
         assert_eq!(summary["formatDisabled"], true, "{context}");
     }
+    assert!(
+        summary["manifestMarkers"].as_u64().is_some_and(|n| n > 0),
+        "{context}"
+    );
     assert_eq!(summary["register"]["prepare"], "done", "{context}");
     assert_eq!(summary["register"]["problem"], json!([]), "{context}");
 }

@@ -148,6 +148,23 @@ async function main() {
       summary.formatDisabled = await page.getByRole("button", { name: "Format" }).isDisabled();
     }
 
+    // The manifest is checked against its schema from the daemon's OpenAPI document: a field it
+    // does not know is marked; then the line is put back.
+    await page.getByRole("button", { name: "runwarm.json (manifest)" }).click();
+    await editorArea.click();
+    await page.keyboard.press("Control+Home");
+    await page.keyboard.press("End");
+    const bogus = ' "bogus": 1,';
+    await page.keyboard.type(bogus);
+    await page.locator(".monaco-host .squiggly-warning, .monaco-host .squiggly-error").first().waitFor();
+    summary.manifestMarkers = await page.evaluate(() =>
+      document.querySelectorAll(".monaco-host .squiggly-warning, .monaco-host .squiggly-error").length);
+    // Taken back key by key (typing `{` again would be auto-closed to `{}`).
+    await page.keyboard.press("End");
+    for (let i = 0; i < bogus.length; i++) await page.keyboard.press("Backspace");
+    await page.waitForFunction(() => !document.querySelector(".monaco-host .squiggly-warning, .monaco-host .squiggly-error"));
+    await page.getByRole("button", { name: "main.py", exact: true }).click();
+
     // Register: the version, then its prepare followed to the end.
     await page.getByRole("button", { name: "Register" }).click();
     await page.waitForFunction(() => {
