@@ -345,6 +345,14 @@ fn check_run_history_versions(summary: &Value, context: &str) {
         "{context}"
     );
     assert_eq!(summary["replayState"], "completed", "{context}");
+    assert_eq!(summary["cancelled"], "cancelled", "{context}");
+    assert!(
+        !summary["cancelledOutput"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tick 3"),
+        "cancelled before its last line: {context}"
+    );
     assert_eq!(summary["detailState"], "completed", "{context}");
     assert_eq!(summary["detailCancelDisabled"], true, "{context}");
     assert_eq!(summary["versionRows"], 2, "{context}");

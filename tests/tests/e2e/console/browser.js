@@ -257,6 +257,23 @@ async function main() {
     });
     summary.replayState = await page.locator(".record").getAttribute("data-state");
 
+    // Cancel: the ticker runs for three seconds; its detail's Cancel stops it.
+    const running = await page.evaluate(async (t) => {
+      const r = await fetch(`/api/v1/scripts/${t}/invoke`, {
+        method: "POST", headers: { "content-type": "application/json", prefer: "respond-async" }, body: JSON.stringify({ name: "Ada", count: 1 }),
+      });
+      return (await r.json()).id;
+    }, ticker);
+    await page.evaluate((id) => (location.hash = `#/executions/${id}`), running);
+    await page.waitForFunction(() => document.querySelector(".output") && document.querySelector(".output").textContent.includes("tick 1"));
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.waitForFunction(() => {
+      const r = document.querySelector(".record");
+      return r && r.dataset.state === "cancelled";
+    });
+    summary.cancelled = await page.locator(".record").getAttribute("data-state");
+    summary.cancelledOutput = await page.locator(".output").textContent();
+
     // A second version (one more line), then the diff and a rollback of `latest`.
     await page.evaluate((n) => (location.hash = `#/editor/${n}`), NAME);
     await page.waitForFunction(() => document.querySelector("main").dataset.ready === "1");
