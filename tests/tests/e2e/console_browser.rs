@@ -369,6 +369,20 @@ fn check_run_history_versions(summary: &Value, context: &str) {
 }
 
 fn check_pools_and_gateway(summary: &Value, context: &str) {
+    assert_eq!(
+        summary["paging"]["back"], summary["paging"]["top"],
+        "{context}"
+    );
+    assert_ne!(
+        summary["paging"]["second"], summary["paging"]["top"],
+        "{context}"
+    );
+    assert!(
+        summary["paging"]["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("page 2:")),
+        "{context}"
+    );
     assert_eq!(summary["plots"], 3, "{context}");
     assert_eq!(
         summary["legends"].as_array().map(Vec::len),

@@ -327,6 +327,19 @@ async function main() {
     await shot("pools");
     await page.evaluate(() => window.load);
 
+    // Paging through the history, now that it holds more than a page.
+    await page.evaluate(() => (location.hash = "#/executions"));
+    await page.getByLabel("Script").fill(NAME);
+    await page.waitForFunction(() => document.querySelectorAll("main tbody tr").length === 20);
+    const firstId = () => page.locator("main tbody tr td:first-child").first().textContent();
+    const top = await firstId();
+    await page.getByRole("button", { name: "Older" }).click();
+    await page.waitForFunction((t) => document.querySelector("main tbody tr td").textContent !== t, top);
+    summary.paging = { top, second: await firstId(), status: await status() };
+    await page.getByRole("button", { name: "Newer" }).click();
+    await page.waitForFunction((t) => document.querySelector("main tbody tr td").textContent === t, top);
+    summary.paging.back = await firstId();
+
 
     // The gateway's refusals.
     step("refusals");
