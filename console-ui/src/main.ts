@@ -2,7 +2,7 @@
 // Views are plain DOM modules; each renders into <main> and may return a cleanup that runs when
 // the page moves on (closing event streams, timers and editors).
 import "./app.css";
-import { say, fail } from "./status";
+import { sayFlashed, fail } from "./status";
 import { scriptsView } from "./views/scripts";
 import { editorView } from "./views/editor";
 import { versionsView } from "./views/versions";
@@ -46,7 +46,7 @@ async function route(): Promise<void> {
   const main = document.querySelector("main") as HTMLElement;
   main.replaceChildren();
   main.dataset.view = name;
-  say("");
+  sayFlashed();
   try {
     const c = await view(main, args, new URLSearchParams(qs ?? ""));
     if (mine === generation) cleanup = c;

@@ -10,6 +10,21 @@ export function say(text: string, kind: "" | "error" | "ok" = ""): void {
   status.className = kind;
 }
 
+let flashed: [string, "" | "error" | "ok"] | null = null;
+
+/** A message for the status line that survives the move to the next view (whose router
+ * clears the line). */
+export function flash(text: string, kind: "" | "error" | "ok" = ""): void {
+  flashed = [text, kind];
+}
+
+/** The status line at a view's start: the flashed message, if any, or nothing. */
+export function sayFlashed(): void {
+  const [text, kind] = flashed ?? ["", ""];
+  flashed = null;
+  say(text, kind);
+}
+
 /** A block describing a failure: status and code, detail, hint, schema violations. */
 export function errorBlock(e: unknown): HTMLElement {
   if (!(e instanceof ApiError)) return h("div", { class: "problem", role: "alert" }, String(e));

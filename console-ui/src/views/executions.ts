@@ -2,7 +2,7 @@
 // last id seen; a detail view with the output replayed, cancel and replay.
 import { api, enc } from "../api";
 import { h, field, table, when } from "../dom";
-import { fail, say, errorBlock } from "../status";
+import { fail, say, flash, errorBlock } from "../status";
 import { follow, type Follow } from "../output";
 import { recordView, TERMINAL, type ExecutionRecord } from "../record";
 import { go } from "../nav";
@@ -95,7 +95,7 @@ async function detail(root: HTMLElement, id: string): Promise<() => void> {
     replay.addEventListener("click", async () => {
       try {
         const again = await api<{ id: string }>("POST", `/v1/executions/${enc(id)}/replay`, { body: {}, headers: { prefer: "respond-async" } });
-        say(`replayed as ${again.id}`, "ok");
+        flash(`replayed as ${again.id}`, "ok");
         go(`#/executions/${enc(again.id)}`);
       } catch (e) {
         body.prepend(errorBlock(e));

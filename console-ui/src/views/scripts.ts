@@ -2,7 +2,7 @@
 // from a per-runtime template or a clone of one of the daemon's samples.
 import { api, enc } from "../api";
 import { h, field, table } from "../dom";
-import { fail, say, errorBlock } from "../status";
+import { fail, say, flash, errorBlock } from "../status";
 import { templates } from "../templates";
 import { go } from "../nav";
 import { saveDraft } from "./draft";
@@ -143,7 +143,7 @@ function newScript(): HTMLElement {
               const as = name.value.trim() || s.id;
               try {
                 await api("POST", `/v1/samples/${enc(s.id)}/clone`, { body: { name: as } });
-                say(`cloned ${s.id} as ${as}`, "ok");
+                flash(`cloned ${s.id} as ${as}`, "ok");
                 go(`#/editor/${enc(as)}`);
               } catch (e) {
                 out.replaceChildren(errorBlock(e));
