@@ -67,6 +67,13 @@ async fn console_walks_every_view_in_chromium() {
         json!({"main.sh": SCRIPT}),
     )
     .await;
+    // Opened in the editor only: Monaco's own TypeScript worker checks it in the page.
+    d.register(
+        "typed",
+        json!({"runtime": "typescript", "entry": "main.ts"}),
+        json!({"main.ts": "export async function handler(event: { name?: string }) {\n  return { greeting: `hello ${event.name ?? \"world\"}` };\n}\n"}),
+    )
+    .await;
 
     let mut child = Command::new(bin_dir().join("runwarm"))
         .arg("--socket")
@@ -280,6 +287,10 @@ fn check_scripts_and_editor(summary: &Value, context: &str) {
     assert!(
         summary["manifestMarkers"].as_u64().is_some_and(|n| n > 0),
         "{context}"
+    );
+    assert!(
+        summary["typescriptMarkers"].as_u64().is_some_and(|n| n > 0),
+        "Monaco's TypeScript worker runs under the policy: {context}"
     );
     assert_eq!(summary["register"]["prepare"], "done", "{context}");
     assert_eq!(summary["register"]["problem"], json!([]), "{context}");

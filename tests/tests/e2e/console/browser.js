@@ -274,6 +274,16 @@ async function main() {
     summary.cancelled = await page.locator(".record").getAttribute("data-state");
     summary.cancelledOutput = await page.locator(".output").textContent();
 
+    // TypeScript: Monaco's own worker (a module worker from the console, 7 MB) marks a type
+    // error as it is typed.
+    await page.evaluate(() => (location.hash = "#/editor/typed"));
+    await page.waitForFunction(() => document.querySelector("main").dataset.ready === "1");
+    await page.locator(".monaco-host .view-lines").click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("const n: number = 'not a number';");
+    await page.locator(".monaco-host .squiggly-error").first().waitFor();
+    summary.typescriptMarkers = await page.locator(".monaco-host .squiggly-error").count();
+
     // A second version (one more line), then the diff and a rollback of `latest`.
     await page.evaluate((n) => (location.hash = `#/editor/${n}`), NAME);
     await page.waitForFunction(() => document.querySelector("main").dataset.ready === "1");
