@@ -33,20 +33,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; worker-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'self'";
 
-/// What this console serves beyond the daemon's API, for the page to ask before it tries:
-/// the languages whose server it forwards at `/lsp/<language>` (a WebSocket). The page opens no
-/// socket the console does not serve, so a missing one is a visible note, not a console error.
-const FEATURES: &str = r#"{"lsp":[]}"#;
-
 /// The asset served at `path`: `/` is the page, anything else a file of the bundle.
 pub fn find(path: &str) -> Option<Asset> {
-    if path == "/features.json" {
-        return Some(Asset {
-            content_type: "application/json",
-            bytes: FEATURES.as_bytes(),
-            immutable: false,
-        });
-    }
     let name = match path {
         "/" => "index.html",
         // The page is served at `/` only, so there is one URL to hold the token exchange.
@@ -155,8 +143,5 @@ mod tests {
         );
         assert!(find("/app.js").is_some_and(|a| !a.immutable));
         assert!(find("/monaco.js").is_some_and(|a| !a.immutable));
-        let features: serde_json::Value =
-            serde_json::from_slice(find("/features.json").unwrap().bytes).unwrap();
-        assert!(features["lsp"].is_array());
     }
 }

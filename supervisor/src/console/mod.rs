@@ -207,6 +207,9 @@ impl Shared {
         if req.uri().path().starts_with("/api/") {
             return forward::forward(&self.socket, req).await;
         }
+        if req.uri().path() == "/features.json" {
+            return self.features();
+        }
         match (req.method(), assets::find(req.uri().path())) {
             (&Method::GET | &Method::HEAD, Some(asset)) => assets::respond(&asset),
             (_, Some(_)) => problem(
@@ -217,6 +220,25 @@ impl Shared {
             ),
             (_, None) => problem(StatusCode::NOT_FOUND, "not-found", "no such page", None),
         }
+    }
+
+    /// What this console serves beyond the daemon's API, for the page to ask before it tries:
+    /// the languages whose server is installed for `/lsp/<language>`. The page opens no socket
+    /// the console would refuse (a refused WebSocket is a console error in the browser).
+    fn features(&self) -> Response<Body> {
+        let body = serde_json::json!({ "lsp": self.lsp.available() });
+        let mut answer = Response::new(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        );
+        let headers = answer.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        answer
     }
 
     /// The token exchange: a session cookie and a redirect to `/` without the token, or 401.

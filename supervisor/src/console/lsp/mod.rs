@@ -68,6 +68,16 @@ impl Lsp {
         }
     }
 
+    /// The languages whose server is installed: what `/features.json` tells the page, so the
+    /// editor opens no socket that would only be refused.
+    pub fn available(&self) -> Vec<&'static str> {
+        LANGUAGES
+            .iter()
+            .filter(|(_, program, _)| find_program(&self.settings.dir, program).is_some())
+            .map(|(name, ..)| *name)
+            .collect()
+    }
+
     /// Answers an upgrade to `/lsp/{language}` (the gate has let it through) with 101 and
     /// starts the bridge, or with a problem.
     pub fn upgrade(&self, language: &str, mut req: Request<Incoming>) -> Response<Body> {

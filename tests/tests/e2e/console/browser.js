@@ -1,9 +1,9 @@
 // Drives the console in headless Chromium (Debian's) with playwright-core, for
 // tests/tests/e2e/console_browser.rs, through what a person does: log in with the token URL;
 // list, filter, disable and enable scripts; create a Python script from its template; type a
-// syntax error and see the checker's diagnostic at its line (when the daemon has POST
-// /v1/check; otherwise the page must say the checker is unavailable); fix it, format it,
-// register it and watch its prepare finish; run it through the generated form and watch its
+// syntax error and see the checker's diagnostic at its line (a daemon without POST /v1/check
+// gets a "checker unavailable" note, recorded for the test to judge); pyright's completions;
+// fix it, format it, register it and watch its prepare finish; run it through the generated form and watch its
 // output arrive before its result; find it in the history; register a second version, diff the
 // two and roll `latest` back; watch the pools page; then the gateway's refusals (a second tab
 // with the used token, no cookie, a foreign Host, a cross-origin POST). Saves a screenshot of
