@@ -280,34 +280,6 @@ mod tests {
     }
 
     #[test]
-    fn v1_takes_cpu_time_and_its_split_from_usage_all_in_one_read() {
-        let root = tempfile::tempdir().unwrap();
-        let acct = root.path().join("cpuacct/x");
-        let cg = fixture(Version::V1, &[(&[Controller::Cpuacct], &acct)]);
-        fs::write(
-            acct.join("cpuacct.usage_all"),
-            "cpu user system\n0 6000000 1000000\n1 3000000 2000000\n",
-        )
-        .unwrap();
-        // Present but not read: usage_all has the precise split.
-        fs::write(acct.join("cpuacct.usage"), "999000000\n").unwrap();
-        fs::write(acct.join("cpuacct.stat"), "user 1\nsystem 99\n").unwrap();
-        let first = cg.stats().cpu.unwrap();
-        assert_eq!(
-            (first.usage_us, first.user, first.system),
-            (12_000, 9_000_000, 3_000_000)
-        );
-        fs::write(
-            acct.join("cpuacct.usage_all"),
-            "cpu user system\n0 7500000 1000000\n1 3000000 2500000\n",
-        )
-        .unwrap();
-        let later = cg.stats().cpu.unwrap().since(Some(&first));
-        assert_eq!((later.user_ms, later.system_ms), (1.5, 0.5));
-        cg.remove().unwrap();
-    }
-
-    #[test]
     fn missing_files_read_as_unknown_not_zero() {
         let root = tempfile::tempdir().unwrap();
         let cg = fixture(

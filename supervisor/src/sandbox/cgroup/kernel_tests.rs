@@ -314,3 +314,35 @@ fn create_and_remove_cost_is_small() {
     // Generous: the budget for the whole sandbox is 5 ms per cold start.
     assert!(median < 20_000, "median {median} µs");
 }
+
+#[test]
+fn cpu_time_is_the_precise_counter_not_the_tick_sampled_one() {
+    if !require_root() {
+        return;
+    }
+    let tree = TestTree::new(&instance_name());
+    let limits = CgroupLimits {
+        memory_bytes: Some(64 << 20),
+        pids: Some(64),
+        cpu_cores: Some(1.0),
+    };
+    let readings: Vec<u64> = (0..2)
+        .map(|i| {
+            let cg = tree.cgroups.create(&format!("cpu{i}"), &limits).unwrap();
+            let mut child = spawn_attached(&cg, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done");
+            assert!(child.wait().unwrap().success());
+            let usage = cg.stats().cpu.unwrap().usage_us;
+            cg.remove().unwrap();
+            usage
+        })
+        .collect();
+    assert!(readings.iter().all(|&us| us > 0), "{readings:?}");
+    // Counters the kernel samples at the scheduler tick (v1 `cpuacct.stat`, and the user and
+    // system columns of `cpuacct.usage_all`) move in whole ticks of 1 to 10 ms, so a short call
+    // reads as 0 or a whole tick. The precise counter is in nanoseconds: two readings that are
+    // both whole milliseconds mean the tick-sampled one is being read.
+    assert!(
+        readings.iter().any(|&us| us % 1000 != 0),
+        "CPU time in whole milliseconds, twice: tick-sampled? {readings:?} µs"
+    );
+}

@@ -1,7 +1,7 @@
 //! Reading an executor's resource use back after every invocation, cheaply enough for the warm
 //! path: the counter files are opened once per executor and re-read with `pread` at offset 0
-//! (cgroup files regenerate their content on a read from the start), so an invocation costs two
-//! `pread`s (CPU and peak memory) instead of open/stat/read/read/close sequences.
+//! (cgroup files regenerate their content on a read from the start), so an invocation costs three
+//! `pread`s instead of three open/stat/read/read/close sequences.
 //!
 //! CPU time is reported per invocation: the difference between two readings. The precise total
 //! (v2 `usage_usec`, v1 `cpuacct.usage` in ns) is split into user and system time in the ratio of
@@ -84,9 +84,6 @@ pub(crate) enum UsageFiles {
         memory_peak: Option<File>,
     },
     V1 {
-        /// `cpuacct.usage_all`: user and system nanoseconds per CPU, so one read gives the
-        /// precise total and its split; the two files below are for kernels without it.
-        cpuacct_usage_all: Option<File>,
         cpuacct_usage: Option<File>,
         cpuacct_stat: Option<File>,
         max_usage: Option<File>,
@@ -108,22 +105,9 @@ impl UsageFiles {
                 memory_peak: File::open(v2.dir.join("memory.peak")).ok(),
             };
         }
-        // One line per possible CPU: on a host with many, the file outgrows the read buffer and
-        // the two short files are read instead.
-        let cpuacct_usage_all = open(Controller::Cpuacct, "cpuacct.usage_all").filter(|f| {
-            let mut buf = [0u8; READ_BUF];
-            f.read_at(&mut buf, 0).is_ok_and(|n| n < READ_BUF / 2)
-        });
-        let fallback = |file| {
-            cpuacct_usage_all
-                .is_none()
-                .then(|| open(Controller::Cpuacct, file))
-                .flatten()
-        };
         UsageFiles::V1 {
-            cpuacct_usage: fallback("cpuacct.usage"),
-            cpuacct_stat: fallback("cpuacct.stat"),
-            cpuacct_usage_all,
+            cpuacct_usage: open(Controller::Cpuacct, "cpuacct.usage"),
+            cpuacct_stat: open(Controller::Cpuacct, "cpuacct.stat"),
             max_usage: open(Controller::Memory, "memory.max_usage_in_bytes"),
         }
     }
@@ -150,24 +134,6 @@ impl UsageFiles {
                 }
             }
             UsageFiles::V1 {
-                cpuacct_usage_all: Some(all),
-                max_usage,
-                ..
-            } => {
-                let cpu = reread(Some(all), &mut buf).and_then(per_cpu_user_system_ns);
-                let cpu = cpu.map(|(user, system)| CpuCounters {
-                    usage_us: (user + system) / 1000,
-                    user,
-                    system,
-                });
-                let peak = reread(max_usage.as_ref(), &mut buf).and_then(single_value);
-                CgroupStats {
-                    peak_memory_bytes: peak,
-                    cpu,
-                }
-            }
-            UsageFiles::V1 {
-                cpuacct_usage_all: None,
                 cpuacct_usage,
                 cpuacct_stat,
                 max_usage,
@@ -205,28 +171,9 @@ impl UsageFiles {
     }
 }
 
-/// The sums of the user and system columns of v1 `cpuacct.usage_all` (a `cpu user system`
-/// header, then one line per CPU, in nanoseconds).
-fn per_cpu_user_system_ns(text: &str) -> Option<(u64, u64)> {
-    let mut lines = text.lines();
-    if lines.next()?.split_whitespace().collect::<Vec<_>>() != ["cpu", "user", "system"] {
-        return None;
-    }
-    let (mut user, mut system) = (0u64, 0u64);
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let mut cols = line.split_whitespace().skip(1).map(str::parse::<u64>);
-        user = user.checked_add(cols.next()?.ok()?)?;
-        system = system.checked_add(cols.next()?.ok()?)?;
-    }
-    Some((user, system))
-}
-
 /// The file's whole content, read from offset 0; `None` when absent, unreadable or not UTF-8.
 fn reread<'b>(file: Option<&File>, buf: &'b mut [u8]) -> Option<&'b str> {
     let n = file?.read_at(buf, 0).ok()?;
-    if n == buf.len() {
-        return None; // cut off: a partial counter file would read as a wrong number
-    }
     std::str::from_utf8(&buf[..n]).ok()
 }
 
@@ -240,18 +187,6 @@ mod tests {
             user,
             system,
         }
-    }
-
-    #[test]
-    fn usage_all_sums_user_and_system_over_cpus() {
-        let text = "cpu user system\n0 1000 200\n1 3000 800\n";
-        assert_eq!(per_cpu_user_system_ns(text), Some((4000, 1000)));
-        assert_eq!(per_cpu_user_system_ns("cpu user system\n"), Some((0, 0)));
-        assert_eq!(per_cpu_user_system_ns("0 1000 200\n"), None);
-        assert_eq!(per_cpu_user_system_ns("cpu user system\n0 x 1\n"), None);
-        assert_eq!(per_cpu_user_system_ns("cpu user system\n0 1\n"), None);
-        let max = format!("cpu user system\n0 {} 0\n1 1 0\n", u64::MAX);
-        assert_eq!(per_cpu_user_system_ns(&max), None);
     }
 
     #[test]
