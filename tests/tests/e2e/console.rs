@@ -1,7 +1,7 @@
 //! `runwarm console` as a person's browser meets it: a real daemon, a real console child, and
 //! plain HTTP/1.1 over TCP (so the tests can send the Host and Origin a hostile page would).
 
-mod client;
+pub(crate) mod client;
 mod lsp;
 
 use std::time::{Duration, Instant};

@@ -5,12 +5,14 @@
 //! and prints a JSON summary this test reads. Screenshots of each page are kept in
 //! `target/console-screenshots/` (look at them).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::time::Duration;
 
-use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use runwarm_e2e::{Daemon, Need, require};
 use serde_json::{Value, json};
+
+use crate::console::client::ConsoleChild;
 
 /// Where `.ci/toolchains` installs playwright-core.
 const PLAYWRIGHT: &str = "/opt/runwarm-browser/node_modules/playwright-core";
@@ -24,16 +26,6 @@ const DRIVER_BOUND: Duration = Duration::from_secs(420);
 /// result.
 const SCRIPT: &str = "for i in 1 2 3; do echo \"tick $i for $PARAM_NAME\"; sleep 1; done\n\
                       echo \"{\\\"greeting\\\": \\\"hello $PARAM_NAME\\\", \\\"count\\\": $PARAM_COUNT}\"\n";
-
-/// A `runwarm console` child, killed by its pid when dropped.
-struct ConsoleChild(Child);
-
-impl Drop for ConsoleChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The test's temporary directory, kept (with the screenshot) when the test fails.
 struct KeepOnFailure(Option<tempfile::TempDir>);
@@ -78,21 +70,8 @@ async fn console_walks_every_view_in_chromium() {
     )
     .await;
 
-    let mut child = Command::new(bin_dir().join("runwarm"))
-        .arg("--socket")
-        .arg(d.socket())
-        .args(["console", "--port", "0", "--no-open"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start runwarm console");
-    let stdout = child.stdout.take().unwrap();
-    let console = ConsoleChild(child);
-    let mut url = String::new();
-    BufReader::new(stdout).read_line(&mut url).unwrap();
-    let url = url.trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+    let console = ConsoleChild::start(&d);
+    let url = console.url();
 
     let kept = KeepOnFailure(Some(
         tempfile::Builder::new()

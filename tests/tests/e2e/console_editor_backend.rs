@@ -3,12 +3,13 @@
 //! WebSocket (under the console's CSP, with the Origin Chromium sends). Driver:
 //! `console/editor_backend.js`. (The whole app is walked by `console_browser.rs`.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use runwarm_e2e::{Daemon, Need, require};
 use serde_json::{Value, json};
+
+use crate::console::client::ConsoleChild;
 
 /// Where `.ci/toolchains` installs playwright-core.
 const PLAYWRIGHT: &str = "/opt/runwarm-browser/node_modules/playwright-core";
@@ -16,16 +17,6 @@ const PLAYWRIGHT: &str = "/opt/runwarm-browser/node_modules/playwright-core";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Bound on the whole browser session (a cold Chromium on a loaded 2-core machine is slow).
 const DRIVER_BOUND: Duration = Duration::from_secs(240);
-
-/// A `runwarm console` child, killed by its pid when dropped.
-struct ConsoleChild(Child);
-
-impl Drop for ConsoleChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The editor's back end as the console's own page reaches it: `/api/v1/check` and
 /// `/api/v1/format` through the console, and `/lsp/python` as a WebSocket opened by the page
@@ -43,19 +34,8 @@ async fn the_console_page_reaches_check_format_and_the_language_server() {
         return;
     }
     let d = Daemon::builder().without_samples().start().await;
-    let mut child = Command::new(bin_dir().join("runwarm"))
-        .arg("--socket")
-        .arg(d.socket())
-        .args(["console", "--port", "0", "--no-open"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start runwarm console");
-    let stdout = child.stdout.take().unwrap();
-    let console = ConsoleChild(child);
-    let mut url = String::new();
-    BufReader::new(stdout).read_line(&mut url).unwrap();
+    let console = ConsoleChild::start(&d);
+    let url = console.url();
     let dir = tempfile::Builder::new()
         .prefix("runwarm-editor-backend-")
         .tempdir()
@@ -65,7 +45,7 @@ async fn the_console_page_reaches_check_format_and_the_language_server() {
     let node = tokio::process::Command::new("node")
         .arg(&driver)
         .arg(PLAYWRIGHT)
-        .arg(url.trim())
+        .arg(&url)
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -14,14 +14,14 @@ use tokio::net::TcpStream;
 pub(super) const EXCHANGE: Duration = Duration::from_secs(180);
 
 /// A `runwarm console` child, killed by its pid when dropped.
-pub(super) struct ConsoleChild {
+pub(crate) struct ConsoleChild {
     child: Child,
     pub(super) port: u16,
     pub(super) token: String,
 }
 
 impl ConsoleChild {
-    pub(super) fn start(d: &Daemon) -> Self {
+    pub(crate) fn start(d: &Daemon) -> Self {
         Self::start_as(d, None)
     }
 
@@ -69,6 +69,11 @@ impl ConsoleChild {
             token: token.to_owned(),
             child,
         }
+    }
+
+    /// The URL `runwarm console` printed, with its one-time token.
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/?token={}", self.port, self.token)
     }
 
     /// The console's pid.
