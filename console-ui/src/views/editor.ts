@@ -142,6 +142,31 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
       if (mine === asked) notes.replaceChildren(h("p", { class: "note warn" }, "checker unavailable: "), errorBlock(e));
     }
   }
+  // The last checker answer, shown with the manifest's schema problems (Monaco's JSON worker
+  // marks those; they are listed here too, so the list is the one place to read every problem).
+  let checked: Diagnostic[] = [];
+  disposables.push(monaco.editor.onDidChangeMarkers((changed) => {
+    if (changed.some((u) => u.toString() === uri(MANIFEST).toString())) renderProblems();
+  }));
+  function manifestProblems(): Diagnostic[] {
+    const S = monaco.MarkerSeverity;
+    return monaco.editor.getModelMarkers({ resource: uri(MANIFEST) }).map((x) => ({
+      path: MANIFEST,
+      line: x.startLineNumber,
+      column: x.startColumn,
+      severity: x.severity === S.Error ? "error" : x.severity === S.Warning ? "warning" : "info",
+      message: x.message,
+      source: "schema",
+    }));
+  }
+  function renderProblems(): void {
+    const list = [...manifestProblems(), ...checked];
+    problems.replaceChildren(
+      ...list.map((d) => h("li", { class: d.severity, "data-line": String(d.line) }, h("button", { type: "button", class: "link", onclick: () => { show(d.path); editor.revealLineInCenter(d.line); editor.setPosition({ lineNumber: d.line, column: Math.max(1, d.column) }); editor.focus(); } }, `${d.path}:${d.line}:${d.column}`), ` ${d.severity}: ${d.message} (${d.source})`)),
+    );
+    if (!list.length) problems.append(h("li", { class: "muted" }, "no problems"));
+    renderTree();
+  }
   function showDiagnostics(list: Diagnostic[]): void {
     const S = monaco.MarkerSeverity;
     const byPath = new Map<string, Diagnostic[]>();
@@ -158,11 +183,8 @@ export async function editorView(root: HTMLElement, args: string[], query: URLSe
         source: d.source,
       })));
     }
-    problems.replaceChildren(
-      ...list.map((d) => h("li", { class: d.severity, "data-line": String(d.line) }, h("button", { type: "button", class: "link", onclick: () => { show(d.path); editor.revealLineInCenter(d.line); editor.setPosition({ lineNumber: d.line, column: Math.max(1, d.column) }); editor.focus(); } }, `${d.path}:${d.line}:${d.column}`), ` ${d.severity}: ${d.message} (${d.source})`)),
-    );
-    if (!list.length) problems.append(h("li", { class: "muted" }, "no problems"));
-    renderTree();
+    checked = list;
+    renderProblems();
   }
 
   formatButton.addEventListener("click", async () => {

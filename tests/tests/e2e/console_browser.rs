@@ -261,6 +261,13 @@ fn check_scripts_and_editor(summary: &Value, context: &str) {
         summary["manifestMarkers"].as_u64().is_some_and(|n| n > 0),
         "{context}"
     );
+    // The schema's complaint about the unknown field is in the Diagnostics list too.
+    assert!(
+        summary["manifestProblem"]
+            .as_str()
+            .is_some_and(|t| t.contains("bogus") && t.contains("(schema)")),
+        "{context}"
+    );
     assert!(
         summary["typescriptMarkers"].as_u64().is_some_and(|n| n > 0),
         "Monaco's TypeScript worker runs under the policy: {context}"

@@ -159,10 +159,17 @@ async function main() {
     await page.locator(".monaco-host .squiggly-warning, .monaco-host .squiggly-error").first().waitFor();
     summary.manifestMarkers = await page.evaluate(() =>
       document.querySelectorAll(".monaco-host .squiggly-warning, .monaco-host .squiggly-error").length);
+    // ... and listed with the checkers' diagnostics, at its line.
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll(".problems li")].some((li) => li.textContent.startsWith("runwarm.json:1:")));
+    summary.manifestProblem = await page.evaluate(() =>
+      [...document.querySelectorAll(".problems li")].map((li) => li.textContent).find((t) => t.startsWith("runwarm.json:")));
     // Taken back key by key (typing `{` again would be auto-closed to `{}`).
     await page.keyboard.press("End");
     for (let i = 0; i < bogus.length; i++) await page.keyboard.press("Backspace");
     await page.waitForFunction(() => !document.querySelector(".monaco-host .squiggly-warning, .monaco-host .squiggly-error"));
+    await page.waitForFunction(() =>
+      ![...document.querySelectorAll(".problems li")].some((li) => li.textContent.startsWith("runwarm.json:")));
     await page.getByRole("button", { name: "main.py", exact: true }).click();
 
     // Register: the version, then its prepare followed to the end.
