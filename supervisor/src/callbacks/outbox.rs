@@ -378,6 +378,22 @@ pub fn record_attempt(conn: &mut Connection, id: i64, r: &AttemptResult) -> rusq
     tx.commit()
 }
 
+/// Deletes deliveries that are over (delivered or dead) and were created before
+/// `cutoff_ms`, with their attempts; returns how many. Runs with history retention, so the
+/// outbox does not outgrow the records it delivered. Pending ones stay whatever their age: they
+/// are still owed.
+pub fn expire_finished(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM delivery_attempts WHERE delivery IN
+             (SELECT id FROM deliveries WHERE state != 'pending' AND created_ms < ?1)",
+        [cutoff_ms],
+    )?;
+    conn.execute(
+        "DELETE FROM deliveries WHERE state != 'pending' AND created_ms < ?1",
+        [cutoff_ms],
+    )
+}
+
 /// Milliseconds since the epoch as RFC 3339.
 pub fn rfc3339(ms: i64) -> String {
     let ms = u64::try_from(ms).unwrap_or(0);

@@ -198,6 +198,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retention_removes_old_finished_deliveries_and_keeps_owed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join(DB_FILE)).unwrap();
+        for (id, state, created) in [
+            (1, "delivered", 100),
+            (2, "dead", 100),
+            (3, "pending", 100),
+            (4, "delivered", 900),
+        ] {
+            conn.execute(
+                "INSERT INTO deliveries (id, execution_id, url, state, next_ms, created_ms)
+                 VALUES (?1, 'e', 'http://127.0.0.1:9/x', ?2, 0, ?3)",
+                rusqlite::params![id, state, created],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO delivery_attempts (delivery, n, at_ms, ms) VALUES (?1, 1, 0, 1.0)",
+                [id],
+            )
+            .unwrap();
+        }
+        let deleted = crate::callbacks::outbox::expire_finished(&conn, 500).unwrap();
+        assert_eq!(deleted, 2);
+        let left = |sql: &str| -> Vec<i64> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(left("SELECT id FROM deliveries ORDER BY id"), [3, 4]);
+        assert_eq!(
+            left("SELECT delivery FROM delivery_attempts ORDER BY delivery"),
+            [3, 4]
+        );
+    }
+
+    #[test]
     fn migrations_run_once_and_set_user_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);

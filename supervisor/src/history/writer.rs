@@ -326,6 +326,11 @@ impl Writer {
             Ok(n) => tracing::info!(deleted = n, "expired old execution records"),
             Err(e) => tracing::warn!(error = %e, "expiring old execution records failed"),
         }
+        match crate::callbacks::outbox::expire_finished(&self.conn, cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired old callback deliveries"),
+            Err(e) => tracing::warn!(error = %e, "expiring old callback deliveries failed"),
+        }
     }
 }
 
