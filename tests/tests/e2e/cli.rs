@@ -1,24 +1,8 @@
 //! The `runwarm` client against a real daemon: documented exit codes, and `register` waiting
 //! for the prepare.
 
-use std::process::Command;
-
-use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use runwarm_e2e::{Daemon, Need, require};
 use serde_json::Value;
-
-fn runwarm(d: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin_dir().join("runwarm"))
-        .arg("--socket")
-        .arg(d.socket())
-        .args(args)
-        .output()
-        .expect("run runwarm");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn invoke_exit_codes_follow_the_outcome() {
@@ -37,34 +21,31 @@ async fn invoke_exit_codes_follow_the_outcome() {
     )
     .unwrap();
     std::fs::write(dir.join("main.py"), src).unwrap();
-    let (code, out, err) = runwarm(&d, &["register", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["register", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}\n{}", d.report());
 
-    let (code, out, err) = runwarm(&d, &["invoke", "codes", "-d", "{}"]);
+    let (code, out, err) = d.cli(&["invoke", "codes", "-d", "{}"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("\"ok\""), "{out}");
-    let (code, _, err) = runwarm(&d, &["invoke", "codes", "-d", "{\"fail\": true}"]);
+    let (code, _, err) = d.cli(&["invoke", "codes", "-d", "{\"fail\": true}"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("asked to fail"), "{err}");
-    let (code, _, err) = runwarm(&d, &["invoke", "codes", "-d", "{\"sleep\": 5}"]);
+    let (code, _, err) = d.cli(&["invoke", "codes", "-d", "{\"sleep\": 5}"]);
     assert_eq!(code, 3, "{err}");
-    let (code, _, err) = runwarm(&d, &["invoke", "no-such-script"]);
+    let (code, _, err) = d.cli(&["invoke", "no-such-script"]);
     assert_eq!(code, 4, "{err}");
-    let (code, _, err) = runwarm(&d, &["invoke", "transform-python", "-d", "{\"items\": 3}"]);
+    let (code, _, err) = d.cli(&["invoke", "transform-python", "-d", "{\"items\": 3}"]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("/items"), "violations are printed: {err}");
-    let (code, _, _) = runwarm(&d, &["invoke", "codes", "-d", "{not json"]);
+    let (code, _, _) = d.cli(&["invoke", "codes", "-d", "{not json"]);
     assert_eq!(code, 2);
-    let (code, out, _) = runwarm(
-        &d,
-        &[
-            "--json",
-            "invoke",
-            "hello-python",
-            "-d",
-            "{\"name\":\"cli\"}",
-        ],
-    );
+    let (code, out, _) = d.cli(&[
+        "--json",
+        "invoke",
+        "hello-python",
+        "-d",
+        "{\"name\":\"cli\"}",
+    ]);
     assert_eq!(code, 0);
     let rec: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(rec["result"]["greeting"], "hello cli");
@@ -84,21 +65,21 @@ async fn register_ls_tag_and_api_work_from_the_cli() {
     )
     .unwrap();
     std::fs::write(dir.join("main.py"), "def handler(e, c):\n    return 'v1'\n").unwrap();
-    let (code, out, err) = runwarm(&d, &["register", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["register", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("from-cli"), "{out}");
-    let (code, out, _) = runwarm(&d, &["ls"]);
+    let (code, out, _) = d.cli(&["ls"]);
     assert_eq!(code, 0);
     assert!(out.contains("from-cli"), "{out}");
-    let (code, out, _) = runwarm(&d, &["api", "GET", "/v1/scripts/from-cli"]);
+    let (code, out, _) = d.cli(&["api", "GET", "/v1/scripts/from-cli"]);
     assert_eq!(code, 0);
     let detail: serde_json::Value = serde_json::from_str(&out).unwrap();
     let v1 = detail["latest"].as_str().unwrap().to_owned();
-    let (code, _, err) = runwarm(&d, &["tag", "from-cli", "prod", &v1]);
+    let (code, _, err) = d.cli(&["tag", "from-cli", "prod", &v1]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, _) = runwarm(&d, &["invoke", "from-cli:prod"]);
+    let (code, out, _) = d.cli(&["invoke", "from-cli:prod"]);
     assert_eq!((code, out.trim()), (0, "\"v1\""));
-    let (code, _, _) = runwarm(&d, &["api", "GET", "/v1/scripts/none-such"]);
+    let (code, _, _) = d.cli(&["api", "GET", "/v1/scripts/none-such"]);
     assert_eq!(code, 4);
 }
 
@@ -110,12 +91,12 @@ async fn a_single_py_file_registers_as_python3_once_prepared() {
     let d = Daemon::builder().without_samples().start().await;
     let file = d.dir().join("single.py");
     std::fs::write(&file, "def handler(e, c):\n    return 'single'\n").unwrap();
-    let (code, out, err) = runwarm(&d, &["register", file.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["register", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}\n{}", d.report());
     assert!(out.starts_with("registered single sha256:"), "{out}");
     assert!(out.contains("(new), prepared"), "{out}");
 
-    let (code, out, _) = runwarm(&d, &["--json", "show", "single"]);
+    let (code, out, _) = d.cli(&["--json", "show", "single"]);
     assert_eq!(code, 0, "{out}");
     let script: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(script["runtime"], "python3", "{script}");
@@ -125,12 +106,12 @@ async fn a_single_py_file_registers_as_python3_once_prepared() {
         "/v1/scripts/single/versions/{}",
         runwarm_supervisor::client::escape(version)
     );
-    let (code, out, _) = runwarm(&d, &["api", "GET", &path]);
+    let (code, out, _) = d.cli(&["api", "GET", &path]);
     assert_eq!(code, 0, "{out}");
     let detail: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(detail["prepare"]["state"], "ready", "{detail}");
 
-    let (code, out, err) = runwarm(&d, &["invoke", "single"]);
+    let (code, out, err) = d.cli(&["invoke", "single"]);
     assert_eq!((code, out.trim()), (0, "\"single\""), "{err}");
 }
 
@@ -149,7 +130,7 @@ async fn a_requirement_that_does_not_exist_fails_the_registration() {
     .unwrap();
     std::fs::write(dir.join("main.py"), "def handler(e, c):\n    return 1\n").unwrap();
     std::fs::write(dir.join("requirements.txt"), "no-such-package-xyz==1\n").unwrap();
-    let (code, out, err) = runwarm(&d, &["register", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["register", dir.to_str().unwrap()]);
     // 1: the script failed (its invocations would answer E001).
     assert_eq!(code, 1, "{out}{err}\n{}", d.report());
     assert!(
@@ -163,25 +144,19 @@ async fn a_requirement_that_does_not_exist_fails_the_registration() {
 fn init_register_invoke(d: &Daemon, runtime: &str) -> String {
     let name = format!("init-{runtime}");
     let dir = d.dir().join(&name);
-    let (code, out, err) = runwarm(
-        d,
-        &[
-            "init",
-            "--runtime",
-            runtime,
-            &name,
-            "--dir",
-            dir.to_str().unwrap(),
-        ],
-    );
+    let (code, out, err) = d.cli(&[
+        "init",
+        "--runtime",
+        runtime,
+        &name,
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "init {runtime}: {out}{err}");
     assert!(out.contains(&format!("for {runtime}")), "{out}");
-    let (code, out, err) = runwarm(d, &["register", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["register", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "register {runtime}: {out}{err}\n{}", d.report());
-    let (code, out, err) = runwarm(
-        d,
-        &["invoke", &name, "-d", r#"{"name": "Ada \"the\" first"}"#],
-    );
+    let (code, out, err) = d.cli(&["invoke", &name, "-d", r#"{"name": "Ada \"the\" first"}"#]);
     assert_eq!(code, 0, "invoke {runtime}: {out}{err}\n{}", d.report());
     out
 }
@@ -212,13 +187,13 @@ async fn what_init_makes_registers_and_runs_for_python_node_bash_and_c() {
     }
     // `show` names the registering caller (this test's uid and gid, from SO_PEERCRED).
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    let (code, out, _) = runwarm(&d, &["--json", "show", "init-c"]);
+    let (code, out, _) = d.cli(&["--json", "show", "init-c"]);
     assert_eq!(code, 0, "{out}");
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["registered_by"]["uid"], uid.as_raw(), "{shown}");
     assert_eq!(shown["registered_by"]["gid"], gid.as_raw(), "{shown}");
     assert_eq!(shown["manifest"]["limits"]["timeout_ms"], 10000, "{shown}");
-    let (code, out, _) = runwarm(&d, &["show", "init-c"]);
+    let (code, out, _) = d.cli(&["show", "init-c"]);
     assert_eq!(code, 0, "{out}");
     for expected in [
         "parameters (JSON Schema):",
@@ -275,7 +250,7 @@ async fn chatty(d: &Daemon) {
          print(f'line {n}')\n    time.sleep(e.get('sleep', 0))\n    return e.get('lines', 0)\n",
     )
     .unwrap();
-    let (code, out, err) = runwarm(d, &["register", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["register", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}\n{}", d.report());
 }
 
@@ -288,16 +263,13 @@ async fn cancel_replay_and_logs_of_recent_executions() {
     chatty(&d).await;
 
     // A long run, cancelled while it runs; a second cancel finds it over.
-    let (code, id, err) = runwarm(
-        &d,
-        &["invoke", "chatty", "--async", "-d", r#"{"sleep": 30}"#],
-    );
+    let (code, id, err) = d.cli(&["invoke", "chatty", "--async", "-d", r#"{"sleep": 30}"#]);
     assert_eq!(code, 0, "{err}");
     let id = id.trim().to_owned();
-    let (code, _, err) = runwarm(&d, &["cancel", &id]);
+    let (code, _, err) = d.cli(&["cancel", &id]);
     assert_eq!(code, 0, "{err}\n{}", d.report());
     assert_eq!(err, format!("cancelled {id} (chatty)\n"));
-    let (code, _, err) = runwarm(&d, &["cancel", &id]);
+    let (code, _, err) = d.cli(&["cancel", &id]);
     assert_eq!(code, 4, "{err}");
     assert!(
         err.contains("409") && err.contains("already ended"),
@@ -305,26 +277,23 @@ async fn cancel_replay_and_logs_of_recent_executions() {
     );
 
     // A run of five lines, replayed: the same payload gives the same result.
-    let (code, out, err) = runwarm(&d, &["--json", "invoke", "chatty", "-d", r#"{"lines": 5}"#]);
+    let (code, out, err) = d.cli(&["--json", "invoke", "chatty", "-d", r#"{"lines": 5}"#]);
     assert_eq!(code, 0, "{err}");
     let first: Value = serde_json::from_str(&out).unwrap();
     let first_id = first["id"].as_str().unwrap().to_owned();
-    let (code, out, err) = runwarm(&d, &["replay", &first_id]);
+    let (code, out, err) = d.cli(&["replay", &first_id]);
     assert_eq!((code, out.trim()), (0, "5"), "{err}");
-    let (code, out, _) = runwarm(&d, &["--json", "replay", &first_id, "--async"]);
+    let (code, out, _) = d.cli(&["--json", "replay", &first_id, "--async"]);
     assert_eq!(code, 0, "{out}");
     let replayed: Value = serde_json::from_str(&out).unwrap();
     assert_ne!(replayed["id"], first["id"], "a replay is a new execution");
 
     // The last lines of one execution, then across the recent ones.
-    let (code, out, _) = runwarm(&d, &["logs", &first_id, "--tail", "2"]);
+    let (code, out, _) = d.cli(&["logs", &first_id, "--tail", "2"]);
     assert_eq!((code, out.as_str()), (0, "line 3\nline 4\n"));
-    let (code, out, _) = runwarm(
-        &d,
-        &[
-            "logs", "--script", "chatty", "--since", "10m", "--tail", "3",
-        ],
-    );
+    let (code, out, _) = d.cli(&[
+        "logs", "--script", "chatty", "--since", "10m", "--tail", "3",
+    ]);
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(
@@ -336,16 +305,13 @@ async fn cancel_replay_and_logs_of_recent_executions() {
         ["line 2", "line 3", "line 4"],
         "{out}"
     );
-    let (code, out, err) = runwarm(
-        &d,
-        &[
-            "logs",
-            "--script",
-            "chatty",
-            "--since",
-            "2026-01-01T00:00:00Z",
-        ],
-    );
+    let (code, out, err) = d.cli(&[
+        "logs",
+        "--script",
+        "chatty",
+        "--since",
+        "2026-01-01T00:00:00Z",
+    ]);
     assert_eq!(code, 0, "{err}");
     // Three runs printed five lines each (the cancelled one printed none): the first, its
     // synchronous replay, and the async replay when it has finished.
@@ -359,7 +325,7 @@ async fn prewarm_waits_and_rm_only_disables() {
     }
     let d = Daemon::builder().without_samples().start().await;
     chatty(&d).await;
-    let (code, out, err) = runwarm(&d, &["prewarm", "chatty", "--count", "2", "--wait"]);
+    let (code, out, err) = d.cli(&["prewarm", "chatty", "--count", "2", "--wait"]);
     assert_eq!(code, 0, "{out}{err}\n{}", d.report());
     let lines: Vec<Vec<&str>> = out
         .lines()
@@ -383,23 +349,23 @@ async fn prewarm_waits_and_rm_only_disables() {
         "{out}"
     );
     // Waiting means they are there: the pools say so at once.
-    let (_, pools, _) = runwarm(&d, &["--json", "pools"]);
+    let (_, pools, _) = d.cli(&["--json", "pools"]);
     let pools: Value = serde_json::from_str(&pools).unwrap();
     assert_eq!(pools[0]["idle"], 2, "{pools}");
 
-    let (code, _, err) = runwarm(&d, &["rm", "chatty"]);
+    let (code, _, err) = d.cli(&["rm", "chatty"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.starts_with("disabled chatty: new invocations are refused"),
         "{err}"
     );
-    let (code, _, _) = runwarm(&d, &["invoke", "chatty"]);
+    let (code, _, _) = d.cli(&["invoke", "chatty"]);
     assert_eq!(code, 4, "a disabled script refuses invocations");
-    let (code, out, _) = runwarm(&d, &["versions", "chatty"]);
+    let (code, out, _) = d.cli(&["versions", "chatty"]);
     assert_eq!(code, 0);
     assert!(out.contains("sha256:"), "its versions stay: {out}");
-    let (code, _, err) = runwarm(&d, &["enable", "chatty"]);
+    let (code, _, err) = d.cli(&["enable", "chatty"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, _) = runwarm(&d, &["invoke", "chatty"]);
+    let (code, _, _) = d.cli(&["invoke", "chatty"]);
     assert_eq!(code, 0);
 }

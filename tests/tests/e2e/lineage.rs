@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use hyper::Method;
-use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use runwarm_e2e::{Daemon, Need, require};
 use serde_json::{Value, json};
 
 const SCRIPT: &str =
@@ -13,20 +13,6 @@ const SCRIPT: &str =
 
 fn source(v: &str) -> Value {
     json!({ "main.py": format!("VERSION = {v:?}\n{SCRIPT}") })
-}
-
-fn runwarm(d: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin_dir().join("runwarm"))
-        .arg("--socket")
-        .arg(d.socket())
-        .args(args)
-        .output()
-        .expect("run runwarm");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
@@ -75,16 +61,16 @@ async fn labels_select_versions_and_every_version_names_its_registrant() {
     assert_eq!(rec["version"], v1.as_str());
     assert_eq!(rec["label"], "1.4.0");
     assert_eq!(rec["result"]["v"], "one");
-    let (code, out, err) = runwarm(&d, &["invoke", "lab@1.4.0", "-d", "{\"n\": 2}"]);
+    let (code, out, err) = d.cli(&["invoke", "lab@1.4.0", "-d", "{\"n\": 2}"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("\"one\""), "{out}");
-    let (code, out, err) = runwarm(&d, &["versions", "lab"]);
+    let (code, out, err) = d.cli(&["versions", "lab"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("LABEL") && out.contains("1.4.0") && out.contains("2.0.0"),
         "{out}"
     );
-    let (code, out, err) = runwarm(&d, &["show", "lab"]);
+    let (code, out, err) = d.cli(&["show", "lab"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2.0.0"), "{out}");
 
@@ -110,7 +96,7 @@ async fn labels_select_versions_and_every_version_names_its_registrant() {
         let short = &id["sha256:".len().."sha256:".len() + 12];
         assert!(hint.contains(short), "{hint}");
     }
-    let (code, _, err) = runwarm(&d, &["invoke", "lab@2.0.0"]);
+    let (code, _, err) = d.cli(&["invoke", "lab@2.0.0"]);
     assert_ne!(code, 0);
     assert!(err.contains("2.0.0") && err.contains("hint:"), "{err}");
 

@@ -6,22 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use hyper::Method;
-use runwarm_e2e::{Daemon, Need, bin_dir, require};
+use runwarm_e2e::{Daemon, Need, require};
 use serde_json::{Value, json};
-
-fn runwarm(d: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin_dir().join("runwarm"))
-        .arg("--socket")
-        .arg(d.socket())
-        .args(args)
-        .output()
-        .expect("run runwarm");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 const BINARY: &[u8] = &[0, 159, 146, 150, 255, 10, 13];
 
@@ -105,7 +91,7 @@ async fn files_read_back_raw_and_a_pulled_folder_registers_as_the_same_version()
 
     // Pull by label, then by tag, and register the folders back: the same version id.
     let dir = d.dir().join("pulled");
-    let (code, out, err) = runwarm(&d, &["pull", "rb@1.0.0", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["pull", "rb@1.0.0", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&v1), "{out}");
     assert_eq!(std::fs::read(dir.join("data.bin")).unwrap(), BINARY);
@@ -114,7 +100,7 @@ async fn files_read_back_raw_and_a_pulled_folder_registers_as_the_same_version()
         .permissions()
         .mode();
     assert_eq!(mode & 0o111, 0o111, "executable bit kept");
-    let (code, out, err) = runwarm(&d, &["--json", "register", dir.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["--json", "register", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     let answer: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(answer["version"], v1.as_str(), "{out}");
@@ -123,7 +109,7 @@ async fn files_read_back_raw_and_a_pulled_folder_registers_as_the_same_version()
         "the same version, not a new one: {out}"
     );
     // Pulling never overwrites.
-    let (code, _, err) = runwarm(&d, &["pull", "rb", dir.to_str().unwrap()]);
+    let (code, _, err) = d.cli(&["pull", "rb", dir.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not empty"), "{err}");
 
@@ -135,13 +121,13 @@ async fn files_read_back_raw_and_a_pulled_folder_registers_as_the_same_version()
     f2["extra.txt"] = json!("new\n");
     let v2 = d.register("rb", m2, f2).await;
     let dir2 = d.dir().join("pulled2");
-    let (code, _, err) = runwarm(&d, &["pull", "rb:latest", dir2.to_str().unwrap()]);
+    let (code, _, err) = d.cli(&["pull", "rb:latest", dir2.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = runwarm(&d, &["--json", "register", dir2.to_str().unwrap()]);
+    let (code, out, err) = d.cli(&["--json", "register", dir2.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&v2), "{out}");
 
-    let (code, out, err) = runwarm(&d, &["diff", "rb", "1.0.0", "latest"]);
+    let (code, out, err) = d.cli(&["diff", "rb", "1.0.0", "latest"]);
     assert_eq!(code, 0, "{err}");
     for expected in [
         "label: \"1.0.0\" -> \"1.1.0\"",
@@ -157,7 +143,7 @@ async fn files_read_back_raw_and_a_pulled_folder_registers_as_the_same_version()
         !out.contains("data.bin"),
         "unchanged files are not listed:\n{out}"
     );
-    let (code, out, _) = runwarm(&d, &["--json", "diff", "rb", &v1[..20], &v2]);
+    let (code, out, _) = d.cli(&["--json", "diff", "rb", &v1[..20], &v2]);
     assert_eq!(code, 0);
     let diff: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(diff["files"].as_array().unwrap().len(), 2, "{diff}");
