@@ -86,6 +86,7 @@ struct RawServer {
     body_min_bytes_per_s: Option<i64>,
     shutdown_grace_ms: Option<i64>,
     worker_threads: Option<i64>,
+    idle_spin_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -201,6 +202,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Threads of the async runtime (`0` in the file: [`auto_worker_threads`]).
     pub worker_threads: usize,
+    /// Longest a runtime thread polls for work before it sleeps (`crate::idle_spin`); zero: never.
+    pub idle_spin: Duration,
     /// Who may do what, and the socket's owner group and mode.
     pub access: crate::api::access::AccessPolicy,
     /// How completion callbacks are delivered.
@@ -217,6 +220,10 @@ pub struct Config {
 pub fn auto_worker_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
 }
+
+/// Longest `server.idle_spin_us`: beyond a millisecond a spin only burns CPU a sleeping thread
+/// would have left to others.
+const MAX_IDLE_SPIN_US: u64 = 1000;
 
 /// Every problem found in a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -357,6 +364,10 @@ impl Config {
             0,
         );
         let worker_threads = int("server.worker_threads", raw.server.worker_threads, 0, 0);
+        let idle_spin_us = int("server.idle_spin_us", raw.server.idle_spin_us, 50, 0);
+        let idle_spin_error = (idle_spin_us > MAX_IDLE_SPIN_US).then(|| {
+            format!("server.idle_spin_us: must be at most {MAX_IDLE_SPIN_US}, got {idle_spin_us}")
+        });
         let sandbox_uid = int("sandbox.uid", raw.sandbox.uid, 65534, 1);
         let sandbox_gid = int("sandbox.gid", raw.sandbox.gid, 65534, 1);
         let tmp_size_mb = int("sandbox.tmp_size_mb", raw.sandbox.tmp_size_mb, 64, 1);
@@ -434,6 +445,7 @@ impl Config {
             tmp_size_bytes: tmp_size_mb << 20,
         };
         v.extend(cpu_error);
+        v.extend(idle_spin_error);
         v.extend(at_start_error);
         if !v.is_empty() {
             return Err(v);
@@ -487,6 +499,7 @@ impl Config {
                 0 => auto_worker_threads(),
                 n => n as usize,
             },
+            idle_spin: Duration::from_micros(idle_spin_us.min(MAX_IDLE_SPIN_US)),
             access,
             callbacks,
             check,

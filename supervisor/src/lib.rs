@@ -21,6 +21,7 @@ pub mod execution;
 pub mod executors;
 pub mod history;
 pub mod idempotency;
+pub mod idle_spin;
 pub mod invocation;
 pub mod manifest;
 pub mod metrics;

@@ -98,6 +98,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         header_read_timeout,
         shutdown_grace,
         worker_threads,
+        idle_spin,
         access,
         callbacks,
         check,
@@ -178,6 +179,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
                     old.header_read_timeout,
                     old.shutdown_grace,
                     old.worker_threads,
+                    old.idle_spin,
                 ),
                 &(
                     slots,
@@ -185,6 +187,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
                     header_read_timeout,
                     shutdown_grace,
                     worker_threads,
+                    idle_spin,
                 ),
             ),
         ),

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use runwarm_supervisor::config::{Config, LogFormat};
 use runwarm_supervisor::daemon::RunOptions;
+use runwarm_supervisor::idle_spin;
 use runwarm_supervisor::reload::ConfigLoader;
 use runwarm_supervisor::systemd::SystemdEnv;
 
@@ -70,12 +71,24 @@ fn main() -> ExitCode {
     };
     init_logging(&config);
     raise_open_files_limit();
+    let epolls_before = idle_spin::epoll_fds();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
+        .on_thread_park(idle_spin::before_park)
+        .on_thread_unpark(idle_spin::after_unpark)
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => {
+            match idle_spin::arm(&epolls_before, config.idle_spin) {
+                Ok(()) => tracing::info!(
+                    budget_us = config.idle_spin.as_micros() as u64,
+                    "idle spin armed"
+                ),
+                Err(why) => tracing::info!(%why, "idle spin off"),
+            }
+            rt
+        }
         Err(e) => {
             fatal(&format!("runwarmd: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;

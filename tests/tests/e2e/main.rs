@@ -15,6 +15,7 @@ mod console_bundle;
 mod console_editor_backend;
 mod faults;
 mod hostile;
+mod idle_spin;
 mod languages;
 mod lineage;
 mod metrics;
