@@ -104,8 +104,8 @@ pub enum SupervisorMessage {
     Request {
         /// Request id, echoed in `log` and `response`.
         id: String,
-        /// The invocation payload.
-        payload: Value,
+        /// The invocation payload (shared with the daemon's records, not copied for the message).
+        payload: std::sync::Arc<Value>,
         /// Context for the handler.
         context: RequestContext,
     },

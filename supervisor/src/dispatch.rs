@@ -109,7 +109,7 @@ impl Dispatcher {
     /// The run is polled inline (no task hand-off, no thread wake-up on the warm path), but it
     /// is never cancelled with its caller: if the caller's future is dropped (the client hung
     /// up), the run is detached onto a task of its own and still ends with a terminal record.
-    pub async fn run_sync(&self, req: InvokeRequest) -> Result<ExecutionRecord, Refused> {
+    pub async fn run_sync(&self, req: InvokeRequest) -> Result<Arc<ExecutionRecord>, Refused> {
         let permit = self.admit(&req, false)?;
         let inner = Arc::clone(&self.inner);
         inner.inflight.begin(Invoker::queued_record(&req));
@@ -117,7 +117,7 @@ impl Dispatcher {
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
             let first_attempt = req.attempt;
-            let out = inner.invoker.run(req).await;
+            let out = inner.invoker.run(req).await.map(Arc::new);
             drop(permit);
             inner.inflight.end(&id);
             if let Err(e) = &out
@@ -127,7 +127,7 @@ impl Dispatcher {
             }
             // Recorded before the caller hears of it, so the id it gets always resolves.
             if let Ok(rec) = &out {
-                inner.history.record(rec.clone());
+                inner.history.record(Arc::clone(rec));
                 inner.metrics.observe(rec, &runtime, first_attempt);
                 // The log line (formatting and a write to stderr, ~10 µs) runs after the caller
                 // has its answer; below info level it costs nothing, not even the task.

@@ -190,9 +190,11 @@ pub struct ExecutionRecord {
     pub version: String,
     /// Where it is.
     pub state: State,
-    /// Invocation payload (bounded; see `payload_truncated`).
+    /// Invocation payload, shared (not copied) between the request, the executor's message,
+    /// the in-flight table and history.
     #[serde(default)]
-    pub payload: Value,
+    #[schema(value_type = Object)]
+    pub payload: std::sync::Arc<Value>,
     /// Result on success.
     #[serde(default)]
     pub result: Option<Value>,
@@ -274,7 +276,7 @@ impl ExecutionRecord {
         id: String,
         script: String,
         version: String,
-        payload: Value,
+        payload: impl Into<std::sync::Arc<Value>>,
         caller: Caller,
         queued_at: String,
     ) -> Self {
@@ -283,7 +285,7 @@ impl ExecutionRecord {
             script,
             version,
             state: State::Queued,
-            payload,
+            payload: payload.into(),
             result: None,
             error: None,
             stdout: String::new(),

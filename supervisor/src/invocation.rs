@@ -46,8 +46,8 @@ pub struct InvokeRequest {
     pub id: String,
     /// What to run.
     pub target: Target,
-    /// The payload (already validated).
-    pub payload: Value,
+    /// The payload (already validated), shared with the records and the executor's message.
+    pub payload: Arc<Value>,
     /// Who asked.
     pub caller: Caller,
     /// Time limit of the run.
@@ -105,7 +105,7 @@ impl Invoker {
             req.id.clone(),
             req.target.name.clone(),
             req.target.version.clone(),
-            req.payload.clone(),
+            Arc::clone(&req.payload),
             req.caller,
             req.queued_at.clone().unwrap_or_else(now_rfc3339),
         );
@@ -252,7 +252,7 @@ impl Invoker {
             caller: req.caller,
         };
         let outcome = tokio::select! {
-            o = worker.invoke(&req.id, req.payload.clone(), context, run_deadline) => Some(o),
+            o = worker.invoke(&req.id, Arc::clone(&req.payload), context, run_deadline) => Some(o),
             () = cancelled(cancel.as_ref()) => None,
         };
         worker.set_sink(None);

@@ -222,7 +222,7 @@ pub(crate) fn prefers_async(headers: &HeaderMap) -> bool {
 pub(crate) fn request(
     app: &AppState,
     version: &Arc<Version>,
-    payload: Value,
+    payload: impl Into<Arc<Value>>,
     caller: Caller,
     timeout_ms: Option<u64>,
 ) -> InvokeRequest {
@@ -235,7 +235,7 @@ pub(crate) fn request(
     InvokeRequest {
         id: new_execution_id(),
         target: app.target_cache.get_or_insert(version),
-        payload,
+        payload: payload.into(),
         caller,
         timeout: Duration::from_millis(timeout_ms),
         attempt: 1,

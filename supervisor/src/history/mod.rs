@@ -163,7 +163,8 @@ impl History {
 
     /// Queues the record for the writer; never waits on SQLite. A later record for the same id
     /// replaces an earlier one, unless the earlier one is terminal.
-    pub fn record(&self, rec: ExecutionRecord) {
+    pub fn record(&self, rec: impl Into<Arc<ExecutionRecord>>) {
+        let rec = rec.into();
         let id = rec.id.clone();
         if let Err(e) = self.enqueue(rec, None) {
             self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +174,11 @@ impl History {
 
     /// Writes the record and returns once it is committed with a full fsync, for work accepted
     /// asynchronously that must survive a crash.
-    pub async fn record_durable(&self, rec: ExecutionRecord) -> Result<(), HistoryError> {
+    pub async fn record_durable(
+        &self,
+        rec: impl Into<Arc<ExecutionRecord>>,
+    ) -> Result<(), HistoryError> {
+        let rec = rec.into();
         let (ack, done) = oneshot::channel();
         if let Err(e) = self.enqueue(rec, Some(ack)) {
             self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +206,7 @@ impl History {
     pub async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, HistoryError> {
         // The queue is read before the database: read the other way round, a commit landing in
         // between could hide a record the caller has just written.
-        let queued = self.inner.pending.get(id).map(|p| p.rec.clone());
+        let queued = self.inner.pending.get(id).map(|p| (*p.rec).clone());
         if let Some(rec) = &queued
             && rec.state.is_terminal()
         {
@@ -339,7 +344,11 @@ impl History {
         result
     }
 
-    fn enqueue(&self, rec: ExecutionRecord, ack: Option<writer::Ack>) -> Result<(), HistoryError> {
+    fn enqueue(
+        &self,
+        rec: Arc<ExecutionRecord>,
+        ack: Option<writer::Ack>,
+    ) -> Result<(), HistoryError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(HistoryError::Closed);
         }

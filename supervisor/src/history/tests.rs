@@ -370,7 +370,7 @@ async fn ten_thousand_records_write_quickly() {
     let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
     let mut r = rec("", "s", State::Completed);
     r.stdout = "x".repeat(200);
-    r.payload = Value::String("p".repeat(200));
+    r.payload = Value::String("p".repeat(200)).into();
     let start = Instant::now();
     for n in 0..10_000 {
         r.id = id(n);

@@ -27,7 +27,9 @@ pub type Ack = oneshot::Sender<Result<(), HistoryError>>;
 #[derive(Debug)]
 pub struct Pending {
     pub seq: u64,
-    pub rec: ExecutionRecord,
+    /// Shared with whoever recorded it (a synchronous call answers from the same record): the
+    /// queue never copies one.
+    pub rec: Arc<ExecutionRecord>,
 }
 
 /// What the handle asks of the writer.
@@ -290,9 +292,9 @@ impl Writer {
         ids: &HashSet<String>,
         durable: bool,
     ) -> rusqlite::Result<Vec<(String, u64)>> {
-        let records: Vec<(u64, ExecutionRecord)> = ids
+        let records: Vec<(u64, Arc<ExecutionRecord>)> = ids
             .iter()
-            .filter_map(|id| self.pending.get(id).map(|p| (p.seq, p.rec.clone())))
+            .filter_map(|id| self.pending.get(id).map(|p| (p.seq, Arc::clone(&p.rec))))
             .collect();
         if records.is_empty() {
             return Ok(Vec::new());
@@ -307,7 +309,7 @@ impl Writer {
         result?;
         Ok(records
             .into_iter()
-            .map(|(seq, rec)| (rec.id, seq))
+            .map(|(seq, rec)| (rec.id.clone(), seq))
             .collect())
     }
 
@@ -336,7 +338,7 @@ impl Writer {
 
 fn write_records(
     conn: &mut Connection,
-    records: &[(u64, ExecutionRecord)],
+    records: &[(u64, Arc<ExecutionRecord>)],
 ) -> rusqlite::Result<()> {
     let now = now_ms();
     let tx = conn.transaction()?;

@@ -189,7 +189,15 @@ pub struct Worker {
     /// Scratch space for reading output that is already in the pipes, kept between
     /// invocations: a fresh 64 KiB buffer per call was zeroed on every call, output or not.
     drain_buf: Vec<u8>,
+    /// Read buffers of the stderr and user-output pipes, kept in the session rather than in
+    /// the futures that read them: 32 KiB of arrays there were zeroed on every wait and made
+    /// every future around an invocation that much larger to move and allocate.
+    err_buf: Vec<u8>,
+    out_buf: Vec<u8>,
 }
+
+/// Most read from an output pipe at once while waiting for a response.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Output read from a pipe at once, at most.
 const DRAIN_CHUNK: usize = 64 * 1024;
@@ -245,6 +253,8 @@ impl Worker {
             memory_limit: None,
             cpu_baseline: None,
             drain_buf: Vec::new(),
+            err_buf: Vec::new(),
+            out_buf: Vec::new(),
             alive_at: t0,
         };
         let init = SupervisorMessage::Init {
@@ -381,7 +391,7 @@ impl Worker {
     pub async fn invoke(
         &mut self,
         id: &str,
-        payload: Value,
+        payload: std::sync::Arc<Value>,
         context: RequestContext,
         deadline: tokio::time::Instant,
     ) -> InvokeOutcome {
@@ -540,16 +550,14 @@ impl Worker {
 
     /// Waits for the next thing the executor does: a protocol message, output, EOF.
     async fn next_event(&mut self, deadline: tokio::time::Instant) -> Event {
-        let mut err_buf = [0u8; 16 * 1024];
-        let mut out_buf = [0u8; 16 * 1024];
         tokio::select! {
             biased;
-            n = read_opt(&mut self.stderr, &mut err_buf) => match n {
-                Some(n) => Event::Stderr(err_buf[..n].to_vec()),
+            n = read_opt(&mut self.stderr, &mut self.err_buf) => match n {
+                Some(n) => Event::Stderr(self.err_buf[..n].to_vec()),
                 None => { self.stderr = None; Event::Stderr(Vec::new()) }
             },
-            n = read_opt(&mut self.user_out, &mut out_buf) => match n {
-                Some(n) => Event::UserOut(out_buf[..n].to_vec()),
+            n = read_opt(&mut self.user_out, &mut self.out_buf) => match n {
+                Some(n) => Event::UserOut(self.out_buf[..n].to_vec()),
                 None => { self.user_out = None; Event::UserOut(Vec::new()) }
             },
             msg = self.reader.next() => match msg {
@@ -615,8 +623,8 @@ impl Worker {
         let until = tokio::time::Instant::now() + DRAIN_AFTER_DEATH;
         let mut err = self.stderr.take();
         let mut out = self.user_out.take();
-        let mut err_buf = [0u8; 16 * 1024];
-        let mut out_buf = [0u8; 16 * 1024];
+        let mut err_buf = std::mem::take(&mut self.err_buf);
+        let mut out_buf = std::mem::take(&mut self.out_buf);
         while err.is_some() || out.is_some() {
             tokio::select! {
                 n = read_opt(&mut err, &mut err_buf) => match n {
@@ -792,15 +800,18 @@ enum Event {
     Deadline,
 }
 
-/// Reads from an optional pipe; `None` at EOF or error; pends forever when the pipe is gone so a
-/// `select!` arm on it stays quiet.
-async fn read_opt(rx: &mut Option<pipe::Receiver>, buf: &mut [u8]) -> Option<usize> {
-    match rx {
-        Some(r) => match r.read(buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some(n),
-        },
-        None => std::future::pending().await,
+/// Reads from an optional pipe into `buf` (emptied first; its spare capacity, never zeroed):
+/// the byte count, `None` at EOF or error; pends forever when the pipe is gone so a `select!`
+/// arm on it stays quiet.
+async fn read_opt(rx: &mut Option<pipe::Receiver>, buf: &mut Vec<u8>) -> Option<usize> {
+    let Some(r) = rx else {
+        return std::future::pending().await;
+    };
+    buf.clear();
+    buf.reserve(READ_CHUNK);
+    match r.read_buf(buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(n),
     }
 }
 
