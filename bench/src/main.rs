@@ -159,9 +159,14 @@ fn run(flags: &Flags) -> Result<()> {
         ))?;
         let mut stdout = std::io::stdout().lock();
         if flags.json {
-            let summary = serde_json::json!({"anchor": versus_report::json(&section, None)});
+            let summary = serde_json::json!({
+                "host": {"cpus": host.cpus, "cpu_model": host.cpu_model, "kernel": host.kernel,
+                         "loadavg_at_start": host.loadavg, "idle": host.idle},
+                "anchor": versus_report::json(&section, None),
+            });
             writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
         } else {
+            writeln!(stdout, "{}", host.line())?;
             write!(stdout, "{}", versus_report::text(&section, None))?;
         }
         return Ok(());

@@ -26,6 +26,10 @@ pub struct Host {
     pub cpu_model: String,
     /// `/proc/loadavg` when the run started: other work on a shared host skews everything.
     pub loadavg: String,
+    /// How idle CPUs wait, when it moves the figures: on a VM whose idle vCPUs halt at once
+    /// (guest halt polling off), every wake-up of a sleeping process on another CPU costs
+    /// tens of microseconds, and a warm call has four of them.
+    pub idle: Option<String>,
 }
 
 impl Host {
@@ -46,8 +50,39 @@ impl Host {
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "),
+            idle: idle_mode(),
         }
     }
+
+    /// The header line: CPUs, kernel, load and, when known, how idle CPUs wait.
+    pub fn line(&self) -> String {
+        let idle = self
+            .idle
+            .as_deref()
+            .map(|i| format!(", {i}"))
+            .unwrap_or_default();
+        format!(
+            "host: {} CPUs ({}), Linux {}{idle}, load average {} at start",
+            self.cpus, self.cpu_model, self.kernel, self.loadavg
+        )
+    }
+}
+
+/// The cpuidle driver, and guest halt polling's window when the driver is `haltpoll`.
+fn idle_mode() -> Option<String> {
+    let read = |path: &str| fs_err::read_to_string(path).ok();
+    let driver = read("/sys/devices/system/cpu/cpuidle/current_driver")?;
+    let driver = driver.trim();
+    if driver != "haltpoll" {
+        return Some(format!("cpuidle {driver}"));
+    }
+    let window = read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+        .and_then(|ns| ns.trim().parse::<u64>().ok());
+    Some(match window {
+        Some(0) => "guest halt polling off (haltpoll, guest_halt_poll_ns 0)".to_owned(),
+        Some(ns) => format!("guest halt polling {} µs (haltpoll)", ns / 1000),
+        None => "cpuidle haltpoll".to_owned(),
+    })
 }
 
 /// Which daemon was measured.
@@ -159,11 +194,7 @@ pub fn text(run: &Run) -> String {
     let mut out = String::new();
     let (h, d) = (&run.host, &run.daemon);
     let _ = writeln!(out, "runwarm-bench");
-    let _ = writeln!(
-        out,
-        "host: {} CPUs ({}), Linux {}, load average {} at start",
-        h.cpus, h.cpu_model, h.kernel, h.loadavg
-    );
+    let _ = writeln!(out, "{}", h.line());
     let version = d.version.as_deref().unwrap_or("version unknown");
     let _ = writeln!(out, "daemon: {} ({version})", d.label);
 
@@ -307,6 +338,7 @@ pub fn json(run: &Run) -> Value {
             "kernel": run.host.kernel,
             "cpu_model": run.host.cpu_model,
             "loadavg_at_start": run.host.loadavg,
+            "idle": run.host.idle,
         },
         "daemon": {
             "label": run.daemon.label,
