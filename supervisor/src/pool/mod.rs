@@ -5,6 +5,7 @@
 //! retired executors, and a maintenance task for idle TTL and `min_warm`.
 
 pub mod policy;
+mod replace;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -166,18 +167,39 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(w) = self.worker.take() {
+        if let Some(mut w) = self.worker.take() {
             let stale = self
                 .pools
                 .recycled
                 .get(&self.key)
                 .is_some_and(|at| w.started() <= *at);
             let reusable = w.is_healthy() && w.invocations() < self.max_requests && !stale;
+            // Reserved while this executor still counts as busy, which is what it counts as
+            // once idle; marked only when reserved, so a pool with no room tries again later.
+            let replacement = (reusable
+                && !w.is_replaced()
+                && replace::due(
+                    w.invocations(),
+                    self.max_requests,
+                    w.started(),
+                    w.cold_start(),
+                ))
+            .then(|| self.pools.reserve_replacement(&self.key))
+            .flatten();
+            if replacement.is_some() {
+                w.mark_replaced();
+            }
             let fx = self
                 .pools
                 .lock()
                 .release(&self.key, w, reusable, Instant::now());
             self.pools.apply(fx);
+            if let Some(target) = replacement {
+                Pools {
+                    inner: Arc::clone(&self.pools),
+                }
+                .spawn_idle(self.key.clone(), target, Started::Replacement);
+            }
         }
     }
 }
@@ -221,6 +243,22 @@ impl Inner {
         }
     }
 
+    /// Reserves the start of an executor of `key` ahead of one nearing its `max_requests`
+    /// (`replace`), when the pool has room; the target to start. Not while shutting down, nor
+    /// outside the runtime (a lease dropped during its shutdown).
+    fn reserve_replacement(&self, key: &PoolKey) -> Option<Target> {
+        if self.closed.load(Ordering::Acquire) || tokio::runtime::Handle::try_current().is_err() {
+            return None;
+        }
+        let target = self.targets.get(key).map(|t| t.clone())?;
+        if !self.lock().reserve_replacement(key) {
+            return None;
+        }
+        tracing::debug!(script = %key.script, version = %key.version,
+            "starting an executor's replacement ahead of its max_requests");
+        Some(target)
+    }
+
     fn record_start(&self, key: &PoolKey, result: &Result<Worker, StartError>) {
         let mut s = self.stats.entry(key.clone()).or_default();
         match result {
@@ -234,6 +272,15 @@ impl Inner {
             Err(_) => s.start_failures += 1,
         }
     }
+}
+
+/// Why an executor is started idle, ahead of the calls that will use it.
+#[derive(Debug, Clone, Copy)]
+enum Started {
+    /// `min_warm` or a prewarm.
+    Ahead,
+    /// It replaces one nearing its `max_requests`, which it retires if that one is idle.
+    Replacement,
 }
 
 /// Releases a reserved start slot if the start is abandoned (its future dropped).
@@ -421,12 +468,12 @@ impl Pools {
                 break;
             }
             started += 1;
-            self.spawn_idle(key.clone(), target.clone());
+            self.spawn_idle(key.clone(), target.clone(), Started::Ahead);
         }
         started
     }
 
-    fn spawn_idle(&self, key: PoolKey, target: Target) {
+    fn spawn_idle(&self, key: PoolKey, target: Target, why: Started) {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             // A version still preparing is started when its prepare is done.
@@ -437,7 +484,15 @@ impl Pools {
             };
             inner.record_start(&key, &started);
             let fx = match started {
-                Ok(w) => inner.lock().started_idle(&key, w, Instant::now()),
+                Ok(w) => match why {
+                    Started::Ahead => inner.lock().started_idle(&key, w, Instant::now()),
+                    Started::Replacement => inner.lock().started_replacement(
+                        &key,
+                        w,
+                        Instant::now(),
+                        Worker::is_replaced,
+                    ),
+                },
                 Err(e) => {
                     // The executor's own message (an exception at load) may quote a secret.
                     let error = inner
@@ -464,7 +519,7 @@ impl Pools {
         drop(retired);
         for key in to_start {
             match self.inner.targets.get(&key).map(|t| t.clone()) {
-                Some(target) => self.spawn_idle(key, target),
+                Some(target) => self.spawn_idle(key, target, Started::Ahead),
                 None => {
                     let fx = self.inner.lock().start_failed(&key);
                     self.inner.apply(fx);

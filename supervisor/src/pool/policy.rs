@@ -197,6 +197,27 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         false
     }
 
+    /// A replacement reserved by [`Table::reserve_replacement`] is ready: an idle executor it
+    /// replaces (`replaced`) is retired now, freeing its place, and the new one is available.
+    pub fn started_replacement(
+        &mut self,
+        key: &K,
+        worker: W,
+        now: Instant,
+        replaced: impl Fn(&W) -> bool,
+    ) -> Effects<K, W, T> {
+        let mut old = None;
+        if let Some(slot) = self.slots.get_mut(key)
+            && let Some(pos) = slot.idle.iter().position(|e| replaced(&e.worker))
+        {
+            old = Some(slot.idle.remove(pos).worker);
+            self.live = self.live.saturating_sub(1);
+        }
+        let mut fx = self.started_idle(key, worker, now);
+        fx.retire.extend(old);
+        fx
+    }
+
     /// A start reserved by [`Acquire::Start`] or a [`Grant::Start`] succeeded and the starter
     /// uses the executor.
     pub fn started_busy(&mut self, key: &K) {
@@ -306,6 +327,20 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
             }
         }
         out
+    }
+
+    /// Reserves a start for an executor's replacement before the executor is retired, when
+    /// its pool and the daemon's budget have room for one more; the caller starts it idle.
+    pub fn reserve_replacement(&mut self, key: &K) -> bool {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return false;
+        };
+        if !slot.can_grow() || self.live >= self.max_workers {
+            return false;
+        }
+        slot.starting += 1;
+        self.live += 1;
+        true
     }
 
     /// Removes and returns the idle executors of one pool (their configuration changed, e.g.

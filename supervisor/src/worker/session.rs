@@ -194,6 +194,8 @@ pub struct Worker {
     /// every future around an invocation that much larger to move and allocate.
     err_buf: Vec<u8>,
     out_buf: Vec<u8>,
+    /// Whether the pool has started this executor's replacement (it nears `max_requests`).
+    replaced: bool,
 }
 
 /// Most read from an output pipe at once while waiting for a response.
@@ -255,6 +257,7 @@ impl Worker {
             drain_buf: Vec::new(),
             err_buf: Vec::new(),
             out_buf: Vec::new(),
+            replaced: false,
             alive_at: t0,
         };
         let init = SupervisorMessage::Init {
@@ -363,6 +366,16 @@ impl Worker {
     /// What the executor called its runtime in `ready`.
     pub fn runtime(&self) -> &str {
         &self.runtime
+    }
+
+    /// Marks that the pool started this executor's replacement.
+    pub fn mark_replaced(&mut self) {
+        self.replaced = true;
+    }
+
+    /// Whether the pool started this executor's replacement.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced
     }
 
     /// How long spawn + handshake took.

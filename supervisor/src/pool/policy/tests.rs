@@ -312,3 +312,51 @@ fn random_walk_keeps_invariants() {
         );
     }
 }
+
+#[test]
+fn a_replacement_is_reserved_only_with_room_and_retires_the_idle_one_it_replaces() {
+    let now = Instant::now();
+    let mut t = T::new(8, 8);
+    // Worker 1 is busy in a pool of max 2: room for its replacement, not for a third.
+    assert!(matches!(
+        t.acquire(&"a", policy(2), 0, now),
+        Acquire::Start { .. }
+    ));
+    t.started_busy(&"a");
+    assert!(t.reserve_replacement(&"a"));
+    assert!(
+        !t.reserve_replacement(&"a"),
+        "max 2 is one busy and one starting"
+    );
+    assert_eq!(t.live(), 2);
+    // Worker 1 comes back idle before its replacement (worker 2) is ready; when 2 is, 1 goes.
+    let fx = t.release(&"a", 1, true, now);
+    assert!(fx.retire.is_empty());
+    let fx = t.started_replacement(&"a", 2, now, |w| *w == 1);
+    assert_eq!(fx.retire, vec![1]);
+    assert_eq!(t.live(), 1);
+    assert_eq!(t.acquire(&"a", policy(2), 0, now), Acquire::Idle(2));
+    // No pool, no reservation.
+    assert!(!t.reserve_replacement(&"b"));
+}
+
+#[test]
+fn a_replacement_leaves_a_busy_executor_to_finish() {
+    let now = Instant::now();
+    let mut t = T::new(8, 8);
+    assert!(matches!(
+        t.acquire(&"a", policy(2), 0, now),
+        Acquire::Start { .. }
+    ));
+    t.started_busy(&"a");
+    assert!(t.reserve_replacement(&"a"));
+    let fx = t.started_replacement(&"a", 2, now, |w| *w == 1);
+    assert!(fx.retire.is_empty(), "worker 1 is still serving");
+    assert_eq!(t.live(), 2);
+    let counts: Vec<(usize, usize)> = t
+        .counts()
+        .iter()
+        .map(|(_, _, c)| (c.idle, c.busy))
+        .collect();
+    assert_eq!(counts, vec![(1, 1)]);
+}
