@@ -190,10 +190,11 @@ pub struct ExecutionRecord {
     pub version: String,
     /// Where it is.
     pub state: State,
-    /// Invocation payload, shared (not copied) between the request, the executor's message,
-    /// the in-flight table and history.
+    /// Invocation payload.
+    // Shared, not copied, between the request, the executor's message, the in-flight table and
+    // history.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: std::sync::Arc<Value>,
     /// Result on success.
     #[serde(default)]
