@@ -281,7 +281,11 @@ impl Invoker {
         // put cgroup file reads on the warm path for nothing.
         let oom = outcome.result.is_err() && worker.oom_kills() > 0;
         let memory_limit = worker.memory_limit();
-        drop(lease);
+        if lease.release() {
+            // A caller was waiting for this executor: let it send its request now rather than
+            // after this call's record and answer, so the executor does not idle meanwhile.
+            tokio::task::yield_now().await;
+        }
         let infra = !delivered && matches!(outcome.result, Err(Fault::Crashed { .. }));
         let (state, error) = match outcome.result {
             Ok(resp) => {

@@ -165,9 +165,18 @@ impl Lease {
     }
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(mut w) = self.worker.take() {
+impl Lease {
+    /// Gives the executor back now; true when it went straight to a caller waiting for one,
+    /// who then runs as soon as this task yields.
+    pub fn release(mut self) -> bool {
+        self.give_back()
+    }
+
+    fn give_back(&mut self) -> bool {
+        let Some(mut w) = self.worker.take() else {
+            return false;
+        };
+        {
             let stale = self
                 .pools
                 .recycled
@@ -193,14 +202,21 @@ impl Drop for Lease {
                 .pools
                 .lock()
                 .release(&self.key, w, reusable, Instant::now());
-            self.pools.apply(fx);
+            let handed_over = self.pools.apply(fx);
             if let Some(target) = replacement {
                 Pools {
                     inner: Arc::clone(&self.pools),
                 }
                 .spawn_idle(self.key.clone(), target, Started::Replacement);
             }
+            handed_over
         }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.give_back();
     }
 }
 
@@ -225,22 +241,31 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Carries out what the policy decided, outside the lock.
-    fn apply(self: &Arc<Self>, fx: Effects<PoolKey, Worker, Token>) {
+    /// Carries out what the policy decided, outside the lock; true when an executor went to a
+    /// waiting caller.
+    fn apply(self: &Arc<Self>, fx: Effects<PoolKey, Worker, Token>) -> bool {
+        let mut handed_over = false;
         let mut pending = vec![fx];
         while let Some(fx) = pending.pop() {
             drop(fx.retire); // Worker::drop kills the process group.
             for (key, token, grant) in fx.grants {
-                if let Err(grant) = token.tx.send(grant) {
-                    // The waiter gave up between being chosen and being woken: undo.
-                    let undo = match grant {
-                        Grant::Worker(w) => self.lock().release(&key, w, true, Instant::now()),
-                        Grant::Start => self.lock().start_failed(&key),
-                    };
-                    pending.push(undo);
+                let to_worker = matches!(grant, Grant::Worker(_));
+                match token.tx.send(grant) {
+                    Ok(()) => handed_over |= to_worker,
+                    Err(grant) => {
+                        // The waiter gave up between being chosen and being woken: undo.
+                        let undo = match grant {
+                            Grant::Worker(w) => {
+                                self.lock().release(&key, w, true, Instant::now())
+                            }
+                            Grant::Start => self.lock().start_failed(&key),
+                        };
+                        pending.push(undo);
+                    }
                 }
             }
         }
+        handed_over
     }
 
     /// Reserves the start of an executor of `key` ahead of one nearing its `max_requests`
