@@ -255,9 +255,7 @@ impl Inner {
                     Err(grant) => {
                         // The waiter gave up between being chosen and being woken: undo.
                         let undo = match grant {
-                            Grant::Worker(w) => {
-                                self.lock().release(&key, w, true, Instant::now())
-                            }
+                            Grant::Worker(w) => self.lock().release(&key, w, true, Instant::now()),
                             Grant::Start => self.lock().start_failed(&key),
                         };
                         pending.push(undo);

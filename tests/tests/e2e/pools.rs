@@ -242,20 +242,21 @@ async fn pool_of(d: &Daemon, script: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no pool of {script} in {pools}"))
 }
 
+/// A daemon with one Python script, `name`, that returns its payload, with this `[pool]`.
+async fn echo_with_pool(name: &str, pool: serde_json::Value) -> Daemon {
+    let d = Daemon::builder().without_samples().start().await;
+    let manifest = json!({"runtime": "python3", "entry": "main.py", "pool": pool});
+    let files = json!({"main.py": "def handler(e, c):\n    return e\n"});
+    d.register(name, manifest, files).await;
+    d
+}
+
 #[tokio::test]
 async fn an_executor_nearing_max_requests_is_replaced_before_a_caller_waits_for_a_start() {
     if !require(&[Need::Program("python3")]) {
         return;
     }
-    let d = Daemon::builder().without_samples().start().await;
-    let manifest = json!({"runtime": "python3", "entry": "main.py",
-        "pool": {"max": 2, "max_requests": 10}});
-    d.register(
-        "recycled",
-        manifest,
-        json!({"main.py": "def handler(e, c):\n    return e\n"}),
-    )
-    .await;
+    let d = echo_with_pool("recycled", json!({"max": 2, "max_requests": 10})).await;
     let mut pids = Vec::new();
     for i in 0..45 {
         let rec = d.invoke_ok("recycled", json!({"i": i})).await;
@@ -285,15 +286,7 @@ async fn a_pool_at_its_max_recycles_by_retiring_first() {
     if !require(&[Need::Program("python3")]) {
         return;
     }
-    let d = Daemon::builder().without_samples().start().await;
-    let manifest = json!({"runtime": "python3", "entry": "main.py",
-        "pool": {"max": 1, "max_requests": 5}});
-    d.register(
-        "single",
-        manifest,
-        json!({"main.py": "def handler(e, c):\n    return e\n"}),
-    )
-    .await;
+    let d = echo_with_pool("single", json!({"max": 1, "max_requests": 5})).await;
     let mut colds = Vec::new();
     for i in 0..12 {
         let rec = d.invoke_ok("single", json!({"i": i})).await;

@@ -313,16 +313,22 @@ fn random_walk_keeps_invariants() {
     }
 }
 
-#[test]
-fn a_replacement_is_reserved_only_with_room_and_retires_the_idle_one_it_replaces() {
-    let now = Instant::now();
+/// A table whose pool "a" (max 2) has one executor, busy.
+fn one_busy_of_two(now: Instant) -> T {
     let mut t = T::new(8, 8);
-    // Worker 1 is busy in a pool of max 2: room for its replacement, not for a third.
     assert!(matches!(
         t.acquire(&"a", policy(2), 0, now),
         Acquire::Start { .. }
     ));
     t.started_busy(&"a");
+    t
+}
+
+#[test]
+fn a_replacement_is_reserved_only_with_room_and_retires_the_idle_one_it_replaces() {
+    let now = Instant::now();
+    // Worker 1 is busy in a pool of max 2: room for its replacement, not for a third.
+    let mut t = one_busy_of_two(now);
     assert!(t.reserve_replacement(&"a"));
     assert!(
         !t.reserve_replacement(&"a"),
@@ -343,12 +349,7 @@ fn a_replacement_is_reserved_only_with_room_and_retires_the_idle_one_it_replaces
 #[test]
 fn a_replacement_leaves_a_busy_executor_to_finish() {
     let now = Instant::now();
-    let mut t = T::new(8, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(2), 0, now),
-        Acquire::Start { .. }
-    ));
-    t.started_busy(&"a");
+    let mut t = one_busy_of_two(now);
     assert!(t.reserve_replacement(&"a"));
     let fx = t.started_replacement(&"a", 2, now, |w| *w == 1);
     assert!(fx.retire.is_empty(), "worker 1 is still serving");
