@@ -377,6 +377,10 @@ pub(super) struct ReplayArgs {
     /// Return the new execution's id at once (202) instead of waiting for the result.
     #[arg(long = "async")]
     respond_async: bool,
+    /// Where runwarmd POSTs the new execution's terminal record, signed, at least once
+    /// (`Runwarm-Callback`): unix:/path/to.sock/http/path or http://127.0.0.1:PORT/path.
+    #[arg(long, value_name = "URL")]
+    callback: Option<String>,
     /// Print the script's stdout (to stdout, before the result) and stderr (to stderr).
     #[arg(long)]
     show_output: bool,
@@ -385,12 +389,14 @@ pub(super) struct ReplayArgs {
 /// `runwarm replay ID`: a new execution answered like `invoke`, with the same exit codes.
 pub(super) async fn replay(ctx: &Ctx, args: ReplayArgs) -> Result<Outcome, CliError> {
     let path = format!("/v1/executions/{}/replay", escape(&args.id));
-    let headers: &[(&str, &str)] = if args.respond_async {
-        &[("prefer", "respond-async")]
-    } else {
-        &[]
-    };
-    let call = ctx.client.request(Method::POST, &path, headers, None);
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if args.respond_async {
+        headers.push(("prefer", "respond-async"));
+    }
+    if let Some(url) = &args.callback {
+        headers.push(("runwarm-callback", url.as_str()));
+    }
+    let call = ctx.client.request(Method::POST, &path, &headers, None);
     let answer = if args.respond_async {
         call.await?
     } else {

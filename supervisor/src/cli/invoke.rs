@@ -31,6 +31,10 @@ pub(super) struct InvokeArgs {
     /// Run at most once per key: repeating the same key and payload returns the same execution.
     #[arg(long, value_name = "KEY")]
     pub(super) idempotency_key: Option<String>,
+    /// Where runwarmd POSTs the terminal record, signed, at least once (`Runwarm-Callback`):
+    /// unix:/path/to.sock/http/path or http://127.0.0.1:PORT/path.
+    #[arg(long, value_name = "URL")]
+    pub(super) callback: Option<String>,
     /// Print the script's stdout (to stdout, before the result) and stderr (to stderr).
     #[arg(long)]
     pub(super) show_output: bool,
@@ -43,6 +47,7 @@ pub(super) async fn invoke(ctx: &Ctx, args: InvokeArgs) -> Result<Outcome, CliEr
         respond_async: args.respond_async,
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
+        callback: args.callback,
     };
     let call = ctx
         .client

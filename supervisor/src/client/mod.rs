@@ -57,6 +57,8 @@ pub struct InvokeOptions {
     pub timeout: Option<Duration>,
     /// `Idempotency-Key`: the same key and body return the same execution.
     pub idempotency_key: Option<String>,
+    /// `Runwarm-Callback`: where runwarmd POSTs the terminal record, signed, at least once.
+    pub callback: Option<String>,
 }
 
 // === impl Client ===
@@ -182,6 +184,9 @@ impl Client {
         }
         if let Some(key) = &opts.idempotency_key {
             headers.push(("idempotency-key", key.as_str()));
+        }
+        if let Some(url) = &opts.callback {
+            headers.push(("runwarm-callback", url.as_str()));
         }
         let body = serde_json::to_vec(payload)
             .map_err(|e| ClientError::InvalidRequest(format!("payload: {e}")))?;

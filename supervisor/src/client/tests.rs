@@ -53,6 +53,7 @@ fn echo_daemon(keep_alive: bool) -> FakeDaemon {
                             "content_type": header("content-type"),
                             "prefer": header("prefer"),
                             "idempotency_key": header("idempotency-key"),
+                            "callback": header("runwarm-callback"),
                             "host": header("host"),
                             "body": String::from_utf8_lossy(&body),
                         });
@@ -149,6 +150,7 @@ async fn invoke_builds_the_documented_request() {
         respond_async: true,
         timeout: Some(Duration::from_millis(1500)),
         idempotency_key: Some("k-1".into()),
+        callback: Some("unix:/run/hooks.sock/done".into()),
     };
     let selector = Selector::Tag("prod".into());
     let answer = client
@@ -162,6 +164,7 @@ async fn invoke_builds_the_documented_request() {
     );
     assert_eq!(echo["prefer"], "respond-async");
     assert_eq!(echo["idempotency_key"], "k-1");
+    assert_eq!(echo["callback"], "unix:/run/hooks.sock/done");
     assert_eq!(echo["body"], "{\"x\":1}");
 
     let plain = client

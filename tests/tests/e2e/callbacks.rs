@@ -368,3 +368,60 @@ async fn a_subscription_gets_the_matching_records_signed_with_its_own_secret() {
         .await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn the_cli_asks_for_a_callback_on_invoke_and_on_replay() {
+    let Some(d) = daemon("first_backoff_ms = 50\n").await else {
+        return;
+    };
+    let rx = Receiver::start(
+        &d.dir().join("cli.sock"),
+        &secret_of(&d).await,
+        0,
+        Mode::Answer,
+    );
+    let url = rx.url("/done");
+    let (code, out, err) = d.cli(&[
+        "invoke",
+        "cb",
+        "--async",
+        "--callback",
+        &url,
+        "-d",
+        r#"{"n": 7}"#,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let first = out.trim().to_owned();
+    let (code, out, err) = d.cli(&["replay", &first, "--callback", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), r#"{"n":7}"#);
+    // The first execution's callback and one for the replay (a new execution id).
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        {
+            let seen = rx.seen.lock().unwrap();
+            assert!(seen.bad_signatures.is_empty(), "{:?}", seen.bad_signatures);
+            if seen.accepted.contains_key(&first) && seen.accepted.len() == 2 {
+                assert!(
+                    seen.states.values().all(|s| s == "completed"),
+                    "{:?}",
+                    seen.states
+                );
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "callbacks did not arrive\n{}",
+            d.report()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A bad address is the daemon's usage error, before anything runs.
+    let (code, _, err) = d.cli(&["invoke", "cb", "--callback", "http://example.org/x"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Runwarm-Callback") || err.contains("callback"),
+        "{err}"
+    );
+}
