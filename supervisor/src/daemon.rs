@@ -92,12 +92,14 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let callback_key = crate::callbacks::load_or_create_key(&config.state_dir)
         .context("reading or creating the callback key (callback.key in the state directory)")?;
     let callback_stop = tokio_util::sync::CancellationToken::new();
+    let delivery_metrics = crate::callbacks::DeliveryMetrics::default();
     let callback_worker = tokio::spawn(crate::callbacks::worker::run(
         history
             .side_connection()
             .context("opening the callback outbox for delivery")?,
         config.callbacks.clone(),
         callback_key.clone(),
+        delivery_metrics.clone(),
         callback_stop.clone(),
     ));
     let callbacks = Arc::new(crate::api::callbacks::CallbackApi::new(
@@ -195,7 +197,11 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
     // Before anything prepares, so every step that runs is timed.
-    let metrics = Arc::new(Metrics::with_sources(pools.clone(), history.clone()));
+    let metrics = Arc::new(Metrics::with_sources(
+        pools.clone(),
+        history.clone(),
+        &delivery_metrics,
+    ));
     {
         // A weak handle: the preparer lives inside the launcher the metrics read, so a strong
         // one would be a cycle.

@@ -16,9 +16,56 @@ pub mod worker;
 use std::path::Path;
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
 pub use target::{CallbackTarget, TargetError};
+
+/// What became of each delivery attempt, for `runwarm_callback_attempts_total`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryMetrics {
+    attempts: Family<AttemptLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    outcome: &'static str,
+}
+
+/// An attempt's outcome: the receiver took it, it failed and will be tried again, or it failed
+/// with no attempt left (a dead letter).
+const OUTCOMES: [&str; 3] = ["delivered", "retry", "dead"];
+
+impl DeliveryMetrics {
+    /// Counts an attempt after which the delivery is `next_state` (`delivered`, `pending` or
+    /// `dead`).
+    pub fn attempt(&self, next_state: &str) {
+        let outcome = match next_state {
+            "delivered" => "delivered",
+            "pending" => "retry",
+            _ => "dead",
+        };
+        self.attempts
+            .get_or_create(&AttemptLabels { outcome })
+            .inc();
+    }
+
+    /// Registers the counter, every outcome at zero so alerts see the series from the start.
+    pub fn register(&self, registry: &mut Registry) {
+        for outcome in OUTCOMES {
+            let _created = self.attempts.get_or_create(&AttemptLabels { outcome });
+        }
+        registry.register(
+            "callback_attempts",
+            "Completion callback attempts, by outcome: delivered, retry (failed, to be tried \
+             again) or dead (failed with no attempt left; see runwarm deliveries --state dead)",
+            self.attempts.clone(),
+        );
+    }
+}
 
 /// `[callbacks]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::{self, AttemptResult, Due};
-use super::{CallbackSettings, CallbackTarget, sign};
+use super::{CallbackSettings, CallbackTarget, DeliveryMetrics, sign};
 
 /// How often the outbox is read for due deliveries: the longest a new delivery waits before
 /// its first attempt, on top of the history writer's batching.
@@ -39,6 +39,7 @@ struct Shared {
     /// Woken when an attempt ends: its receiver has room again, so a backlog to one receiver
     /// drains at the receiver's pace rather than `per_receiver` attempts per poll.
     room: tokio::sync::Notify,
+    metrics: DeliveryMetrics,
 }
 
 /// Runs until `stop` is cancelled. Deliveries cut off by the stop stay `pending` in the
@@ -47,6 +48,7 @@ pub async fn run(
     conn: Connection,
     settings: CallbackSettings,
     key: String,
+    metrics: DeliveryMetrics,
     stop: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
@@ -57,6 +59,7 @@ pub async fn run(
         settled: Mutex::new(HashSet::new()),
         per_receiver: Mutex::new(HashMap::new()),
         room: tokio::sync::Notify::new(),
+        metrics,
     });
     loop {
         tokio::select! {
@@ -117,6 +120,7 @@ fn start(shared: &Arc<Shared>, d: Due, stop: &CancellationToken) {
             () = stop.cancelled() => None,
         };
         if let Some(result) = result {
+            shared.metrics.attempt(result.next_state);
             let writer = Arc::clone(&shared);
             let written = tokio::task::spawn_blocking(move || {
                 outbox::record_attempt(&mut lock(&writer.conn), id, &result)

@@ -207,12 +207,16 @@ impl Metrics {
     }
 
     /// Every metric, reading pools, executor starts, the history writer and the prepare cache
-    /// at scrape time.
-    pub fn with_sources(pools: Pools, history: History) -> Self {
-        Self::build(Some((pools, history)))
+    /// at scrape time, and counting the callback worker's attempts.
+    pub fn with_sources(
+        pools: Pools,
+        history: History,
+        deliveries: &crate::callbacks::DeliveryMetrics,
+    ) -> Self {
+        Self::build(Some((pools, history, deliveries)))
     }
 
-    fn build(sources: Option<(Pools, History)>) -> Self {
+    fn build(sources: Option<(Pools, History, &crate::callbacks::DeliveryMetrics)>) -> Self {
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector::new()));
         let registry = root.sub_registry_with_prefix("runwarm");
@@ -311,7 +315,8 @@ impl Metrics {
             prepare_seconds.clone(),
         );
 
-        if let Some((pools, history)) = sources {
+        if let Some((pools, history, deliveries)) = sources {
+            deliveries.register(registry);
             // Listed from the start for every step a runtime defines, so dashboards and alerts
             // see zeros rather than no series.
             for rt in pools.launcher().catalog().all() {

@@ -73,6 +73,24 @@ async fn deliveries(d: &Daemon, query: &str) -> Vec<Value> {
     body.as_array().cloned().unwrap_or_default()
 }
 
+/// `runwarm_callback_attempts_total{outcome}` as `/metrics` serves it now.
+async fn attempts_counted(d: &Daemon, outcome: &str) -> f64 {
+    let r = d.client().get("/metrics").await.unwrap();
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8_lossy(&r.body);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .filter(|x| x.metric == "runwarm_callback_attempts_total")
+        .filter(|x| x.labels.get("outcome") == Some(outcome))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
 fn figure(line: &str) {
     let _ = writeln!(std::io::stderr(), "callback figures: {line}");
 }
@@ -244,6 +262,11 @@ async fn a_receiver_that_never_answers_is_dead_lettered_without_slowing_anything
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(dead["attempts"], 3, "{dead}");
+    // Six deliveries hang on the silent receiver, two at a time: some are dead by now, each
+    // after two failed attempts that were retried.
+    let dead_counted = attempts_counted(&d, "dead").await;
+    assert!((1.0..=6.0).contains(&dead_counted), "{dead_counted}");
+    assert!(attempts_counted(&d, "retry").await >= 2.0 * dead_counted);
     let log = dead["log"].as_array().unwrap();
     assert!(
         log.iter().all(|a| a["error"]
@@ -417,6 +440,8 @@ async fn the_cli_asks_for_a_callback_on_invoke_and_on_replay() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(attempts_counted(&d, "delivered").await, 2.0);
+    assert_eq!(attempts_counted(&d, "dead").await, 0.0);
     // A bad address is the daemon's usage error, before anything runs.
     let (code, _, err) = d.cli(&["invoke", "cb", "--callback", "http://example.org/x"]);
     assert_ne!(code, 0);
