@@ -163,6 +163,9 @@ pub struct Timings {
     pub run_ms: f64,
     /// Accepted to terminal.
     pub total_ms: f64,
+    /// A retry's attempt does not start before this (its backoff), also after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
 }
 
 /// Resources the execution used, when the host can measure them.

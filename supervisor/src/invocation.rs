@@ -58,6 +58,9 @@ pub struct InvokeRequest {
     pub live: Option<Live>,
     /// When it was accepted, if not now (work resumed after a restart keeps its time).
     pub queued_at: Option<String>,
+    /// Not to start before this: a retry's backoff, kept in its `queued` record so that a
+    /// restart does not cut it short.
+    pub not_before: Option<SystemTime>,
     /// What it replays and where its outcome goes, copied into every record of it.
     pub lineage: Lineage,
 }
@@ -77,7 +80,12 @@ pub fn new_execution_id() -> String {
 
 /// Now as RFC 3339 with milliseconds.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    rfc3339(SystemTime::now())
+}
+
+/// A time as RFC 3339 with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -110,6 +118,7 @@ impl Invoker {
             req.queued_at.clone().unwrap_or_else(now_rfc3339),
         );
         rec.attempt = req.attempt;
+        rec.timings.not_before = req.not_before.map(rfc3339);
         rec.label.clone_from(&req.target.manifest.label);
         rec.lineage.clone_from(&req.lineage);
         rec
@@ -126,6 +135,17 @@ impl Invoker {
         let accepted = Instant::now();
         let rules = RetryRules::of(&req.target.manifest);
         loop {
+            if let Some(wait) = req
+                .not_before
+                .and_then(|t| t.duration_since(SystemTime::now()).ok())
+            {
+                // A cancel during the backoff ends it; the attempt then records the cancel.
+                let cancel = req.live.as_ref().map(|l| l.cancel.clone());
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancelled(cancel.as_ref()) => {}
+                }
+            }
             let attempt = req.attempt;
             let (rec, infra) = self.run_once(&req, attempt, accepted).await?;
             // Before anything else sees the record: history, the event stream's end, the
@@ -154,6 +174,7 @@ impl Invoker {
             req.id = next;
             req.attempt = attempt + 1;
             req.queued_at = None;
+            req.not_before = SystemTime::now().checked_add(wait);
             if let Some(history) = &self.history {
                 history.record(rec);
                 if req.live.is_some()
@@ -163,7 +184,6 @@ impl Invoker {
                         "the next attempt's queued record is not durable; a restart now would lose it");
                 }
             }
-            tokio::time::sleep(wait).await;
         }
     }
 

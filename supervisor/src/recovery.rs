@@ -49,6 +49,12 @@ pub fn resume(app: &AppState, queued: Vec<ExecutionRecord>) {
             attempt: rec.attempt.max(1),
             live: None,
             queued_at: Some(rec.timings.queued_at),
+            // A retry waiting for its backoff when the daemon stopped waits out the rest.
+            not_before: rec
+                .timings
+                .not_before
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339(t).ok()),
             lineage: rec.lineage,
         });
     }

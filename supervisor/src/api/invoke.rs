@@ -241,6 +241,7 @@ pub(crate) fn request(
         attempt: 1,
         live: None,
         queued_at: None,
+        not_before: None,
         lineage: crate::execution::Lineage::default(),
     }
 }

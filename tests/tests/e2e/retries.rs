@@ -142,7 +142,7 @@ async fn only_listed_outcomes_are_retried_and_the_limit_holds() {
 #[tokio::test]
 async fn an_attempt_waiting_for_its_backoff_survives_a_kill_9() {
     let Some(mut d) =
-        daemon_with(json!({"max_attempts": 2, "backoff_ms": 600000, "on": ["E002"]})).await
+        daemon_with(json!({"max_attempts": 2, "backoff_ms": 6000, "on": ["E002"]})).await
     else {
         return;
     };
@@ -157,7 +157,7 @@ async fn an_attempt_waiting_for_its_backoff_survives_a_kill_9() {
         .await;
     assert_eq!(status, 202, "{accepted}");
     let first = accepted["id"].as_str().unwrap().to_owned();
-    // The first attempt fails and the second waits ten minutes: kill the daemon meanwhile.
+    // The first attempt fails and the second waits six seconds: kill the daemon meanwhile.
     let until = Instant::now() + Duration::from_secs(60);
     let next = loop {
         let rec = get(&d, &first).await;
@@ -172,6 +172,12 @@ async fn an_attempt_waiting_for_its_backoff_survives_a_kill_9() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = get(&d, &next).await;
+    let not_before = waiting["timings"]["not_before"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the waiting attempt names its start: {waiting}"))
+        .to_owned();
+    let not_before = humantime::parse_rfc3339(&not_before).unwrap();
     d.kill9();
     d.restart().await;
     let until = Instant::now() + Duration::from_secs(60);
@@ -190,4 +196,10 @@ async fn an_attempt_waiting_for_its_backoff_survives_a_kill_9() {
     assert_eq!(rec["attempt"], 2, "{rec}");
     assert_eq!(rec["retry_of"], first.as_str());
     assert_eq!(get(&d, &first).await["chain"], json!([first, next]));
+    // The restart did not cut the backoff short: the attempt started when it was due.
+    let started = humantime::parse_rfc3339(rec["timings"]["started_at"].as_str().unwrap()).unwrap();
+    assert!(
+        started >= not_before,
+        "started {started:?} before its backoff ended at {not_before:?}: {rec}"
+    );
 }
