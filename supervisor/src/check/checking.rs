@@ -186,11 +186,7 @@ impl Checks {
                 name: &def.name,
                 program,
                 args,
-                env: def
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                env: &def.env,
                 task,
                 stdin: None,
                 max_output: MAX_OUTPUT,

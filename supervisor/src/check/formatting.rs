@@ -155,11 +155,7 @@ impl Checks {
             name: &def.name,
             program: &program,
             args,
-            env: def
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: &def.env,
             task: ws.dir(),
             stdin: Some(req.content.clone().into_bytes()),
             max_output: self.settings.max_bytes * 2,

@@ -116,7 +116,7 @@ impl<'a> Toolbox<'a> {
                 self.launcher.instance().to_owned(),
             ),
         ];
-        env.extend(tool.env.iter().cloned());
+        env.extend(tool.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let run = OneShot {
             name: format!("check-{}", sanitized(tool.name)),
             inner: LaunchSpec {
@@ -156,8 +156,8 @@ pub struct ToolRun<'a> {
     pub program: &'a Path,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Extra environment.
-    pub env: Vec<(String, String)>,
+    /// Extra environment (the tool definition's `env`).
+    pub env: &'a std::collections::BTreeMap<String, String>,
     /// The sources' folder.
     pub task: &'a Path,
     /// Bytes on stdin.
