@@ -6,13 +6,12 @@
 //! `target/console-screenshots/` (look at them).
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use runwarm_e2e::{Daemon, Need, require};
 use serde_json::{Value, json};
 
-use crate::console::client::ConsoleChild;
+use crate::console::client::{ConsoleChild, run_driver};
 
 /// Where `.ci/toolchains` installs playwright-core.
 const PLAYWRIGHT: &str = "/opt/runwarm-browser/node_modules/playwright-core";
@@ -83,31 +82,19 @@ async fn console_walks_every_view_in_chromium() {
     let driver = dir.path().join("browser.js");
     std::fs::write(&driver, DRIVER).unwrap();
     let shots = screenshot_dir();
-    let mut node = tokio::process::Command::new("node");
-    node.arg(&driver)
-        .arg(PLAYWRIGHT)
-        .arg(&url)
-        .arg(&shots)
-        .arg("ticker")
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a driver that hangs goes with its browser.
-        .process_group(0)
-        .kill_on_drop(true);
-    let node = node.spawn().unwrap();
-    let pgid = nix::unistd::Pid::from_raw(node.id().unwrap() as i32);
-    let out = match tokio::time::timeout(DRIVER_BOUND, node.wait_with_output()).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            panic!(
-                "the browser driver took over {DRIVER_BOUND:?}\n{}",
-                d.report()
-            );
-        }
-    };
+    let out = run_driver(
+        &d,
+        dir.path(),
+        &driver,
+        &[
+            PLAYWRIGHT.as_ref(),
+            url.as_ref(),
+            shots.as_ref(),
+            "ticker".as_ref(),
+        ],
+        DRIVER_BOUND,
+    )
+    .await;
     drop(console);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

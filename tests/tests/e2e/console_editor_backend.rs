@@ -3,13 +3,12 @@
 //! WebSocket (under the console's CSP, with the Origin Chromium sends). Driver:
 //! `console/editor_backend.js`. (The whole app is walked by `console_browser.rs`.)
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use runwarm_e2e::{Daemon, Need, require};
 use serde_json::{Value, json};
 
-use crate::console::client::ConsoleChild;
+use crate::console::client::{ConsoleChild, run_driver};
 
 /// Where `.ci/toolchains` installs playwright-core.
 const PLAYWRIGHT: &str = "/opt/runwarm-browser/node_modules/playwright-core";
@@ -42,29 +41,14 @@ async fn the_console_page_reaches_check_format_and_the_language_server() {
         .unwrap();
     let driver = dir.path().join("editor_backend.js");
     std::fs::write(&driver, include_str!("console/editor_backend.js")).unwrap();
-    let node = tokio::process::Command::new("node")
-        .arg(&driver)
-        .arg(PLAYWRIGHT)
-        .arg(&url)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pgid = nix::unistd::Pid::from_raw(node.id().unwrap() as i32);
-    let out = match tokio::time::timeout(DRIVER_BOUND, node.wait_with_output()).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            panic!(
-                "the browser driver took over {DRIVER_BOUND:?}\n{}",
-                d.report()
-            );
-        }
-    };
+    let out = run_driver(
+        &d,
+        dir.path(),
+        &driver,
+        &[PLAYWRIGHT.as_ref(), url.as_ref()],
+        DRIVER_BOUND,
+    )
+    .await;
     drop(console);
     assert!(
         out.status.success(),

@@ -224,3 +224,34 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Runs a Playwright driver script with node (`node SCRIPT ARGS…` in `dir`) in its own process
+/// group, so a driver that hangs goes with its browser: its output, or a panic naming `bound`
+/// and the daemon's report once it takes longer than that.
+pub(crate) async fn run_driver(
+    d: &Daemon,
+    dir: &std::path::Path,
+    script: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    bound: Duration,
+) -> std::process::Output {
+    let node = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pgid = nix::unistd::Pid::from_raw(node.id().unwrap() as i32);
+    match tokio::time::timeout(bound, node.wait_with_output()).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            panic!("the browser driver took over {bound:?}\n{}", d.report());
+        }
+    }
+}
