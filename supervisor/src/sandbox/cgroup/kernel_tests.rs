@@ -285,23 +285,38 @@ fn kill_all_gets_a_double_forked_setsid_grandchild() {
     }
 }
 
+/// Limits an executor typically runs under.
+fn executor_limits() -> CgroupLimits {
+    CgroupLimits {
+        memory_bytes: Some(64 << 20),
+        pids: Some(64),
+        cpu_cores: Some(1.0),
+    }
+}
+
+/// Creating a limited cgroup and removing it, twenty times, leaves nothing behind. The time it
+/// takes is printed, not asserted: the benchmark's confinement section measures it against an
+/// anchor.
 #[test]
-fn create_and_remove_cost_is_small() {
+fn create_and_remove_leave_nothing_and_say_what_they_cost() {
     if !require_root() {
         return;
     }
     let tree = TestTree::new(&instance_name());
-    let limits = CgroupLimits {
-        memory_bytes: Some(64 << 20),
-        pids: Some(64),
-        cpu_cores: Some(1.0),
-    };
+    let limits = executor_limits();
     let mut micros: Vec<u128> = (0..20)
         .map(|i| {
             let start = std::time::Instant::now();
             let cg = tree.cgroups.create(&format!("cost{i}"), &limits).unwrap();
+            let dirs = cg.dirs();
+            assert!(
+                !dirs.is_empty() && dirs.iter().all(|d| d.is_dir()),
+                "{dirs:?}"
+            );
             cg.remove().unwrap();
-            start.elapsed().as_micros()
+            let took = start.elapsed().as_micros();
+            assert!(dirs.iter().all(|d| !d.exists()), "left behind: {dirs:?}");
+            took
         })
         .collect();
     micros.sort_unstable();
@@ -311,8 +326,6 @@ fn create_and_remove_cost_is_small() {
         "cgroups: create+limits+remove median {median} µs over 20 ({} hierarchies)",
         tree.cgroups.parent_dirs().len()
     );
-    // Generous: the budget for the whole sandbox is 5 ms per cold start.
-    assert!(median < 20_000, "median {median} µs");
 }
 
 #[test]
@@ -321,11 +334,7 @@ fn cpu_time_is_the_precise_counter_not_the_tick_sampled_one() {
         return;
     }
     let tree = TestTree::new(&instance_name());
-    let limits = CgroupLimits {
-        memory_bytes: Some(64 << 20),
-        pids: Some(64),
-        cpu_cores: Some(1.0),
-    };
+    let limits = executor_limits();
     let readings: Vec<u64> = (0..2)
         .map(|i| {
             let cg = tree.cgroups.create(&format!("cpu{i}"), &limits).unwrap();
