@@ -176,41 +176,39 @@ impl Lease {
         let Some(mut w) = self.worker.take() else {
             return false;
         };
-        {
-            let stale = self
-                .pools
-                .recycled
-                .get(&self.key)
-                .is_some_and(|at| w.started() <= *at);
-            let reusable = w.is_healthy() && w.invocations() < self.max_requests && !stale;
-            // Reserved while this executor still counts as busy, which is what it counts as
-            // once idle; marked only when reserved, so a pool with no room tries again later.
-            let replacement = (reusable
-                && !w.is_replaced()
-                && replace::due(
-                    w.invocations(),
-                    self.max_requests,
-                    w.started(),
-                    w.cold_start(),
-                ))
-            .then(|| self.pools.reserve_replacement(&self.key))
-            .flatten();
-            if replacement.is_some() {
-                w.mark_replaced();
-            }
-            let fx = self
-                .pools
-                .lock()
-                .release(&self.key, w, reusable, Instant::now());
-            let handed_over = self.pools.apply(fx);
-            if let Some(target) = replacement {
-                Pools {
-                    inner: Arc::clone(&self.pools),
-                }
-                .spawn_idle(self.key.clone(), target, Started::Replacement);
-            }
-            handed_over
+        let stale = self
+            .pools
+            .recycled
+            .get(&self.key)
+            .is_some_and(|at| w.started() <= *at);
+        let reusable = w.is_healthy() && w.invocations() < self.max_requests && !stale;
+        // Reserved while this executor still counts as busy, which is what it counts as
+        // once idle; marked only when reserved, so a pool with no room tries again later.
+        let replacement = (reusable
+            && !w.is_replaced()
+            && replace::due(
+                w.invocations(),
+                self.max_requests,
+                w.started(),
+                w.cold_start(),
+            ))
+        .then(|| self.pools.reserve_replacement(&self.key))
+        .flatten();
+        if replacement.is_some() {
+            w.mark_replaced();
         }
+        let fx = self
+            .pools
+            .lock()
+            .release(&self.key, w, reusable, Instant::now());
+        let handed_over = self.pools.apply(fx);
+        if let Some(target) = replacement {
+            Pools {
+                inner: Arc::clone(&self.pools),
+            }
+            .spawn_idle(self.key.clone(), target, Started::Replacement);
+        }
+        handed_over
     }
 }
 
