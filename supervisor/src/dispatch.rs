@@ -109,7 +109,7 @@ impl Dispatcher {
     /// The run is polled inline (no task hand-off, no thread wake-up on the warm path), but it
     /// is never cancelled with its caller: if the caller's future is dropped (the client hung
     /// up), the run is detached onto a task of its own and still ends with a terminal record.
-    pub async fn run_sync(&self, req: InvokeRequest) -> Result<Arc<ExecutionRecord>, Refused> {
+    pub async fn run_sync(&self, req: InvokeRequest) -> Result<Finished, Refused> {
         let permit = self.admit(&req, false)?;
         let inner = Arc::clone(&self.inner);
         inner.inflight.begin(Invoker::queued_record(&req));
@@ -117,7 +117,7 @@ impl Dispatcher {
             let id = req.id.clone();
             let runtime = req.target.manifest.runtime.clone();
             let first_attempt = req.attempt;
-            let out = inner.invoker.run(req).await.map(Arc::new);
+            let out = inner.invoker.run(req).await.map(Finished::of);
             drop(permit);
             inner.inflight.end(&id);
             if let Err(e) = &out
@@ -126,8 +126,8 @@ impl Dispatcher {
                 inner.metrics.refused(why);
             }
             // Recorded before the caller hears of it, so the id it gets always resolves.
-            if let Ok(rec) = &out {
-                inner.history.record(Arc::clone(rec));
+            if let Ok(Finished { record: rec, json }) = &out {
+                inner.history.record_as(Arc::clone(rec), json.clone());
                 inner.metrics.observe(rec, &runtime, first_attempt);
                 // The log line (formatting and a write to stderr, ~10 µs) runs after the caller
                 // has its answer; below info level it costs nothing, not even the task.
@@ -261,6 +261,26 @@ fn refused_record(mut rec: ExecutionRecord, e: &AcquireError) -> ExecutionRecord
 
 /// A future that is polled in place but, if dropped before it finished, is handed to a task of
 /// its own and runs to the end anyway.
+/// A synchronous execution's terminal record, and the same record as JSON: serialised once,
+/// for the caller's answer and for history.
+#[derive(Debug)]
+pub struct Finished {
+    /// The record.
+    pub record: Arc<ExecutionRecord>,
+    /// `serde_json` of it; `None` only if serialising failed (the answer then says why).
+    pub json: Option<bytes::Bytes>,
+}
+
+impl Finished {
+    fn of(record: ExecutionRecord) -> Finished {
+        let json = serde_json::to_vec(&record).ok().map(bytes::Bytes::from);
+        Finished {
+            record: Arc::new(record),
+            json,
+        }
+    }
+}
+
 struct DetachOnDrop<T: Send + 'static> {
     run: Option<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>>,
 }

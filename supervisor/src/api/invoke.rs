@@ -292,7 +292,7 @@ pub(crate) async fn submit(
         app.dispatcher.run_sync(req).await.map(Some)
     };
     match out {
-        Ok(Some(rec)) => record_response(&rec),
+        Ok(Some(done)) => finished_response(&done),
         Ok(None) => Ok(accepted_response(&id)),
         Err(e) => {
             if let Some((stored, _, _)) = &idempotency
@@ -337,6 +337,19 @@ async fn existing(
 /// `200` with the record.
 pub(crate) fn record_response(rec: &ExecutionRecord) -> Result<Response, Problem> {
     let body = serde_json::to_vec(rec).map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(record_body_response(rec, body.into()))
+}
+
+/// `200` with a synchronous execution's record, as already serialised for history.
+fn finished_response(done: &crate::dispatch::Finished) -> Result<Response, Problem> {
+    match &done.json {
+        Some(json) => Ok(record_body_response(&done.record, json.clone())),
+        None => record_response(&done.record),
+    }
+}
+
+/// `200` with `body`, the JSON of `rec`, and the headers naming its outcome and id.
+fn record_body_response(rec: &ExecutionRecord, body: bytes::Bytes) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -351,7 +364,7 @@ pub(crate) fn record_response(rec: &ExecutionRecord) -> Result<Response, Problem
         "runwarm-execution-id",
         HeaderValue::from_str(&rec.id).unwrap_or(HeaderValue::from_static("")),
     );
-    Ok(resp)
+    resp
 }
 
 /// The `202` body of an accepted asynchronous execution.

@@ -164,9 +164,14 @@ impl History {
     /// Queues the record for the writer; never waits on SQLite. A later record for the same id
     /// replaces an earlier one, unless the earlier one is terminal.
     pub fn record(&self, rec: impl Into<Arc<ExecutionRecord>>) {
-        let rec = rec.into();
+        self.record_as(rec.into(), None);
+    }
+
+    /// Like [`History::record`], with the record's JSON (`serde_json` of the same record) when
+    /// the caller has serialised it anyway: the writer stores that instead of serialising again.
+    pub fn record_as(&self, rec: Arc<ExecutionRecord>, json: Option<bytes::Bytes>) {
         let id = rec.id.clone();
-        if let Err(e) = self.enqueue(rec, None) {
+        if let Err(e) = self.enqueue(rec, json, None) {
             self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(execution_id = %id, error = %e, "execution record not kept");
         }
@@ -180,7 +185,7 @@ impl History {
     ) -> Result<(), HistoryError> {
         let rec = rec.into();
         let (ack, done) = oneshot::channel();
-        if let Err(e) = self.enqueue(rec, Some(ack)) {
+        if let Err(e) = self.enqueue(rec, None, Some(ack)) {
             self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
@@ -347,6 +352,7 @@ impl History {
     fn enqueue(
         &self,
         rec: Arc<ExecutionRecord>,
+        json: Option<bytes::Bytes>,
         ack: Option<writer::Ack>,
     ) -> Result<(), HistoryError> {
         if self.inner.closed.load(Ordering::Acquire) {
@@ -363,12 +369,12 @@ impl History {
                         "ignoring an update of a terminal execution");
                 } else {
                     let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-                    e.insert(Pending { seq, rec });
+                    e.insert(Pending { seq, rec, json });
                 }
             }
             Entry::Vacant(e) => {
                 let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-                e.insert(Pending { seq, rec });
+                e.insert(Pending { seq, rec, json });
             }
         }
         self.send(Command::Write { id, ack })

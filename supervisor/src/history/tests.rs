@@ -441,3 +441,29 @@ async fn close_gives_up_on_a_broken_disk_instead_of_hanging() {
         .unwrap();
     assert!(matches!(closed, Err(HistoryError::Write(_))), "{closed:?}");
 }
+
+#[tokio::test]
+async fn a_record_given_with_its_json_is_stored_as_that_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path(), lazy()).unwrap();
+    let done = std::sync::Arc::new(rec("a", "s", State::Completed));
+    let json = serde_json::to_vec(&*done).unwrap();
+    h.record_as(std::sync::Arc::clone(&done), Some(json.clone().into()));
+    // Without its JSON, a record is serialised by the writer: the same text either way.
+    let other = rec("b", "s", State::Completed);
+    h.record(other.clone());
+    h.flush().await.unwrap();
+    let stored: Vec<String> = {
+        let conn = rusqlite::Connection::open(dir.path().join("history.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT record FROM executions ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(stored[0].as_bytes(), json.as_slice());
+    assert_eq!(stored[1], serde_json::to_string(&other).unwrap());
+    assert_eq!(h.get("a").await.unwrap().unwrap(), *done);
+}

@@ -30,6 +30,9 @@ pub struct Pending {
     /// Shared with whoever recorded it (a synchronous call answers from the same record): the
     /// queue never copies one.
     pub rec: Arc<ExecutionRecord>,
+    /// The record as JSON when whoever recorded it already had it (a synchronous call's
+    /// answer), so the writer does not serialise it again.
+    pub json: Option<bytes::Bytes>,
 }
 
 /// What the handle asks of the writer.
@@ -292,9 +295,13 @@ impl Writer {
         ids: &HashSet<String>,
         durable: bool,
     ) -> rusqlite::Result<Vec<(String, u64)>> {
-        let records: Vec<(u64, Arc<ExecutionRecord>)> = ids
+        let records: Vec<(u64, Arc<ExecutionRecord>, Option<bytes::Bytes>)> = ids
             .iter()
-            .filter_map(|id| self.pending.get(id).map(|p| (p.seq, Arc::clone(&p.rec))))
+            .filter_map(|id| {
+                self.pending
+                    .get(id)
+                    .map(|p| (p.seq, Arc::clone(&p.rec), p.json.clone()))
+            })
             .collect();
         if records.is_empty() {
             return Ok(Vec::new());
@@ -309,7 +316,7 @@ impl Writer {
         result?;
         Ok(records
             .into_iter()
-            .map(|(seq, rec)| (rec.id.clone(), seq))
+            .map(|(seq, rec, _)| (rec.id.clone(), seq))
             .collect())
     }
 
@@ -338,11 +345,16 @@ impl Writer {
 
 fn write_records(
     conn: &mut Connection,
-    records: &[(u64, Arc<ExecutionRecord>)],
+    records: &[(u64, Arc<ExecutionRecord>, Option<bytes::Bytes>)],
 ) -> rusqlite::Result<()> {
     let now = now_ms();
     let tx = conn.transaction()?;
-    for (_, rec) in records {
+    for (_, rec, json) in records {
+        // serde_json writes UTF-8; the check costs far less than serialising again.
+        if let Some(json) = json.as_deref().and_then(|b| std::str::from_utf8(b).ok()) {
+            schema::upsert(&tx, rec, json, now)?;
+            continue;
+        }
         // Serialising an ExecutionRecord cannot fail (string keys, no foreign types); should it
         // ever, skipping that record beats failing the batch forever.
         let json = match serde_json::to_string(rec) {
