@@ -214,14 +214,9 @@ async fn every_admin_action_is_recorded_with_who_what_and_before_after_and_survi
 
     // The CLI: a table by default, the daemon's JSON with --json.
     let run = |args: &[&str]| {
-        let out = Command::new(bin_dir().join("runwarm"))
-            .arg("--socket")
-            .arg(d.socket())
-            .args(args)
-            .output()
-            .expect("run runwarm");
-        assert!(out.status.success(), "runwarm {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, out, err) = d.cli(args);
+        assert_eq!(code, 0, "runwarm {args:?}: {out}{err}");
+        out
     };
     let table = run(&["audit", "--script", "audited"]);
     for expected in ["ACTION", "WHO", "tag", "prewarm", "disable", "→"] {
