@@ -4,7 +4,7 @@
 //! tokio kills it when its task is dropped, and the server itself watches the console's pid
 //! (`--clientProcessId`, vscode-languageserver's watchdog) in case the console is SIGKILLed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -44,16 +44,52 @@ fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
+/// A server's folder in the temp dir: this prefix, the console's pid, `-`, a unique id.
+const FOLDER_PREFIX: &str = "runwarm-lsp-";
+
+/// Removes the folders of servers whose console is gone: a console killed outright (SIGKILL,
+/// OOM) cannot remove its own, so the next console to start does.
+pub fn remove_orphaned_folders(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(FOLDER_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Bridges `ws` to a fresh server until either side ends or the client goes idle.
 pub async fn run(ws: Socket, server: Server) {
     let (mut ws_out, mut ws_in) = ws.split();
     // The server's folder: an empty one of its own (pyright indexes its working directory).
-    let cwd = std::env::temp_dir().join(format!("runwarm-lsp-{}", uuid::Uuid::now_v7().simple()));
+    let cwd = std::env::temp_dir().join(format!(
+        "{FOLDER_PREFIX}{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    // Its temporary files go inside that folder too, so removing it leaves nothing behind
+    // (pyright makes a `pyright-<pid>-*` folder in the temp dir and never removes it).
+    let tmp = cwd.join("tmp");
     let spawned = std::fs::create_dir(&cwd).and_then(|()| {
+        std::fs::create_dir(&tmp)?;
         tokio::process::Command::new(&server.program)
             .args(&server.args)
             .arg(format!("--clientProcessId={}", std::process::id()))
             .current_dir(&cwd)
+            .env("TMPDIR", &tmp)
+            .env("TMP", &tmp)
+            .env("TEMP", &tmp)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -62,6 +62,7 @@ pub struct Lsp {
 impl Lsp {
     /// The endpoint.
     pub fn new(settings: LspSettings) -> Self {
+        bridge::remove_orphaned_folders(&std::env::temp_dir());
         Self {
             settings,
             sockets: Arc::new(Semaphore::new(MAX_SOCKETS)),

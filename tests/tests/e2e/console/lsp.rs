@@ -200,17 +200,42 @@ async fn pyright_over_the_console_websocket_diagnoses_and_completes() {
         "os.pa… completes to path: {completion:#}"
     );
 
-    assert_eq!(
-        servers_of(console.pid()).len(),
-        1,
-        "one server for the socket"
-    );
+    let servers = servers_of(console.pid());
+    assert_eq!(servers.len(), 1, "one server for the socket");
+    // Its temporary files live in its own folder, which goes with it.
+    let folder = temp_folder_of(servers[0]);
+    assert!(folder.is_dir(), "{}", folder.display());
     ws.close(None).await.unwrap();
     assert!(
         gone_within(console.pid(), Duration::from_secs(10)).await,
         "the server outlived its socket: {:?}",
         servers_of(console.pid())
     );
+    let until = Instant::now() + Duration::from_secs(10);
+    while folder.exists() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!folder.exists(), "{} was left behind", folder.display());
+}
+
+/// The folder a language server was given as its own: the parent of its `TMPDIR`.
+fn temp_folder_of(pid: i32) -> std::path::PathBuf {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let tmpdir = environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"TMPDIR="))
+        .unwrap_or_else(|| panic!("the language server has no TMPDIR of its own"));
+    let tmpdir = std::path::PathBuf::from(String::from_utf8(tmpdir.to_vec()).unwrap());
+    let folder = tmpdir.parent().unwrap().to_path_buf();
+    assert!(
+        folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("runwarm-lsp-")),
+        "TMPDIR {} is not inside the server's own folder",
+        tmpdir.display()
+    );
+    folder
 }
 
 #[tokio::test]
@@ -253,11 +278,22 @@ async fn an_idle_server_is_stopped_and_none_outlives_the_console() {
     let mut ws = open(&console, &cookie).await;
     initialize(&mut ws).await;
     let pid = console.pid();
-    assert_eq!(servers_of(pid).len(), 1);
+    let servers = servers_of(pid);
+    assert_eq!(servers.len(), 1);
+    let folder = temp_folder_of(servers[0]);
     drop(console);
     assert!(
         gone_within(pid, Duration::from_secs(15)).await,
         "the server outlived the console: {:?}",
         servers_of(pid)
+    );
+    // The killed console could not remove the server's folder; the next console does.
+    assert!(folder.is_dir(), "{}", folder.display());
+    let next = ConsoleChild::start(&d);
+    next.login().await;
+    assert!(
+        !folder.exists(),
+        "{} outlived its console",
+        folder.display()
     );
 }
