@@ -1,16 +1,24 @@
 //! Reading an executor's resource use back after every invocation, cheaply enough for the warm
 //! path: the counter files are opened once per executor and re-read with `pread` at offset 0
-//! (cgroup files regenerate their content on a read from the start), so an invocation costs three
-//! `pread`s instead of three open/stat/read/read/close sequences.
+//! (cgroup files regenerate their content on a read from the start), so an invocation costs two
+//! `pread`s (v2 `cpu.stat` and `memory.peak`; v1 `cpuacct.usage` and
+//! `memory.max_usage_in_bytes`) instead of open/stat/read/read/close sequences.
 //!
 //! CPU time is reported per invocation: the difference between two readings. The precise total
 //! (v2 `usage_usec`, v1 `cpuacct.usage` in ns) is split into user and system time in the ratio of
 //! the kernel's user/system counters, which it only samples at the scheduler tick; that is what
 //! v2 itself does for `user_usec`/`system_usec`, and it keeps a sub-millisecond invocation from
 //! reading as 0 or as a whole 4 ms tick.
+//!
+//! On v1 the split comes from a file of its own, `cpuacct.stat`, the dearest of the three to read
+//! (the kernel sums and adjusts every CPU's counters for it). Its tick counters cannot move
+//! before the cgroup has used a tick's worth of CPU, so it is read again only once the precise
+//! total has grown by a tick since the last reading; until then the last reading stands, which
+//! is what [`CpuCounters::since`] falls back to when no tick landed anyway.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 use super::control_files::{keyed_value, single_value};
 use super::kill::Member;
@@ -87,7 +95,25 @@ pub(crate) enum UsageFiles {
         cpuacct_usage: Option<File>,
         cpuacct_stat: Option<File>,
         max_usage: Option<File>,
+        /// The last `cpuacct.stat` reading and the precise total at that moment.
+        last_ticks: Mutex<Option<TickReading>>,
     },
+}
+
+/// v1's sampled user/system ticks, with the precise total (µs) when they were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TickReading {
+    usage_us: u64,
+    user: u64,
+    system: u64,
+}
+
+impl TickReading {
+    /// Whether ticks read when the total was `self.usage_us` still hold at `usage_us`: less than
+    /// one tick of CPU has been used since, so no counter can have moved.
+    fn still_holds_at(&self, usage_us: u64) -> bool {
+        usage_us >= self.usage_us && usage_us - self.usage_us < US_PER_USER_HZ_TICK
+    }
 }
 
 impl UsageFiles {
@@ -109,6 +135,7 @@ impl UsageFiles {
             cpuacct_usage: open(Controller::Cpuacct, "cpuacct.usage"),
             cpuacct_stat: open(Controller::Cpuacct, "cpuacct.stat"),
             max_usage: open(Controller::Memory, "memory.max_usage_in_bytes"),
+            last_ticks: Mutex::new(None),
         }
     }
 
@@ -137,11 +164,10 @@ impl UsageFiles {
                 cpuacct_usage,
                 cpuacct_stat,
                 max_usage,
+                last_ticks,
             } => {
-                let ticks = reread(cpuacct_stat.as_ref(), &mut buf).and_then(|text| {
-                    Some((keyed_value(text, "user")?, keyed_value(text, "system")?))
-                });
                 let usage_ns = reread(cpuacct_usage.as_ref(), &mut buf).and_then(single_value);
+                let ticks = v1_ticks(cpuacct_stat.as_ref(), usage_ns, last_ticks, &mut buf);
                 let cpu = match (usage_ns, ticks) {
                     (Some(ns), Some((user, system))) => Some(CpuCounters {
                         usage_us: ns / 1000,
@@ -169,6 +195,38 @@ impl UsageFiles {
             }
         }
     }
+}
+
+/// v1's user/system ticks: the last reading while it still holds at `usage_ns`, else a fresh
+/// one from `cpuacct.stat`.
+fn v1_ticks(
+    stat: Option<&File>,
+    usage_ns: Option<u64>,
+    last: &Mutex<Option<TickReading>>,
+    buf: &mut [u8],
+) -> Option<(u64, u64)> {
+    let usage_us = usage_ns.map(|ns| ns / 1000);
+    // A poisoned lock only means another reader panicked mid-update; the reading is still a
+    // plain copy, so carry on with it.
+    let mut last = last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let (Some(reading), Some(now)) = (*last, usage_us)
+        && reading.still_holds_at(now)
+    {
+        return Some((reading.user, reading.system));
+    }
+    let ticks = reread(stat, buf)
+        .and_then(|text| Some((keyed_value(text, "user")?, keyed_value(text, "system")?)));
+    *last = match (ticks, usage_us) {
+        (Some((user, system)), Some(usage_us)) => Some(TickReading {
+            usage_us,
+            user,
+            system,
+        }),
+        _ => None,
+    };
+    ticks
 }
 
 /// The file's whole content, read from offset 0; `None` when absent, unreadable or not UTF-8.
@@ -208,6 +266,35 @@ mod tests {
         let t = counters(250, 0, 0).since(None);
         assert_eq!(t.user_ms, 0.25);
         assert_eq!(t.system_ms, 0.0);
+    }
+
+    #[test]
+    fn v1_ticks_are_read_again_only_after_a_tick_of_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpuacct.stat");
+        std::fs::write(&path, "user 7\nsystem 3\n").unwrap();
+        let stat = File::open(&path).unwrap();
+        let last = Mutex::new(None);
+        let mut buf = [0u8; READ_BUF];
+        let ticks = |usage_us: u64, buf: &mut [u8]| {
+            v1_ticks(Some(&stat), Some(usage_us * 1000), &last, buf)
+        };
+        assert_eq!(ticks(1_000, &mut buf), Some((7, 3)));
+        // Moved on disk, but less than a tick of CPU since: the last reading stands.
+        std::fs::write(&path, "user 8\nsystem 3\n").unwrap();
+        assert_eq!(
+            ticks(1_000 + US_PER_USER_HZ_TICK - 1, &mut buf),
+            Some((7, 3))
+        );
+        // A tick's worth of CPU later it is read again.
+        assert_eq!(ticks(1_000 + US_PER_USER_HZ_TICK, &mut buf), Some((8, 3)));
+        // A total that went backwards (another cgroup behind the same fd) reads it again too.
+        std::fs::write(&path, "user 9\nsystem 4\n").unwrap();
+        assert_eq!(ticks(500, &mut buf), Some((9, 4)));
+        // Without the precise total every call reads the ticks.
+        std::fs::write(&path, "user 10\nsystem 4\n").unwrap();
+        assert_eq!(v1_ticks(Some(&stat), None, &last, &mut buf), Some((10, 4)));
+        assert_eq!(*last.lock().unwrap(), None);
     }
 
     #[test]
