@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod conformance;
 pub mod env;
+mod executor_wire;
 pub mod message;
 
 pub use codec::{CodecError, JsonLinesCodec};

@@ -121,9 +121,14 @@ pub enum SupervisorMessage {
     },
 }
 
-/// Messages the executor writes to its stdout (fd 1).
+/// Messages the executor writes to its stdout (fd 1). Read through a flat shape of every
+/// variant's fields (`executor_wire`), so a large `result` is parsed once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    try_from = "crate::executor_wire::WireMessage"
+)]
 pub enum ExecutorMessage {
     /// The script is loaded and the executor takes requests.
     Ready {
@@ -178,7 +183,7 @@ pub enum ExecutorMessage {
     },
 }
 
-fn default_level() -> String {
+pub(crate) fn default_level() -> String {
     "info".to_owned()
 }
 
