@@ -21,13 +21,14 @@ pub enum CodecError {
         max: usize,
     },
     /// The line is not a JSON object of a known message type.
-    #[error("invalid protocol line {excerpt:?}")]
+    // The parser's complaint is in the message (not a `source`): the message is what reaches
+    // an execution record, and without it the record says only that the line was bad.
+    #[error("invalid protocol line ({error}): {excerpt:?}")]
     InvalidJson {
         /// The start of the offending line, for the log.
         excerpt: String,
         /// The parser's complaint.
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// Reading or writing the pipe failed.
     #[error("protocol pipe i/o failed")]
@@ -109,9 +110,9 @@ fn parse_line<D: DeserializeOwned>(line: &str) -> Result<Option<D>, CodecError> 
     }
     serde_json::from_str(trimmed)
         .map(Some)
-        .map_err(|source| CodecError::InvalidJson {
+        .map_err(|error| CodecError::InvalidJson {
             excerpt: excerpt(trimmed),
-            source,
+            error,
         })
 }
 
@@ -119,9 +120,9 @@ impl<D, T: Serialize> Encoder<T> for JsonLinesCodec<D> {
     type Error = CodecError;
 
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let line = serde_json::to_vec(&item).map_err(|source| CodecError::InvalidJson {
+        let line = serde_json::to_vec(&item).map_err(|error| CodecError::InvalidJson {
             excerpt: String::from("<outgoing message>"),
-            source,
+            error,
         })?;
         dst.reserve(line.len() + 1);
         dst.extend_from_slice(&line);

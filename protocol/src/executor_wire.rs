@@ -11,6 +11,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::RawJson;
 use crate::message::{ErrorBody, ExecutorMessage, default_level};
 
 /// Every field any executor message has; which ones must be there depends on `type`.
@@ -27,7 +28,7 @@ pub(crate) struct WireMessage {
     message: Option<String>,
     fields: Option<Map<String, Value>>,
     success: Option<bool>,
-    result: Option<Value>,
+    result: Option<RawJson>,
     exit_code: Option<i32>,
 }
 
@@ -136,7 +137,9 @@ mod tests {
         let msg = ExecutorMessage::Response {
             id: "r".into(),
             success: true,
-            result: Some(json!({"nested": {"list": [1, "two", null]}})),
+            result: Some(crate::RawJson::from_value(
+                &json!({"nested": {"list": [1, "two", null]}}),
+            )),
             error: None,
             exit_code: None,
         };

@@ -11,11 +11,13 @@ pub mod conformance;
 pub mod env;
 mod executor_wire;
 pub mod message;
+pub mod raw_json;
 
 pub use codec::{CodecError, JsonLinesCodec};
 pub use message::{
     Caller, ErrorBody, ExecutorMessage, InitScript, Mode, RequestContext, SupervisorMessage,
 };
+pub use raw_json::RawJson;
 
 /// The protocol version this crate speaks, sent in `init` and expected back in `ready`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -166,9 +166,9 @@ pub enum ExecutorMessage {
         id: String,
         /// Whether the script succeeded.
         success: bool,
-        /// The result (on success).
+        /// The result (on success), as the executor wrote it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        result: Option<Value>,
+        result: Option<crate::RawJson>,
         /// The error (on failure).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<ErrorBody>,
@@ -202,7 +202,7 @@ mod tests {
             ExecutorMessage::Response {
                 id: "a".into(),
                 success: true,
-                result: Some(json!({"x":1})),
+                result: Some(crate::RawJson::from_value(&json!({"x":1}))),
                 error: None,
                 exit_code: None
             }

@@ -200,8 +200,10 @@ pub struct ExecutionRecord {
     #[schema(value_type = Value)]
     pub payload: std::sync::Arc<Value>,
     /// Result on success.
+    // The executor's text, carried through to the answer, history and callbacks unparsed.
     #[serde(default)]
-    pub result: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub result: Option<runwarm_protocol::RawJson>,
     /// Error when failed.
     #[serde(default)]
     pub error: Option<ExecutionError>,

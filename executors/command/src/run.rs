@@ -124,7 +124,7 @@ impl Runner<'_> {
                 ExecutorMessage::Response {
                     id,
                     success: o.success,
-                    result: o.result,
+                    result: o.result.as_ref().map(runwarm_protocol::RawJson::from_value),
                     error: o.error,
                     exit_code: Some(o.exit_code),
                 }

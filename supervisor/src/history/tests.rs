@@ -19,7 +19,7 @@ fn rec(id: &str, script: &str, state: State) -> ExecutionRecord {
     );
     r.state = state;
     if state == State::Completed {
-        r.result = Some(json!({"ok": true}));
+        r.result = Some(runwarm_protocol::RawJson::from_value(&json!({"ok": true})));
         r.timings.finished_at = Some("2025-01-01T00:00:01.000Z".into());
     }
     r

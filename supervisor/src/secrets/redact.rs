@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use runwarm_protocol::RawJson;
 use serde_json::{Map, Value};
 
 use crate::execution::{ExecutionRecord, LogRecord};
@@ -101,6 +102,18 @@ impl Redactor {
         }
     }
 
+    /// [`Redactor::json`] on JSON text. A result that cannot be read back (it was checked
+    /// when it arrived, so this does not happen) is withheld rather than passed on unredacted.
+    fn raw_json(&self, raw: &RawJson) -> Option<RawJson> {
+        match raw.to_value() {
+            Ok(value) => Some(RawJson::from_value(&self.json(value))),
+            Err(e) => {
+                tracing::warn!(error = %e, "a result that cannot be redacted is withheld");
+                None
+            }
+        }
+    }
+
     fn map(&self, map: Map<String, Value>) -> Map<String, Value> {
         map.into_iter()
             .map(|(k, v)| (self.text(&k), self.json(v)))
@@ -131,7 +144,7 @@ impl Redactor {
             .into_iter()
             .map(|l| self.log(l))
             .collect();
-        rec.result = rec.result.take().map(|v| self.json(v));
+        rec.result = rec.result.take().and_then(|raw| self.raw_json(&raw));
         if let Some(e) = rec.error.as_mut() {
             e.kind = self.text(&e.kind);
             e.message = self.text(&e.message);

@@ -166,6 +166,28 @@ fn redaction_replaces_values_and_keeps_short_ones() {
 }
 
 #[test]
+fn a_result_is_redacted_as_json_even_where_its_text_escapes_the_value() {
+    let r = Redactor::new(["hunter2-long".to_owned()]);
+    let mut rec = crate::execution::ExecutionRecord::queued(
+        "id".into(),
+        "s".into(),
+        "v".into(),
+        json!({}),
+        runwarm_protocol::Caller {
+            uid: 0,
+            gid: 0,
+            pid: 1,
+        },
+        "2026-01-01T00:00:00Z".into(),
+    );
+    // `\u0068` is `h`: the text never holds the value, the string does.
+    rec.result = Some(serde_json::from_str(r#"{"pw":"\u0068unter2-long","n":1}"#).unwrap());
+    let rec = r.record(rec);
+    let result = rec.result.unwrap().to_value().unwrap();
+    assert_eq!(result, json!({"pw": "***", "n": 1}));
+}
+
+#[test]
 fn a_value_split_across_chunks_is_still_redacted() {
     let r = Redactor::new(["SECRETVALUE".to_owned()]);
     let mut s = StreamRedactor::new(r);

@@ -296,3 +296,82 @@ async fn an_idle_executor_that_stopped_or_died_is_replaced_before_it_costs_a_cal
     );
     assert_eq!(again["cold"], false, "{again:#}");
 }
+
+/// Returns a result shaped by the payload; `raw` writes its own protocol line through the
+/// shim's channel (a script runs in the executor's process, so a hostile one can), bypassing
+/// Python's encoder.
+const SHAPES: &str = r#"
+def handler(event, context):
+    what = event["do"]
+    if what == "nested":
+        value = 1
+        for _ in range(event["depth"]):
+            value = [value]
+        return value
+    if what == "big":
+        return {"items": [{"k": i, "name": "item %d" % i, "x": 1.5} for i in range(event["n"])]}
+    if what == "raw":
+        context._channel.send_line((event["line"] % context.request_id).encode() + b"\n")
+        import time; time.sleep(5)
+"#;
+
+#[tokio::test]
+async fn results_pass_through_as_written_but_only_what_a_reader_can_parse() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    d.register(
+        "shapes",
+        json!({"runtime": "python3", "entry": "main.py", "limits": {"timeout_ms": 3000}}),
+        json!({"main.py": SHAPES}),
+    )
+    .await;
+
+    // 127 levels (with the record around it, still within any serde_json reader's limit).
+    let rec = d
+        .invoke_ok("shapes", json!({"do": "nested", "depth": 120}))
+        .await;
+    let mut v = &rec["result"];
+    for _ in 0..120 {
+        v = &v[0];
+    }
+    assert_eq!(*v, json!(1), "{rec}");
+
+    // A large result comes back whole, and reads back the same from history.
+    let rec = d
+        .invoke_ok("shapes", json!({"do": "big", "n": 20000}))
+        .await;
+    let items = rec["result"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20000);
+    assert_eq!(
+        items[19999],
+        json!({"k": 19999, "name": "item 19999", "x": 1.5})
+    );
+    let id = rec["id"].as_str().unwrap();
+    let (status, stored) = d
+        .call(Method::GET, &format!("/v1/executions/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(stored["result"], rec["result"]);
+
+    // Deeper than a reader could parse: refused as a protocol fault, the executor replaced.
+    let (_, rec) = d
+        .invoke("shapes", "", json!({"do": "nested", "depth": 200}))
+        .await;
+    assert_eq!(rec["state"], "failed", "{rec:#}");
+    assert_eq!(rec["error"]["code"], "E005", "{rec:#}");
+    let message = rec["error"]["message"].as_str().unwrap();
+    assert!(message.contains("deeper than 127 levels"), "{rec:#}");
+
+    // A number beyond a double's range, written by hand on the protocol fd (Python's encoder
+    // would write `Infinity`, which is not JSON at all).
+    let line = r#"{"type":"response","id":"%s","success":true,"result":{"n":1e999}}"#;
+    let (_, rec) = d
+        .invoke("shapes", "", json!({"do": "raw", "line": line}))
+        .await;
+    assert_eq!(rec["error"]["code"], "E005", "{rec:#}");
+    let message = rec["error"]["message"].as_str().unwrap();
+    assert!(message.contains("beyond a double's range"), "{rec:#}");
+    d.invoke_ok("shapes", json!({"do": "big", "n": 1})).await;
+}

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use runwarm_protocol::{ErrorBody, ExecutorMessage, JsonLinesCodec, SupervisorMessage};
-use serde_json::Value;
+use runwarm_protocol::{ErrorBody, ExecutorMessage, JsonLinesCodec, RawJson, SupervisorMessage};
 use tokio::net::unix::pipe;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -147,8 +146,8 @@ pub type OutputSink = std::sync::Arc<dyn Fn(OutputChunk<'_>) + Send + Sync>;
 pub struct Response {
     /// Whether the script succeeded.
     pub success: bool,
-    /// Result on success.
-    pub result: Option<Value>,
+    /// Result on success, as the executor wrote it.
+    pub result: Option<RawJson>,
     /// Error on failure.
     pub error: Option<ErrorBody>,
     /// Exit code (command mode).

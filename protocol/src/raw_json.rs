@@ -1,0 +1,189 @@
+//! A JSON value kept as the text it arrived as.
+//!
+//! A script's result goes from the executor's line to the caller's answer, to history and to a
+//! completion callback without the daemon ever looking inside it; building a tree of it only
+//! to write the same text out again costs more than everything else the daemon does for a
+//! large result. So it is validated once, where it is read, and then carried as text, written
+//! out verbatim. Valid JSON is not enough for that: it must also be what a tree could have been
+//! built from (no deeper than serde_json's limit, no number beyond a double's range), so every
+//! reader of the record, the daemon's own included, can still parse it.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// Nesting levels a tree built by serde_json may have (it refuses the 128th).
+pub const MAX_NESTING: usize = 127;
+
+/// Valid JSON text, at most [`MAX_NESTING`] levels deep.
+#[derive(Clone)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// Takes `raw` when a tree could be built from it: at most [`MAX_NESTING`] levels deep,
+    /// every number within a double's range.
+    pub fn new(raw: Box<RawValue>) -> Result<Self, String> {
+        check(raw.get())?;
+        Ok(RawJson(raw))
+    }
+
+    /// The text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        // A `Value` always serialises, and to valid JSON text that `RawValue` accepts; the
+        // fallback is unreachable but keeps this infallible without a panic.
+        let raw =
+            serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        RawJson(raw)
+    }
+
+    /// The tree of it (for the few readers that look inside).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+/// Whether `text` (valid JSON) is what a tree could have been built from: the nesting of its
+/// arrays and objects, and the range of its numbers.
+fn check(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // To the closing quote; an escaped character is skipped whole.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!("the value nests deeper than {MAX_NESTING} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i + 1 < bytes.len()
+                    && matches!(bytes[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                let number = &text[start..=i];
+                if !number.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(format!(
+                        "the number {number:.40} is beyond a double's range"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        RawJson::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn it_takes_what_a_tree_could_hold_and_refuses_deeper() {
+        let fits = nested(MAX_NESTING);
+        assert!(serde_json::from_str::<Value>(&fits).is_ok());
+        assert!(serde_json::from_str::<RawJson>(&fits).is_ok());
+        let deeper = nested(MAX_NESTING + 1);
+        assert!(serde_json::from_str::<Value>(&deeper).is_err());
+        let e = serde_json::from_str::<RawJson>(&deeper).unwrap_err();
+        assert!(e.to_string().contains("deeper than 127 levels"), "{e}");
+    }
+
+    #[test]
+    fn numbers_beyond_a_double_are_refused_as_a_tree_would_refuse_them() {
+        for text in [
+            "1e400",
+            "[-1e400]",
+            &format!("{{\"n\":{}}}", "9".repeat(400)),
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            let e = serde_json::from_str::<RawJson>(text).unwrap_err();
+            assert!(e.to_string().contains("beyond a double's range"), "{e}");
+        }
+        for text in [
+            "-0",
+            "1.5e300",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "[0,-1e-400]",
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_ok(), "{text}");
+            assert!(serde_json::from_str::<RawJson>(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn brackets_and_digits_inside_strings_do_not_count() {
+        let text = format!(r#"{{"a":"{}","b":"\"[[[\\","c":"1e999"}}"#, "[".repeat(500));
+        let raw = serde_json::from_str::<RawJson>(&text).unwrap();
+        assert_eq!(raw.get(), text);
+    }
+
+    #[test]
+    fn the_text_goes_out_as_it_came_in() {
+        let text = r#"{"z":1,"a":[1.50,"\u00e9",null]}"#;
+        let raw: RawJson = serde_json::from_str(text).unwrap();
+        #[derive(Serialize)]
+        struct Outer<'a> {
+            result: &'a RawJson,
+        }
+        let out = serde_json::to_string(&Outer { result: &raw }).unwrap();
+        assert_eq!(out, format!(r#"{{"result":{text}}}"#));
+        assert_eq!(
+            raw.to_value().unwrap(),
+            json!({"z": 1, "a": [1.5, "é", null]})
+        );
+        assert_eq!(
+            RawJson::from_value(&json!({"k": [1]})).get(),
+            r#"{"k":[1]}"#
+        );
+    }
+}
