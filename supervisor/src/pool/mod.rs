@@ -2,10 +2,15 @@
 //!
 //! The decisions are made by the pure [`policy::Table`] under one short-held lock; this module
 //! carries them out: starting executors through the [`Launcher`], waking waiters, killing
-//! retired executors, and a maintenance task for idle TTL and `min_warm`.
+//! retired executors (here and in `lease`, where an executor comes back), and starting them
+//! ahead of use with a maintenance task for idle TTL and `min_warm` (`warm`). `views` is what
+//! the API and the metrics see of them.
 
+mod lease;
 pub mod policy;
 mod replace;
+mod views;
+mod warm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,13 +19,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::manifest::Manifest;
 use crate::runtime::{Launcher, ScriptRef};
 use crate::worker::{StartError, Worker};
 use policy::{Acquire, Effects, Grant, Table};
+
+pub use lease::Lease;
+pub use views::PoolView;
 
 /// A pool's identity: script name and version id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,115 +116,6 @@ struct Stats {
     recent_cold_ms: Vec<f64>,
 }
 
-/// One pool's state, for `GET /v1/pools`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PoolView {
-    /// Script name.
-    pub script: String,
-    /// Version id.
-    pub version: String,
-    /// Idle executors.
-    pub idle: usize,
-    /// Busy executors.
-    pub busy: usize,
-    /// Starting executors.
-    pub starting: usize,
-    /// Waiting invocations.
-    pub waiting: usize,
-    /// Pool `max`.
-    pub max: u32,
-    /// Pool `min_warm`.
-    pub min_warm: u32,
-    /// Executors started so far.
-    pub spawned: u64,
-    /// Starts that failed.
-    pub start_failures: u64,
-    /// Median of the last cold starts, in ms.
-    pub cold_start_ms_p50: Option<f64>,
-}
-
-/// An executor on loan for one request. Dropping it returns the executor (or retires it if it
-/// is unhealthy or spent).
-pub struct Lease {
-    key: PoolKey,
-    max_requests: u64,
-    worker: Option<Worker>,
-    pools: Arc<Inner>,
-    /// Whether this lease started the executor.
-    pub cold: bool,
-    /// The cold start time, when cold.
-    pub cold_start: Duration,
-}
-
-impl std::fmt::Debug for Lease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease")
-            .field("key", &self.key)
-            .field("cold", &self.cold)
-            .finish()
-    }
-}
-
-impl Lease {
-    /// The executor.
-    pub fn worker(&mut self) -> Option<&mut Worker> {
-        self.worker.as_mut()
-    }
-}
-
-impl Lease {
-    /// Gives the executor back now; true when it went straight to a caller waiting for one,
-    /// who then runs as soon as this task yields.
-    pub fn release(mut self) -> bool {
-        self.give_back()
-    }
-
-    fn give_back(&mut self) -> bool {
-        let Some(mut w) = self.worker.take() else {
-            return false;
-        };
-        let stale = self
-            .pools
-            .recycled
-            .get(&self.key)
-            .is_some_and(|at| w.started() <= *at);
-        let reusable = w.is_healthy() && w.invocations() < self.max_requests && !stale;
-        // Reserved while this executor still counts as busy, which is what it counts as
-        // once idle; marked only when reserved, so a pool with no room tries again later.
-        let replacement = (reusable
-            && !w.is_replaced()
-            && replace::due(
-                w.invocations(),
-                self.max_requests,
-                w.started(),
-                w.cold_start(),
-            ))
-        .then(|| self.pools.reserve_replacement(&self.key))
-        .flatten();
-        if replacement.is_some() {
-            w.mark_replaced();
-        }
-        let fx = self
-            .pools
-            .lock()
-            .release(&self.key, w, reusable, Instant::now());
-        let handed_over = self.pools.apply(fx);
-        if let Some(target) = replacement {
-            Pools {
-                inner: Arc::clone(&self.pools),
-            }
-            .spawn_idle(self.key.clone(), target, Started::Replacement);
-        }
-        handed_over
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.give_back();
-    }
-}
-
 struct Inner {
     table: Mutex<Table<PoolKey, Worker, Token>>,
     launcher: Arc<Launcher>,
@@ -293,15 +191,6 @@ impl Inner {
             Err(_) => s.start_failures += 1,
         }
     }
-}
-
-/// Why an executor is started idle, ahead of the calls that will use it.
-#[derive(Debug, Clone, Copy)]
-enum Started {
-    /// `min_warm` or a prewarm.
-    Ahead,
-    /// It replaces one nearing its `max_requests`, which it retires if that one is idle.
-    Replacement,
 }
 
 /// Releases a reserved start slot if the start is abandoned (its future dropped).
@@ -471,115 +360,6 @@ impl Pools {
         }
     }
 
-    /// Starts up to `count` executors for `target` in the background, as far as its `max` and
-    /// the budget allow without evicting anything; returns how many were started.
-    pub fn prewarm(&self, target: &Target, count: u32) -> u32 {
-        let key = target.key();
-        self.inner
-            .targets
-            .entry(key.clone())
-            .or_insert_with(|| target.clone());
-        let mut started = 0;
-        for _ in 0..count {
-            if !self
-                .inner
-                .lock()
-                .reserve_start(&key, target.manifest.pool, Instant::now())
-            {
-                break;
-            }
-            started += 1;
-            self.spawn_idle(key.clone(), target.clone(), Started::Ahead);
-        }
-        started
-    }
-
-    fn spawn_idle(&self, key: PoolKey, target: Target, why: Started) {
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move {
-            // A version still preparing is started when its prepare is done.
-            let prepared = tokio::time::Instant::now() + PREWARM_PREPARE_WAIT;
-            let started = match inner.launcher.prepare(target.script_ref(), prepared).await {
-                Ok(()) => inner.launcher.start(target.script_ref()).await,
-                Err(e) => Err(e),
-            };
-            inner.record_start(&key, &started);
-            let fx = match started {
-                Ok(w) => match why {
-                    Started::Ahead => inner.lock().started_idle(&key, w, Instant::now()),
-                    Started::Replacement => inner.lock().started_replacement(
-                        &key,
-                        w,
-                        Instant::now(),
-                        Worker::is_replaced,
-                    ),
-                },
-                Err(e) => {
-                    // The executor's own message (an exception at load) may quote a secret.
-                    let error = inner
-                        .launcher
-                        .redactor(&target.manifest)
-                        .text(&e.to_string());
-                    tracing::warn!(script = %key.script, version = %key.version, error = %error, "prewarm start failed");
-                    inner.lock().start_failed(&key)
-                }
-            };
-            inner.apply(fx);
-        });
-    }
-
-    /// Retires idle executors past their TTL and tops pools up to `min_warm`; call periodically.
-    pub fn maintain(&self) {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let (retired, to_start) = {
-            let mut t = self.inner.lock();
-            (t.reap_idle(Instant::now()), t.reserve_min_warm())
-        };
-        drop(retired);
-        for key in to_start {
-            match self.inner.targets.get(&key).map(|t| t.clone()) {
-                Some(target) => self.spawn_idle(key, target, Started::Ahead),
-                None => {
-                    let fx = self.inner.lock().start_failed(&key);
-                    self.inner.apply(fx);
-                }
-            }
-        }
-    }
-
-    /// Recycles the pools of every version whose manifest names `secret`: idle executors are
-    /// retired now, busy ones when their request ends, and `min_warm` is refilled with
-    /// executors that read the new value. Returns how many pools were recycled.
-    pub fn recycle_using_secret(&self, secret: &str) -> usize {
-        let keys: Vec<PoolKey> = self
-            .inner
-            .targets
-            .iter()
-            .filter(|t| {
-                t.value()
-                    .manifest
-                    .secrets
-                    .iter()
-                    .any(|s| s.name() == secret)
-            })
-            .map(|t| t.key().clone())
-            .collect();
-        let now = Instant::now();
-        for key in &keys {
-            self.inner.recycled.insert(key.clone(), now);
-            let idle = self.inner.lock().take_idle(key);
-            // Worker::drop kills the process group; outside the lock.
-            drop(idle);
-        }
-        if !keys.is_empty() {
-            self.maintain();
-        }
-        keys.len()
-    }
-
-    /// State of every pool, sorted by script and version.
     /// Whether the daemon is shutting down (no executor starts any more).
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
@@ -594,52 +374,6 @@ impl Pools {
             .collect()
     }
 
-    pub fn views(&self) -> Vec<PoolView> {
-        let counts = self.inner.lock().counts();
-        let mut out: Vec<PoolView> = counts
-            .into_iter()
-            .map(|(k, p, c)| {
-                let (spawned, start_failures, p50) = match self.inner.stats.get(&k) {
-                    Some(s) => (s.spawned, s.start_failures, median(&s.recent_cold_ms)),
-                    None => (0, 0, None),
-                };
-                PoolView {
-                    script: k.script,
-                    version: k.version,
-                    idle: c.idle,
-                    busy: c.busy,
-                    starting: c.starting,
-                    waiting: c.waiting,
-                    max: p.max,
-                    min_warm: p.min_warm,
-                    spawned,
-                    start_failures,
-                    cold_start_ms_p50: p50,
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.script, &a.version).cmp(&(&b.script, &b.version)));
-        out
-    }
-
-    /// Executors started and starts that failed, per script, since the daemon started. Kept
-    /// for every pool that ever started one (never reset), so they can back counters.
-    pub fn start_counts(&self) -> HashMap<String, (u64, u64)> {
-        let mut out: HashMap<String, (u64, u64)> = HashMap::new();
-        for s in self.inner.stats.iter() {
-            let e = out.entry(s.key().script.clone()).or_default();
-            e.0 += s.spawned;
-            e.1 += s.start_failures;
-        }
-        out
-    }
-
-    /// Totals: (live executors, waiting invocations).
-    pub fn totals(&self) -> (usize, usize) {
-        let t = self.inner.lock();
-        (t.live(), t.waiting())
-    }
-
     /// Stops handing out executors and shuts every idle one down politely, within `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.closed.store(true, Ordering::Release);
@@ -647,15 +381,6 @@ impl Pools {
         let jobs: Vec<_> = idle.into_iter().map(|w| w.shutdown(grace)).collect();
         futures_util::future::join_all(jobs).await;
     }
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    Some(s[s.len() / 2])
 }
 
 /// Pool keys → targets, for callers that need to list what is warm.
