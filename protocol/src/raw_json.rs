@@ -51,47 +51,65 @@ impl RawJson {
     }
 }
 
-/// Whether `text` (valid JSON) is what a tree could have been built from: the nesting of its
-/// arrays and objects, and the range of its numbers.
+/// How deeply `json` nests arrays and objects; brackets inside strings do not count. Any bytes
+/// are accepted (a request body is measured before it is parsed, so a deep one costs no
+/// recursion).
+pub fn nesting(json: &[u8]) -> usize {
+    scan(json, |_| Ok(())).unwrap_or(usize::MAX)
+}
+
+/// Whether `text` (valid JSON) is what a tree could have been built from within its envelopes:
+/// the nesting of its arrays and objects, and the range of its numbers.
 fn check(text: &str) -> Result<(), String> {
-    let bytes = text.as_bytes();
-    let mut depth = 0usize;
+    let depth = scan(text.as_bytes(), |number| {
+        let number = std::str::from_utf8(number).unwrap_or_default();
+        if number.parse::<f64>().is_ok_and(f64::is_finite) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the number {number:.40} is beyond a double's range"
+            ))
+        }
+    })?;
+    if depth > MAX_NESTING {
+        return Err(format!("the value nests deeper than {MAX_NESTING} levels"));
+    }
+    Ok(())
+}
+
+/// One pass over `json`: the deepest nesting, with every number outside strings shown to
+/// `number` on the way (its error ends the pass).
+fn scan(json: &[u8], mut number: impl FnMut(&[u8]) -> Result<(), String>) -> Result<usize, String> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    while i < json.len() {
+        match json[i] {
             b'"' => {
                 // To the closing quote; an escaped character is skipped whole.
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
                 }
             }
             b'[' | b'{' => {
                 depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(format!("the value nests deeper than {MAX_NESTING} levels"));
-                }
+                deepest = deepest.max(depth);
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                while i + 1 < bytes.len()
-                    && matches!(bytes[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                while i + 1 < json.len()
+                    && matches!(json[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
                 {
                     i += 1;
                 }
-                let number = &text[start..=i];
-                if !number.parse::<f64>().is_ok_and(f64::is_finite) {
-                    return Err(format!(
-                        "the number {number:.40} is beyond a double's range"
-                    ));
-                }
+                number(&json[start..=i])?;
             }
             _ => {}
         }
         i += 1;
     }
-    Ok(())
+    Ok(deepest)
 }
 
 impl PartialEq for RawJson {
@@ -161,6 +179,15 @@ mod tests {
             assert!(serde_json::from_str::<Value>(text).is_ok(), "{text}");
             assert!(serde_json::from_str::<RawJson>(text).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn nesting_ignores_brackets_in_strings_and_takes_any_bytes() {
+        assert_eq!(nesting(br#"{"a":"[[[[{{{"}"#), 1);
+        assert_eq!(nesting(br#"[[[1]],{"x":[2]}]"#), 3);
+        assert_eq!(nesting(br#"{"a":"\"[["}"#), 1);
+        assert_eq!(nesting(b"[[[\"\\"), 3);
+        assert_eq!(nesting(&[0xff, b'[', 0xfe]), 1);
     }
 
     #[test]

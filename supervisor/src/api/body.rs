@@ -15,8 +15,10 @@ use tokio::time::Instant;
 
 use super::problem::Problem;
 
-/// Deepest JSON nesting accepted; deeper documents are refused before they reach a handler.
-const MAX_DEPTH: usize = 128;
+/// Deepest JSON nesting accepted; deeper documents are refused before they are parsed. The same
+/// as a result's: a payload is stored in its record and listed with others, and every reader of
+/// those must still be able to parse them (serde_json refuses a document's 128th level).
+const MAX_DEPTH: usize = runwarm_protocol::raw_json::MAX_NESTING;
 
 /// How long a request body may take: a grace for everything, then the bytes received must keep
 /// up with a minimum average rate. A client that sends 1 byte a second is cut off shortly after
@@ -60,7 +62,7 @@ pub(crate) async fn json_body(
     if bytes.is_empty() {
         return Ok(empty);
     }
-    if nesting_depth(&bytes) > MAX_DEPTH {
+    if runwarm_protocol::raw_json::nesting(&bytes) > MAX_DEPTH {
         return Err(Problem::bad_request(format!(
             "the JSON body is nested deeper than {MAX_DEPTH} levels"
         )));
@@ -155,42 +157,9 @@ pub(crate) fn from_object<T: DeserializeOwned>(body: Value, shape: &str) -> Resu
     serde_json::from_value(body).map_err(|e| Problem::bad_request(format!("expected {shape}: {e}")))
 }
 
-/// Maximum bracket depth of a JSON text, ignoring brackets inside strings.
-fn nesting_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn depth_ignores_brackets_in_strings() {
-        assert_eq!(nesting_depth(br#"{"a":"[[[[{{{"}"#), 1);
-        assert_eq!(nesting_depth(br#"[[[1]],{"x":[2]}]"#), 3);
-        assert_eq!(nesting_depth(br#"{"a":"\"[["}"#), 1);
-    }
 
     #[tokio::test]
     async fn deep_and_invalid_and_large_bodies_are_problems() {

@@ -291,3 +291,61 @@ async fn duplicate_keys_and_huge_manifests_are_refused() {
         "{p}"
     );
 }
+
+#[tokio::test]
+async fn a_payload_is_at_most_as_deep_as_its_record_can_be_read_back() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    d.register(
+        "anything",
+        json!({"runtime": "python3", "entry": "main.py"}),
+        json!({"main.py": "def handler(event, context):\n    return {\"ok\": True}\n"}),
+    )
+    .await;
+    let nested = |depth: usize| ("[".repeat(depth) + &"]".repeat(depth)).into_bytes();
+    let (s, p) = problem(
+        &d,
+        Method::POST,
+        "/v1/scripts/anything/invoke",
+        Some(nested(101)),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 100 levels"),
+        "{p:#}"
+    );
+    // As deep as allowed: it runs, and its record reads back alone and in a list (a deeper
+    // payload was once accepted and then skipped as unreadable by every history read).
+    let r = d
+        .client()
+        .request(
+            Method::POST,
+            "/v1/scripts/anything/invoke",
+            &[],
+            Some(nested(100)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let rec: Value = serde_json::from_slice(&r.body).unwrap();
+    let id = rec["id"].as_str().unwrap();
+    let (s, stored) = d
+        .call(Method::GET, &format!("/v1/executions/{id}"), None)
+        .await;
+    assert_eq!(s, 200, "{stored}");
+    assert_eq!(stored["payload"], rec["payload"]);
+    let (s, list) = d
+        .call(Method::GET, "/v1/executions?script=anything", None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        list.as_array().unwrap().iter().any(|r| r["id"] == id),
+        "{list}"
+    );
+}
