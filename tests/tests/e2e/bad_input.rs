@@ -309,7 +309,7 @@ async fn a_payload_is_at_most_as_deep_as_its_record_can_be_read_back() {
         &d,
         Method::POST,
         "/v1/scripts/anything/invoke",
-        Some(nested(101)),
+        Some(nested(126)),
     )
     .await;
     assert_eq!(s, 400);
@@ -317,7 +317,7 @@ async fn a_payload_is_at_most_as_deep_as_its_record_can_be_read_back() {
         p["detail"]
             .as_str()
             .unwrap()
-            .contains("deeper than 100 levels"),
+            .contains("deeper than 125 levels"),
         "{p:#}"
     );
     // As deep as allowed: it runs, and its record reads back alone and in a list (a deeper
@@ -328,7 +328,7 @@ async fn a_payload_is_at_most_as_deep_as_its_record_can_be_read_back() {
             Method::POST,
             "/v1/scripts/anything/invoke",
             &[],
-            Some(nested(100)),
+            Some(nested(125)),
         )
         .await
         .unwrap();

@@ -328,13 +328,13 @@ async fn results_pass_through_as_written_but_only_what_a_reader_can_parse() {
     )
     .await;
 
-    // 100 levels, the most a result may have (the record around it and a list of records
+    // 125 levels, the most a result may have (the record around it and a list of records
     // stay within any serde_json reader's limit).
     let rec = d
-        .invoke_ok("shapes", json!({"do": "nested", "depth": 100}))
+        .invoke_ok("shapes", json!({"do": "nested", "depth": 125}))
         .await;
     let mut v = &rec["result"];
-    for _ in 0..100 {
+    for _ in 0..125 {
         v = &v[0];
     }
     assert_eq!(*v, json!(1), "{rec}");
@@ -343,7 +343,7 @@ async fn results_pass_through_as_written_but_only_what_a_reader_can_parse() {
         .call(Method::GET, "/v1/executions?script=shapes&limit=1", None)
         .await;
     assert_eq!(status, 200, "{list}");
-    assert!(list.to_string().contains(&"[".repeat(100)), "{list}");
+    assert!(list.to_string().contains(&"[".repeat(125)), "{list}");
 
     // A large result comes back whole, and reads back the same from history.
     let rec = d
@@ -364,12 +364,12 @@ async fn results_pass_through_as_written_but_only_what_a_reader_can_parse() {
 
     // Deeper than a reader could parse: refused as a protocol fault, the executor replaced.
     let (_, rec) = d
-        .invoke("shapes", "", json!({"do": "nested", "depth": 101}))
+        .invoke("shapes", "", json!({"do": "nested", "depth": 126}))
         .await;
     assert_eq!(rec["state"], "failed", "{rec:#}");
     assert_eq!(rec["error"]["code"], "E005", "{rec:#}");
     let message = rec["error"]["message"].as_str().unwrap();
-    assert!(message.contains("deeper than 100 levels"), "{rec:#}");
+    assert!(message.contains("deeper than 125 levels"), "{rec:#}");
 
     // A number beyond a double's range, written by hand on the protocol fd (Python's encoder
     // would write `Infinity`, which is not JSON at all).
