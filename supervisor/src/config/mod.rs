@@ -4,127 +4,15 @@
 //! turns it into typed values and reports every violation with its key path at once, so a
 //! reload with a broken file can say everything that is wrong and keep the old config.
 
+mod raw;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+pub use raw::RawConfig;
 
 /// The embedded default configuration (also the documentation of every key).
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-
-/// The file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    socket: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    runtimes_dirs: Option<Vec<PathBuf>>,
-    load_samples: Option<bool>,
-    exec_command: Option<PathBuf>,
-    #[serde(default)]
-    pools: RawPools,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    history: RawHistory,
-    #[serde(default)]
-    log: RawLog,
-    #[serde(default)]
-    admission: RawAdmission,
-    #[serde(default)]
-    sandbox: RawSandbox,
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    access: crate::api::access::RawAccess,
-    #[serde(default)]
-    prepare: RawPrepare,
-    #[serde(default)]
-    callbacks: crate::callbacks::RawCallbacks,
-    #[serde(default)]
-    check: crate::check::RawCheck,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrepare {
-    max_cache_mb: Option<i64>,
-    retention_days: Option<i64>,
-    timeout_s: Option<i64>,
-    memory_mb: Option<i64>,
-    pids: Option<i64>,
-    cpu: Option<f64>,
-    tmp_size_mb: Option<i64>,
-    concurrency: Option<i64>,
-    at_start: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSandbox {
-    mode: Option<String>,
-    binary: Option<PathBuf>,
-    uid: Option<i64>,
-    gid: Option<i64>,
-    tmp_size_mb: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmission {
-    rate_per_uid: Option<i64>,
-    burst: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    max_connections: Option<i64>,
-    max_connections_per_uid: Option<i64>,
-    header_read_timeout_ms: Option<i64>,
-    body_read_timeout_ms: Option<i64>,
-    body_min_bytes_per_s: Option<i64>,
-    shutdown_grace_ms: Option<i64>,
-    worker_threads: Option<i64>,
-    idle_spin_us: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPools {
-    max_workers: Option<i64>,
-    queue_max: Option<i64>,
-    init_timeout_ms: Option<i64>,
-    default_timeout_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_line_bytes: Option<i64>,
-    max_output_bytes: Option<i64>,
-    max_body_bytes: Option<i64>,
-    max_payload_bytes: Option<i64>,
-    max_files: Option<i64>,
-    max_file_bytes: Option<i64>,
-    max_bundle_bytes: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHistory {
-    batch_max: Option<i64>,
-    flush_interval_ms: Option<i64>,
-    retention_days: Option<i64>,
-    min_free_mb: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    format: Option<String>,
-    level: Option<String>,
-}
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -508,72 +396,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::from_toml(
-            text,
-            Some("test.toml"),
-            Path::new("/base"),
-            Path::new("/bin"),
-        )
-    }
-
-    #[test]
-    fn embedded_default_is_valid_and_rooted_at_base() {
-        let c = Config::embedded_default(Path::new("/base"), Path::new("/opt/rw")).unwrap();
-        assert_eq!(c.socket, Path::new("/base/.runwarm/runwarm.sock"));
-        assert_eq!(c.state_dir, Path::new("/base/.runwarm"));
-        assert_eq!(c.exec_command, Path::new("/opt/rw/runwarm-exec-command"));
-        assert_eq!(c.max_workers, 32);
-        assert!(c.load_samples);
-    }
-
-    #[test]
-    fn empty_file_equals_embedded_default() {
-        let a = parse("").unwrap();
-        let b = Config::embedded_default(Path::new("/base"), Path::new("/bin")).unwrap();
-        assert_eq!(format!("{a:?}"), format!("{b:?}"));
-    }
-
-    #[test]
-    fn every_violation_is_reported_with_its_key() {
-        let err = parse("[pools]\nmax_workers = 0\n[log]\nformat = 'xml'\n").unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("pools.max_workers: must be at least 1, got 0"),
-            "{text}"
-        );
-        assert!(text.contains("log.format"), "{text}");
-        assert!(text.contains("test.toml"), "{text}");
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        let err = parse("[pools]\nmax_wrokers = 3\n").unwrap_err();
-        assert!(err.to_string().contains("max_wrokers"), "{err}");
-    }
-
-    #[test]
-    fn readme_configuration_table_lists_every_key() {
-        let readme = include_str!("../../README.md");
-        let section = readme.split("## Configuration").nth(1).unwrap();
-        let section = section.split("\n## ").next().unwrap();
-        let table: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
-        let mut keys = Vec::new();
-        for (k, v) in &table {
-            match v.as_table() {
-                Some(t) => keys.extend(t.keys().map(|leaf| (format!("{k}.{leaf}"), leaf.clone()))),
-                None => keys.push((k.clone(), k.clone())),
-            }
-        }
-        assert!(keys.len() > 15);
-        for (full, leaf) in keys {
-            assert!(
-                section.contains(&format!("`{full}`")) || section.contains(&format!("`{leaf}`")),
-                "README's configuration table does not list {full}"
-            );
-        }
-    }
-}
+mod tests;
