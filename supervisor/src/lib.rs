@@ -37,5 +37,6 @@ pub mod sandbox;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;
+pub mod sqlite;
 pub mod systemd;
 pub mod worker;

@@ -46,7 +46,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use runwarm_protocol::Caller;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -215,6 +215,19 @@ pub enum AuditError {
     Task(String),
 }
 
+impl From<crate::sqlite::OpenError> for AuditError {
+    fn from(e: crate::sqlite::OpenError) -> Self {
+        match e {
+            crate::sqlite::OpenError::Db { operation, source } => {
+                AuditError::Db { operation, source }
+            }
+            crate::sqlite::OpenError::SchemaTooNew { found, supported } => {
+                AuditError::SchemaTooNew { found, supported }
+            }
+        }
+    }
+}
+
 fn db_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> AuditError {
     move |source| AuditError::Db { operation, source }
 }
@@ -234,32 +247,14 @@ impl AuditLog {
 
     /// Opens (creating) the database at `path`.
     pub fn open_file(path: &Path) -> Result<AuditLog, AuditError> {
-        let mut conn = Connection::open(path).map_err(db_error("open the database"))?;
-        // A backup or an operator's `sqlite3` may hold the lock for a moment.
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(db_error("set the busy timeout"))?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-            .map_err(db_error("switch to WAL"))?;
-        // NORMAL (the WAL default) may lose the last commits on power loss; a trail must not.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_error("set synchronous = FULL"))?;
-        let found: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(db_error("read the schema version"))?;
-        if found > SCHEMA_VERSION {
-            return Err(AuditError::SchemaTooNew {
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        let tx = conn
-            .transaction()
-            .map_err(db_error("begin the schema upgrade"))?;
-        tx.execute_batch(SCHEMA)
-            .map_err(db_error("create the schema"))?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_error("write the schema version"))?;
-        tx.commit().map_err(db_error("commit the schema upgrade"))?;
+        let schema = crate::sqlite::Schema {
+            sql: SCHEMA,
+            version: SCHEMA_VERSION,
+            // NORMAL (the WAL default) may lose the last commits on power loss; a trail must
+            // not.
+            pragmas: &[("synchronous", "FULL", "set synchronous = FULL")],
+        };
+        let conn = crate::sqlite::open(path, &schema, |_| Ok::<(), AuditError>(()))?;
         Ok(AuditLog {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),

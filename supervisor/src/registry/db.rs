@@ -5,7 +5,6 @@
 //! transaction, so a tag move or a registration is all-or-nothing.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
@@ -86,34 +85,12 @@ fn db_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> Registry
 impl Db {
     /// Opens (creating) the database in WAL mode and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, RegistryError> {
-        let mut conn = Connection::open(path).map_err(db_error("open the database"))?;
-        // Another process (a backup, `sqlite3` in a shell) may hold a lock for a moment.
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(db_error("set the busy timeout"))?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-            .map_err(db_error("switch to WAL"))?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(db_error("enable foreign keys"))?;
-        let found: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(db_error("read the schema version"))?;
-        if found > SCHEMA_VERSION {
-            return Err(RegistryError::SchemaTooNew {
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        // One transaction (SQLite's DDL is transactional): a crash mid-upgrade leaves the old
-        // schema and its version, never a half-migrated database.
-        let tx = conn
-            .transaction()
-            .map_err(db_error("begin the schema upgrade"))?;
-        tx.execute_batch(SCHEMA)
-            .map_err(db_error("create the schema"))?;
-        migrate(&tx)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_error("write the schema version"))?;
-        tx.commit().map_err(db_error("commit the schema upgrade"))?;
+        let schema = crate::sqlite::Schema {
+            sql: SCHEMA,
+            version: SCHEMA_VERSION,
+            pragmas: &[("foreign_keys", "ON", "enable foreign keys")],
+        };
+        let conn = crate::sqlite::open(path, &schema, |tx| migrate(tx))?;
         Ok(Db { conn })
     }
 

@@ -350,3 +350,16 @@ fn short_id(id: &str) -> &str {
 
 const NAME_RULE: &str =
     "names are 1 to 64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit";
+
+impl From<crate::sqlite::OpenError> for RegistryError {
+    fn from(e: crate::sqlite::OpenError) -> Self {
+        match e {
+            crate::sqlite::OpenError::Db { operation, source } => {
+                RegistryError::Db { operation, source }
+            }
+            crate::sqlite::OpenError::SchemaTooNew { found, supported } => {
+                RegistryError::SchemaTooNew { found, supported }
+            }
+        }
+    }
+}
