@@ -12,6 +12,7 @@ pub mod env;
 mod executor_wire;
 pub mod message;
 pub mod raw_json;
+mod supervisor_wire;
 
 pub use codec::{CodecError, JsonLinesCodec};
 pub use message::{

@@ -86,9 +86,14 @@ pub struct ErrorBody {
     pub trace: Option<String>,
 }
 
-/// Messages the supervisor writes to the executor's stdin.
+/// Messages the supervisor writes to the executor's stdin. Read through a flat shape of every
+/// variant's fields (`supervisor_wire`), so a request's payload keeps its text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    try_from = "crate::supervisor_wire::WireMessage"
+)]
 pub enum SupervisorMessage {
     /// First message: which script to load.
     Init {
@@ -104,8 +109,9 @@ pub enum SupervisorMessage {
     Request {
         /// Request id, echoed in `log` and `response`.
         id: String,
-        /// The invocation payload (shared with the daemon's records, not copied for the message).
-        payload: std::sync::Arc<Value>,
+        /// The invocation payload, as the caller sent it (shared with the daemon's records, not
+        /// copied for the message).
+        payload: std::sync::Arc<crate::RawJson>,
         /// Context for the handler.
         context: RequestContext,
     },

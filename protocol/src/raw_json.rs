@@ -58,6 +58,31 @@ pub fn nesting(json: &[u8]) -> usize {
     scan(json, |_| Ok(())).unwrap_or(usize::MAX)
 }
 
+/// `json` without the whitespace between its tokens (strings are copied as they are). A payload
+/// is carried inside one line of the executor protocol, so the line breaks a caller's
+/// pretty-printed body has between tokens must go; the rest of the text stays as it was sent.
+pub fn minify(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = (i + 1).min(json.len());
+                out.extend_from_slice(&json[start..end]);
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether `text` (valid JSON) is what a tree could have been built from within its envelopes:
 /// the nesting of its arrays and objects, and the range of its numbers.
 fn check(text: &str) -> Result<(), String> {
@@ -112,6 +137,13 @@ fn scan(json: &[u8], mut number: impl FnMut(&[u8]) -> Result<(), String>) -> Res
     Ok(deepest)
 }
 
+/// `null`: what a record read from before it had a payload stands for.
+impl Default for RawJson {
+    fn default() -> Self {
+        RawJson(RawValue::NULL.to_owned())
+    }
+}
+
 impl PartialEq for RawJson {
     fn eq(&self, other: &Self) -> bool {
         self.get() == other.get()
@@ -144,6 +176,22 @@ mod tests {
 
     fn nested(depth: usize) -> String {
         format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn minify_drops_the_whitespace_between_tokens_and_keeps_strings_whole() {
+        let pretty = b"{\n  \"a b\": [1, 2.5e3,\r\n\t\"x \\\" \\n y\"],\n  \"c\" : { }\n}\n";
+        let min = minify(pretty);
+        assert_eq!(
+            std::str::from_utf8(&min).unwrap(),
+            r#"{"a b":[1,2.5e3,"x \" \n y"],"c":{}}"#
+        );
+        assert!(!min.contains(&b'\n'));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&min).unwrap(),
+            serde_json::from_slice::<Value>(pretty).unwrap()
+        );
+        assert_eq!(minify(br#""  \\""#), br#""  \\""#);
     }
 
     #[test]

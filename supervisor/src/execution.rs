@@ -196,9 +196,10 @@ pub struct ExecutionRecord {
     /// Invocation payload.
     // Shared, not copied, between the request, the executor's message, the in-flight table and
     // history.
+    // Kept as the text the caller sent.
     #[serde(default)]
     #[schema(value_type = Value)]
-    pub payload: std::sync::Arc<Value>,
+    pub payload: std::sync::Arc<runwarm_protocol::RawJson>,
     /// Result on success.
     // The executor's text, carried through to the answer, history and callbacks unparsed.
     #[serde(default)]
@@ -282,7 +283,7 @@ impl ExecutionRecord {
         id: String,
         script: String,
         version: String,
-        payload: impl Into<std::sync::Arc<Value>>,
+        payload: impl Into<std::sync::Arc<runwarm_protocol::RawJson>>,
         caller: Caller,
         queued_at: String,
     ) -> Self {
@@ -335,7 +336,7 @@ mod tests {
             "x".into(),
             "s".into(),
             "sha256:0".into(),
-            Value::Null,
+            runwarm_protocol::RawJson::default(),
             Caller::default(),
             String::new(),
         );

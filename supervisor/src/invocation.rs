@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runwarm_protocol::{Caller, RequestContext};
-use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +46,7 @@ pub struct InvokeRequest {
     /// What to run.
     pub target: Target,
     /// The payload (already validated), shared with the records and the executor's message.
-    pub payload: Arc<Value>,
+    pub payload: Arc<runwarm_protocol::RawJson>,
     /// Who asked.
     pub caller: Caller,
     /// Time limit of the run.

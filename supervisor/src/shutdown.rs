@@ -85,7 +85,7 @@ mod tests {
             "a".into(),
             "s".into(),
             "v".into(),
-            serde_json::Value::Null,
+            runwarm_protocol::RawJson::default(),
             runwarm_protocol::Caller::default(),
             String::new(),
         );

@@ -77,7 +77,20 @@ pub fn serve(runner: &Runner<'_>, input: &mut impl BufRead, output: &mut impl Wr
                 payload,
                 context,
             } => match &script {
-                Some(script) => runner.run(script, id, &payload, &context),
+                Some(script) => match payload.to_value() {
+                    Ok(payload) => runner.run(script, id, &payload, &context),
+                    Err(e) => ExecutorMessage::Response {
+                        id,
+                        success: false,
+                        result: None,
+                        error: Some(ErrorBody {
+                            kind: "PayloadError".to_owned(),
+                            message: format!("the payload is not JSON: {e}"),
+                            trace: None,
+                        }),
+                        exit_code: None,
+                    },
+                },
                 None => ExecutorMessage::Response {
                     id,
                     success: false,

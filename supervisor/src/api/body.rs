@@ -9,8 +9,10 @@ use axum::body::{Body, HttpBody};
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
+use runwarm_protocol::RawJson;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::problem::Problem;
@@ -62,13 +64,42 @@ pub(crate) async fn json_body(
     if bytes.is_empty() {
         return Ok(empty);
     }
-    if runwarm_protocol::raw_json::nesting(&bytes) > MAX_DEPTH {
+    not_too_deep(&bytes)?;
+    super::strict_json::from_slice(&bytes).map_err(not_json)
+}
+
+/// Reads an invocation's payload like [`json_body`] (an empty body is `{}`) and keeps it as the
+/// text it came in. The daemon never looks inside a payload unless the version has a `params`
+/// schema: it is checked here for what the API refuses (syntax, a repeated key, depth, a number
+/// beyond a double) and then written verbatim to the executor and the record, without building
+/// a tree of it and serialising that tree twice.
+pub(crate) async fn json_payload(
+    body: Body,
+    limit: usize,
+    rate: BodyRate,
+) -> Result<RawJson, Problem> {
+    let bytes = read_body(body, limit, rate).await?;
+    if bytes.is_empty() {
+        return Ok(RawJson::from_value(&Value::Object(serde_json::Map::new())));
+    }
+    not_too_deep(&bytes)?;
+    super::strict_json::check(&bytes).map_err(not_json)?;
+    let text = runwarm_protocol::raw_json::minify(&bytes);
+    let raw = serde_json::from_slice::<Box<RawValue>>(&text).map_err(not_json)?;
+    RawJson::new(raw).map_err(|e| Problem::bad_request(format!("the request body is refused: {e}")))
+}
+
+fn not_too_deep(bytes: &[u8]) -> Result<(), Problem> {
+    if runwarm_protocol::raw_json::nesting(bytes) > MAX_DEPTH {
         return Err(Problem::bad_request(format!(
             "the JSON body is nested deeper than {MAX_DEPTH} levels"
         )));
     }
-    super::strict_json::from_slice(&bytes)
-        .map_err(|e| Problem::bad_request(format!("the request body is not valid JSON: {e}")))
+    Ok(())
+}
+
+fn not_json(e: serde_json::Error) -> Problem {
+    Problem::bad_request(format!("the request body is not valid JSON: {e}"))
 }
 
 /// The body's bytes, within the size limit and the rate.

@@ -12,13 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::body::json_body;
+use super::body::json_payload;
 use super::openapi::{AnyJson, DiskFull, Forbidden, Internal, SlowBody, TooLarge};
 use super::peer::Peer;
 use super::problem::{Problem, ViolationView};
-use runwarm_protocol::Caller;
+use runwarm_protocol::{Caller, RawJson};
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::dispatch::Refused;
@@ -144,13 +143,7 @@ async fn checked(
         .registry
         .resolve(name, &selector)
         .map_err(|e| Problem::from(&e))?;
-    let payload = json_body(
-        body,
-        app.config.max_payload_bytes,
-        serde_json::json!({}),
-        app.config.body_rate,
-    )
-    .await?;
+    let payload = json_payload(body, app.config.max_payload_bytes, app.config.body_rate).await?;
     validate(name, &version, &payload)?;
     let timeout_ms = match q.get("timeout_ms") {
         Some(t) => Some(
@@ -177,7 +170,12 @@ async fn checked(
                     ))
                 })?;
             let selector_text = format!("{:?}/{:?}", q.get("version"), q.get("tag"));
-            let body = serde_json::to_vec(&payload).unwrap_or_default();
+            // Over the payload as a tree serialises, as keys stored before the payload was
+            // kept as text were: the same request keeps matching its key across an upgrade.
+            let body = payload
+                .to_value()
+                .and_then(|v| serde_json::to_vec(&v))
+                .unwrap_or_default();
             Some((key.to_owned(), fingerprint(name, &selector_text, &body)))
         }
         None => None,
@@ -188,8 +186,8 @@ async fn checked(
 }
 
 /// Checks the payload against the version's parameter schema.
-pub(crate) fn validate(name: &str, version: &Version, payload: &Value) -> Result<(), Problem> {
-    if let Err(violations) = version.validate_params(payload) {
+pub(crate) fn validate(name: &str, version: &Version, payload: &RawJson) -> Result<(), Problem> {
+    if let Err(violations) = version.validate_params_text(payload) {
         let mut p = Problem::bad_request(format!(
             "the payload does not match the parameters schema of {name} ({} violation{})",
             violations.len(),
@@ -222,7 +220,7 @@ pub(crate) fn prefers_async(headers: &HeaderMap) -> bool {
 pub(crate) fn request(
     app: &AppState,
     version: &Arc<Version>,
-    payload: impl Into<Arc<Value>>,
+    payload: impl Into<Arc<RawJson>>,
     caller: Caller,
     timeout_ms: Option<u64>,
 ) -> InvokeRequest {

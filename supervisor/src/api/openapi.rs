@@ -513,7 +513,7 @@ mod tests {
             "01".into(),
             "s".into(),
             "sha256:0".into(),
-            json!({"n": 1}),
+            runwarm_protocol::RawJson::from_value(&json!({"n": 1})),
             runwarm_protocol::Caller::default(),
             "2025-01-01T00:00:00Z".into(),
         );

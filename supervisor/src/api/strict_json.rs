@@ -19,6 +19,14 @@ pub(crate) fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
     Ok(value)
 }
 
+/// Checks that `bytes` is one JSON document whose objects have unique keys, building nothing:
+/// for a payload that is carried on as the text it came in.
+pub(crate) fn check(bytes: &[u8]) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    UniqueKeys.deserialize(&mut de)?;
+    de.end()
+}
+
 /// A seed that builds a `Value`, refusing duplicate keys at every depth.
 #[derive(Clone, Copy)]
 struct Strict;
@@ -97,6 +105,68 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
+/// A seed that reads a document and keeps only each object's keys, to refuse a repeated one.
+#[derive(Clone, Copy)]
+struct UniqueKeys;
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(UniqueKeys)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            map.next_value_seed(UniqueKeys)?;
+            if let Some(key) = keys.replace(key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {key:?} in an object"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +177,24 @@ mod tests {
         assert!(e.to_string().contains("duplicate key \"a\""), "{e}");
         let e = from_slice(br#"{"m": {"runtime": "bash", "x": [{"k": 1, "k": 1}]}}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate key \"k\""), "{e}");
+    }
+
+    #[test]
+    fn the_check_refuses_what_the_parser_refuses_and_takes_what_it_takes() {
+        for bad in [
+            &br#"{"a": 1, "a": 2}"#[..],
+            br#"[{"k": {"x": 1, "x": 1}}]"#,
+            br#"{"a\u0062": 1, "ab": 2}"#,
+            b"{} x",
+            b"[1,]",
+            b"1e400",
+        ] {
+            assert!(from_slice(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(check(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let good = br#"{"a": [1, -2, 3.5, "s", null, true, {"b": {}, "a": 0}], "c": 18446744073709551615, "d": "\u00e9"}"#;
+        from_slice(good).unwrap();
+        check(good).unwrap();
     }
 
     #[test]

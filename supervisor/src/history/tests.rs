@@ -13,7 +13,7 @@ fn rec(id: &str, script: &str, state: State) -> ExecutionRecord {
         id.into(),
         script.into(),
         "sha256:abc".into(),
-        json!({"n": 1}),
+        runwarm_protocol::RawJson::from_value(&json!({"n": 1})),
         Caller::default(),
         "2025-01-01T00:00:00.000Z".into(),
     );
@@ -370,7 +370,7 @@ async fn ten_thousand_records_write_quickly() {
     let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
     let mut r = rec("", "s", State::Completed);
     r.stdout = "x".repeat(200);
-    r.payload = Value::String("p".repeat(200)).into();
+    r.payload = runwarm_protocol::RawJson::from_value(&Value::String("p".repeat(200))).into();
     let start = Instant::now();
     for n in 0..10_000 {
         r.id = id(n);

@@ -6,7 +6,7 @@ fn record(script: &str, state: State) -> ExecutionRecord {
         "id".into(),
         script.into(),
         "sha256:0".into(),
-        serde_json::Value::Null,
+        runwarm_protocol::RawJson::default(),
         runwarm_protocol::Caller::default(),
         String::new(),
     );

@@ -71,6 +71,24 @@ impl Version {
         self.params.validate(payload)
     }
 
+    /// [`Self::validate_params`] for a payload kept as text: a tree of it is built only when
+    /// there is a schema to check it against.
+    pub fn validate_params_text(
+        &self,
+        payload: &runwarm_protocol::RawJson,
+    ) -> Result<(), Vec<Violation>> {
+        if !self.params.checks_anything() {
+            return Ok(());
+        }
+        match payload.to_value() {
+            Ok(value) => self.params.validate(&value),
+            Err(e) => Err(vec![Violation {
+                pointer: String::new(),
+                message: format!("the payload is not JSON: {e}"),
+            }]),
+        }
+    }
+
     /// The 64 hex digits of the id (the name of the version's directory).
     pub fn hex(&self) -> &str {
         self.id.strip_prefix("sha256:").unwrap_or(&self.id)

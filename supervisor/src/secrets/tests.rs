@@ -172,7 +172,7 @@ fn a_result_is_redacted_as_json_even_where_its_text_escapes_the_value() {
         "id".into(),
         "s".into(),
         "v".into(),
-        json!({}),
+        runwarm_protocol::RawJson::from_value(&json!({})),
         runwarm_protocol::Caller {
             uid: 0,
             gid: 0,

@@ -349,3 +349,69 @@ async fn a_payload_is_at_most_as_deep_as_its_record_can_be_read_back() {
         "{list}"
     );
 }
+
+/// The payload reaches the script as the caller wrote it: a pretty-printed body (line breaks
+/// between tokens, which must not break the executor's one-line protocol), its keys in the
+/// caller's order, and an integer beyond 64 bits, which a tree of doubles would have rounded.
+/// What the API refuses in a body stays refused: a repeated key, a number beyond a double.
+#[tokio::test]
+async fn a_payload_reaches_the_script_as_written() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder().without_samples().start().await;
+    d.register(
+        "echo",
+        json!({"runtime": "python3", "entry": "main.py"}),
+        json!({"main.py": "def handler(event, context):\n    return {\"keys\": list(event), \"big\": str(event[\"big\"]), \"s\": event[\"s\"]}\n"}),
+    )
+    .await;
+    let body = "{\n  \"zeta\": 1,\r\n\t\"big\": 123456789012345678901234567890,\n  \"s\": \"two\\nlines \\\" and  spaces\",\n  \"alpha\": [ ]\n}\n";
+    let r = d
+        .client()
+        .request(
+            Method::POST,
+            "/v1/scripts/echo/invoke",
+            &[],
+            Some(body.as_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    let rec: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r.status, 200, "{rec:#}");
+    assert_eq!(
+        rec["result"],
+        json!({"keys": ["zeta", "big", "s", "alpha"], "big": "123456789012345678901234567890",
+               "s": "two\nlines \" and  spaces"}),
+        "{rec:#}"
+    );
+    // The record keeps the number's digits too (serde_json reads it back as a double, so the
+    // text is what shows it).
+    let id = rec["id"].as_str().unwrap();
+    let stored = d
+        .client()
+        .request(Method::GET, &format!("/v1/executions/{id}"), &[], None)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&stored.body);
+    assert!(
+        text.contains("\"big\":123456789012345678901234567890"),
+        "{text}"
+    );
+
+    for (bad, why) in [
+        (&br#"{"a": 1, "a": 2}"#[..], "duplicate key \"a\""),
+        (br#"{"n": 1e400}"#, "not valid JSON"),
+        (b"{\"a\": 1}\n{}", "not valid JSON"),
+    ] {
+        let (s, p) = problem(
+            &d,
+            Method::POST,
+            "/v1/scripts/echo/invoke",
+            Some(bad.to_vec()),
+        )
+        .await;
+        assert_eq!(s, 400, "{p:#}");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{why}: {p:#}");
+    }
+}

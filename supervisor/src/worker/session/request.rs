@@ -38,7 +38,7 @@ impl Worker {
     pub async fn invoke(
         &mut self,
         id: &str,
-        payload: std::sync::Arc<Value>,
+        payload: std::sync::Arc<runwarm_protocol::RawJson>,
         context: RequestContext,
         deadline: tokio::time::Instant,
     ) -> InvokeOutcome {
