@@ -6,6 +6,8 @@
 //! last. The API therefore takes no such document. The check is the return value of the map
 //! insert that building the value does anyway, so it costs nothing on the hot path.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -154,10 +156,25 @@ impl<'de> Visitor<'de> for UniqueKeys {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        // Most objects have a handful of keys: comparing each new one with those is cheaper
+        // than hashing, and a set takes over for the rare large object.
+        const SCANNED: usize = 16;
+        let mut few: Vec<Cow<'de, str>> = Vec::new();
+        let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             map.next_value_seed(UniqueKeys)?;
-            if let Some(key) = keys.replace(key) {
+            let repeated = if many.is_empty() && few.len() < SCANNED {
+                if few.contains(&key) {
+                    Some(key)
+                } else {
+                    few.push(key);
+                    None
+                }
+            } else {
+                many.extend(few.drain(..));
+                many.replace(key)
+            };
+            if let Some(key) = repeated {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key {key:?} in an object"
                 )));
@@ -192,6 +209,16 @@ mod tests {
             assert!(from_slice(bad).is_err(), "{}", String::from_utf8_lossy(bad));
             assert!(check(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+        let wide = |repeat: bool| {
+            let mut keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\": {i}")).collect();
+            if repeat {
+                keys.push("\"k3\": 0".into());
+            }
+            format!("{{{}}}", keys.join(","))
+        };
+        check(wide(false).as_bytes()).unwrap();
+        let e = check(wide(true).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("duplicate key \"k3\""), "{e}");
         let good = br#"{"a": [1, -2, 3.5, "s", null, true, {"b": {}, "a": 0}], "c": 18446744073709551615, "d": "\u00e9"}"#;
         from_slice(good).unwrap();
         check(good).unwrap();
