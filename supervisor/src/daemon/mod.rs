@@ -4,6 +4,10 @@
 //! then runtimes and registry, then the socket; readiness is declared only when the listener
 //! is bound, and on SIGTERM/SIGINT readiness drops before the listener closes.
 
+mod cgroups;
+mod signals;
+mod startup;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +20,6 @@ use crate::admission::Admission;
 
 use sd_notify::NotifyState;
 
-use crate::api::access::AccessPolicy;
 use crate::api::access::AccessState;
 use crate::api::{self, AppShared, AppState};
 use crate::config::Config;
@@ -30,9 +33,11 @@ use crate::reload::{ConfigLoader, Reloadable};
 use crate::runtime::{Catalog, Launcher};
 use crate::samples::Samples;
 use crate::server::ServeOptions;
-use crate::shutdown::SignalEvent;
 use crate::systemd::{Notifier, SystemdEnv};
 use crate::worker::WorkerOptions;
+
+use cgroups::{kill_remaining_executors, remove_cgroup_parents};
+use startup::{bind_socket, start_preparing};
 
 /// How long executors get to exit after `shutdown` before they are killed.
 const EXECUTOR_GRACE: Duration = Duration::from_secs(2);
@@ -329,38 +334,16 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         access,
         dispatcher,
     };
-    let mut in_force = (*config).clone();
-    while let Some(ev) = signals.recv().await {
-        match ev {
-            SignalEvent::Stop => break,
-            SignalEvent::Reload => {
-                let Some(load) = &opts.reload else {
-                    tracing::warn!(
-                        "SIGHUP ignored: the daemon was started without a configuration file"
-                    );
-                    continue;
-                };
-                notifier.notify(&[NotifyState::Reloading]);
-                let applied = crate::reload::apply(&in_force, load(), &reloadable).await;
-                // The kernel does not tell who sent the signal: recorded as uid 0, via signal.
-                // No caller waits for an answer, so a failed row can only be logged (loudly).
-                let event = crate::audit::Event::new("reload")
-                    .after(serde_json::json!({ "applied": applied.is_some() }));
-                let log = audit.clone();
-                match tokio::task::spawn_blocking(move || log.record_signal(&event)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, action = "reload",
-                        "AUDIT FAILURE: a reload was applied but could not be recorded"),
-                    Err(e) => tracing::error!(error = %e, action = "reload",
-                        "AUDIT FAILURE: the audit task of a reload failed"),
-                }
-                if let Some(c) = applied {
-                    in_force = c;
-                }
-                notifier.notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
-            }
-        }
-    }
+    let in_force = (*config).clone();
+    signals::until_stopped(
+        &mut signals,
+        opts.reload.as_ref(),
+        &notifier,
+        &reloadable,
+        in_force,
+        &audit,
+    )
+    .await;
 
     ready.store(false, Ordering::Release);
     notifier.notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
@@ -404,117 +387,4 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("runwarmd stopped");
     Ok(())
-}
-
-/// Binds the socket, replacing a stale file but refusing to steal a live daemon's socket, and
-/// gives it the configured mode and group.
-/// Prepares every registered version whose runtime has a prepare step (a cache hit costs a
-/// few file reads; what was lost or never finished runs again), and keeps the cache bounded.
-fn start_preparing(registry: &Arc<Registry>, pools: &Pools) {
-    let launcher = pools.launcher();
-    let all = launcher.preparer().settings().at_start_all;
-    for v in registry.all_versions() {
-        if all {
-            launcher.submit_prepare(v.script_ref(), false);
-        } else {
-            launcher.restore_prepare(v.script_ref());
-        }
-    }
-    let (registry2, pools2) = (Arc::clone(registry), pools.clone());
-    launcher.preparer().set_live(Box::new(move || {
-        let mut live: std::collections::HashSet<String> =
-            registry2.tagged_versions().into_iter().collect();
-        live.extend(pools2.versions());
-        live
-    }));
-    let preparer = launcher.preparer().clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            every.tick().await;
-            let p = preparer.clone();
-            let _ = tokio::task::spawn_blocking(move || p.evict()).await;
-        }
-    });
-}
-
-fn bind_socket(path: &Path, access: &AccessPolicy) -> anyhow::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir).context("creating the socket directory")?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "another runwarmd is already serving on {}; stop it or choose another socket",
-                path.display()
-            );
-        }
-        fs_err::remove_file(path).context("removing a stale socket file")?;
-    }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("binding the API socket {}", path.display()))?;
-    if let Some(gid) = access.socket_group {
-        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
-            .with_context(|| format!("giving the socket to group {gid} (access.socket_group)"))?;
-    }
-    fs_err::set_permissions(path, std::fs::Permissions::from_mode(access.socket_mode))
-        .context("setting the socket's permissions (access.socket_mode)")?;
-    Ok(listener)
-}
-
-/// Removes the daemon's own cgroup subtree once the executors' cgroups (removed in the
-/// background as workers drop) are gone; retried briefly, then left to the next start's sweep.
-async fn remove_cgroup_parents(confinement: &Arc<crate::sandbox::Confinement>) {
-    let confinement = Arc::clone(confinement);
-    let removed = tokio::task::spawn_blocking(move || {
-        let Some(cgroups) = confinement.cgroups() else {
-            return Ok(());
-        };
-        let mut last = Ok(());
-        for _ in 0..30 {
-            last = cgroups.remove_parents();
-            if last.is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        last
-    })
-    .await;
-    match removed {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "the daemon's cgroups were not all removed; the next start sweeps them")
-        }
-        Err(e) => tracing::warn!(error = %e, "removing the daemon's cgroups failed"),
-    }
-}
-
-/// Kills every process left in the daemon's executor cgroups: executors of requests that were
-/// cut off by the shutdown grace are still held by their request tasks.
-async fn kill_remaining_executors(confinement: &Arc<crate::sandbox::Confinement>) {
-    let confinement = Arc::clone(confinement);
-    let _ = tokio::task::spawn_blocking(move || {
-        let Some(cgroups) = confinement.cgroups() else {
-            return;
-        };
-        for parent in cgroups.parent_dirs() {
-            let Ok(children) = std::fs::read_dir(&parent) else {
-                continue;
-            };
-            for child in children.flatten().filter(|c| c.path().is_dir()) {
-                let procs =
-                    std::fs::read_to_string(child.path().join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    // ESRCH (already gone) is fine.
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-    })
-    .await;
 }
