@@ -195,7 +195,7 @@ public class Main {
 }
 "#;
 
-const JAVA_JSON: &str = include_str!("../../executors/java/runwarm/Json.java");
+const JAVA_JSON: &str = include_str!("../../../executors/java/runwarm/Json.java");
 
 const POM_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -243,7 +243,7 @@ public static class AnchorMain
 }
 "#;
 
-const CSHARP_JSON: &str = include_str!("../../executors/csharp/RunwarmJson.cs");
+const CSHARP_JSON: &str = include_str!("../../../executors/csharp/RunwarmJson.cs");
 
 const RUBY: &str = r#"def handler(event, context)
   { "greeting" => "hello #{event.fetch("name", "world")}" }
