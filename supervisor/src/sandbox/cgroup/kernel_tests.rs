@@ -269,10 +269,13 @@ fn kill_all_gets_a_double_forked_setsid_grandchild() {
     // The subshell forks a new session leader and exits: its `sleep` is reparented away from
     // our child and shares neither its process group nor its session.
     let mut child = spawn_attached(&cg, "(setsid sleep 30 &); exec sleep 30");
+    // Until the two sleeps are all there is: the subshell that forks the session leader is in
+    // the cgroup too for a moment, and the shell before its `exec`.
+    let comm = |pid: &i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let mut inside = Vec::new();
     for _ in 0..300 {
         inside = pids_in(&cg);
-        if inside.len() >= 2 {
+        if inside.len() == 2 && inside.iter().all(|p| comm(p).trim() == "sleep") {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
