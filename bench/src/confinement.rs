@@ -11,13 +11,19 @@ use runwarm_supervisor::client::Client;
 use crate::anchor::Anchor;
 use crate::daemon::OwnDaemon;
 use crate::measure::Summary;
-use crate::scenarios::{Cold, ColdRuns, Warm, WarmSamples};
+use crate::scenarios::{Cold, ColdRuns, HANDLER_PY, Warm, WarmSamples};
 
 /// Cold starts per daemon: each a new version, as in the cold phase.
 pub const COLD_RUNS: usize = 20;
-/// Warm calls per daemon, in blocks of [`WARM_BLOCK`] taken alternately, each after
-/// [`WARM_WARMUP`] unmeasured ones.
-pub const WARM_CALLS: usize = 1000;
+/// Warm calls per daemon, in [`WARM_ROUNDS`] rounds of blocks of [`WARM_BLOCK`] taken
+/// alternately, each block after [`WARM_WARMUP`] unmeasured calls.
+pub const WARM_CALLS: usize = 2000;
+/// Each round runs a new version on both daemons, so new executors. A warm call's time depends
+/// on which CPUs its three processes land on (on a 2-vCPU VM a wake-up across CPUs costs ten
+/// times one within a CPU), and that placement holds for an executor's life: one pair of
+/// executors can differ by a third with identical daemons. The target reads the median of the
+/// rounds' differences, and the report shows their range.
+pub const WARM_ROUNDS: usize = 5;
 const WARM_BLOCK: usize = 100;
 const WARM_WARMUP: usize = 10;
 /// Target of the added cold-start cost, in milliseconds.
@@ -35,6 +41,49 @@ pub struct Side {
 pub struct Compare {
     pub confined: Side,
     pub unconfined: Side,
+    /// Each round's warm client p50 in µs: (confined, unconfined).
+    pub warm_rounds: Vec<(f64, f64)>,
+}
+
+/// What confinement adds to the warm client p50, round by round.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmAdded {
+    /// Median of the rounds' added percentages.
+    pub median_percent: f64,
+    pub lowest_percent: f64,
+    pub highest_percent: f64,
+    pub rounds: usize,
+    /// The p50 of all calls of each daemon, in µs.
+    pub confined_p50: f64,
+    pub unconfined_p50: f64,
+}
+
+impl Compare {
+    /// `None` when no round gave both medians.
+    pub fn warm_added(&self) -> Option<WarmAdded> {
+        let mut added: Vec<f64> = self
+            .warm_rounds
+            .iter()
+            .filter(|(_, u)| *u > 0.0)
+            .map(|(c, u)| (c - u) / u * 100.0)
+            .collect();
+        added.sort_by(f64::total_cmp);
+        let (&lowest, &highest) = (added.first()?, added.last()?);
+        let mid = added.len() / 2;
+        let median = if added.len() % 2 == 1 {
+            added[mid]
+        } else {
+            (added[mid - 1] + added[mid]) / 2.0
+        };
+        Some(WarmAdded {
+            median_percent: median,
+            lowest_percent: lowest,
+            highest_percent: highest,
+            rounds: added.len(),
+            confined_p50: self.confined.warm.client.p50,
+            unconfined_p50: self.unconfined.warm.client.p50,
+        })
+    }
 }
 
 /// Starts both daemons side by side and measures them alternately, one cold start (or one block
@@ -79,9 +128,22 @@ async fn measure_on(confined: &OwnDaemon, unconfined: &OwnDaemon) -> Result<Comp
         }
     }
     let mut warm = [WarmSamples::default(), WarmSamples::default()];
-    for _ in 0..WARM_CALLS / WARM_BLOCK {
-        for (samples, client) in warm.iter_mut().zip(&clients) {
-            samples.take(client, WARM_BLOCK, WARM_WARMUP).await?;
+    let mut warm_rounds = Vec::with_capacity(WARM_ROUNDS);
+    for round in 0..WARM_ROUNDS {
+        let source = format!("{HANDLER_PY}\n# round {round}: a new version, a new executor\n");
+        let mut this_round = [WarmSamples::default(), WarmSamples::default()];
+        for _ in 0..WARM_CALLS / WARM_ROUNDS / WARM_BLOCK {
+            for (samples, client) in this_round.iter_mut().zip(&clients) {
+                samples
+                    .take_of(client, &source, WARM_BLOCK, WARM_WARMUP)
+                    .await?;
+            }
+        }
+        if let [Some(c), Some(u)] = this_round.each_ref().map(WarmSamples::client_p50) {
+            warm_rounds.push((c, u));
+        }
+        for (all, samples) in warm.iter_mut().zip(this_round) {
+            all.absorb(samples);
         }
     }
     let [cold_c, cold_u] = cold;
@@ -99,6 +161,7 @@ async fn measure_on(confined: &OwnDaemon, unconfined: &OwnDaemon) -> Result<Comp
             cold: cold_u.finish()?,
             warm: warm_u.finish(WARM_WARMUP, None)?,
         },
+        warm_rounds,
     })
 }
 
@@ -164,6 +227,23 @@ pub fn text(compare: &Compare, anchor: &Anchor) -> String {
         c.warm.daemon_total,
         u.warm.daemon_total,
     );
+    if let Some(added) = compare.warm_added() {
+        let rounds: Vec<String> = compare
+            .warm_rounds
+            .iter()
+            .map(|(c, u)| format!("{c:.0}/{u:.0}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  warm p50 per round, confined/unconfined (µs, each round new executors): {}",
+            rounds.join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "  confinement adds to the warm p50: median {:+.1}% over {} rounds (from {:+.1}% to {:+.1}%)",
+            added.median_percent, added.rounds, added.lowest_percent, added.highest_percent
+        );
+    }
     let errors =
         c.cold.errors.count + u.cold.errors.count + c.warm.errors.count + u.warm.errors.count;
     if errors > 0 {
@@ -211,9 +291,14 @@ pub fn json(compare: &Compare, anchor: &Anchor) -> serde_json::Value {
         Ok(s) => s.to_json(),
         Err(why) => serde_json::json!({"skipped": why}),
     };
+    let added = compare.warm_added();
     serde_json::json!({
         "confined": side(&compare.confined),
         "unconfined": side(&compare.unconfined),
+        "warm_rounds_p50_us": compare.warm_rounds.iter().map(|(c, u)| serde_json::json!({"confined": c, "unconfined": u})).collect::<Vec<_>>(),
+        "warm_added_percent": added.map(|a| serde_json::json!({
+            "median": a.median_percent, "lowest": a.lowest_percent, "highest": a.highest_percent,
+        })),
         "anchor": {
             "direct": anchor.direct.to_json(),
             "runwarm_sandbox": way(&anchor.sandbox),

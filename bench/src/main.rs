@@ -212,15 +212,16 @@ fn run(flags: &Flags) -> Result<()> {
         load,
         baseline,
     };
-    // The confined and unconfined daemons' warm client p50, for the anchor's confinement target.
-    let confined_p50 = confinement
-        .as_ref()
-        .map(|(c, _)| (c.confined.warm.client.p50, c.unconfined.warm.client.p50));
+    // What confinement added to the warm p50, for the anchor's confinement target.
+    let confinement_added = confinement.as_ref().and_then(|(c, _)| c.warm_added());
     let mut stdout = std::io::stdout().lock();
     if flags.json {
         let mut summary = report::json(&run);
         if let (Some(section), Some(map)) = (&anchor, summary.as_object_mut()) {
-            map.insert("anchor".into(), versus_report::json(section, confined_p50));
+            map.insert(
+                "anchor".into(),
+                versus_report::json(section, confinement_added),
+            );
         }
         if let (Some((compare, anchor)), Some(map)) = (&confinement, summary.as_object_mut()) {
             map.insert("confinement".into(), confinement::json(compare, anchor));
@@ -236,7 +237,11 @@ fn run(flags: &Flags) -> Result<()> {
             write!(stdout, "{}", confinement::text(compare, anchor))?;
         }
         if let Some(section) = &anchor {
-            write!(stdout, "{}", versus_report::text(section, confined_p50))?;
+            write!(
+                stdout,
+                "{}",
+                versus_report::text(section, confinement_added)
+            )?;
         }
         if let Some(section) = &runtimes {
             write!(stdout, "{}", runtimes::text(section))?;

@@ -171,8 +171,20 @@ pub struct WarmSamples {
 impl WarmSamples {
     /// `warmup` unmeasured calls, then `calls` measured ones, sequentially on one connection.
     pub async fn take(&mut self, client: &Client, calls: usize, warmup: usize) -> Result<()> {
+        self.take_of(client, HANDLER_PY, calls, warmup).await
+    }
+
+    /// [`Self::take`] of the warm script with `source` (registered first: a new text is a new
+    /// version, served by an executor of its own).
+    pub async fn take_of(
+        &mut self,
+        client: &Client,
+        source: &str,
+        calls: usize,
+        warmup: usize,
+    ) -> Result<()> {
         let name = "bench-warm";
-        register(client, name, HANDLER_PY, 4).await?;
+        register(client, name, source, 4).await?;
         let (payload, expected) = (payload(), expected_result(&payload()));
         for _ in 0..warmup {
             if let Err(e) = call(client, name, None, &payload, &expected).await.outcome {
@@ -193,6 +205,24 @@ impl WarmSamples {
             }
         }
         Ok(())
+    }
+
+    /// The client-side median of the calls taken so far, in µs.
+    pub fn client_p50(&self) -> Option<f64> {
+        Summary::of_durations(&self.latencies).map(|s| s.p50)
+    }
+
+    /// Adds `other`'s samples to these.
+    pub fn absorb(&mut self, other: WarmSamples) {
+        self.latencies.extend(other.latencies);
+        self.total.extend(other.total);
+        self.run.extend(other.run);
+        self.queue.extend(other.queue);
+        self.pids.extend(other.pids);
+        self.errors.count += other.errors.count;
+        if self.errors.first.is_none() {
+            self.errors.first = other.errors.first;
+        }
     }
 
     pub fn finish(self, warmup: usize, http_floor: Option<Summary>) -> Result<Warm> {

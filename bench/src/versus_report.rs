@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::confinement::WarmAdded;
 use crate::measure::{Summary, round1};
 use crate::versus::{Section, Throughput};
 
@@ -35,9 +36,9 @@ fn fpm_seq(s: &Section) -> Option<Summary> {
         .and_then(|(_, q)| q.summary())
 }
 
-/// The targets; `confinement` is the (confined, unconfined) warm client p50 in µs when the
-/// confinement section ran.
-pub fn verdicts(s: &Section, confinement: Option<(f64, f64)>) -> Vec<Verdict> {
+/// The targets; `confinement` is what confinement added to the warm p50 when the confinement
+/// section ran.
+pub fn verdicts(s: &Section, confinement: Option<WarmAdded>) -> Vec<Verdict> {
     let mut out = Vec::new();
     let py = s.sequential.first().and_then(|(_, q)| q.summary());
     let fpm = fpm_seq(s);
@@ -82,14 +83,19 @@ pub fn verdicts(s: &Section, confinement: Option<(f64, f64)>) -> Vec<Verdict> {
         }),
     }
     out.push(match confinement {
-        Some((c, u)) => {
-            let added = (c - u) / u * 100.0;
-            Verdict {
-                target: format!("confinement adds <= {CONFINEMENT_PERCENT}% to the warm p50"),
-                observed: format!("{added:+.1}% ({c:.0} vs {u:.0} us)"),
-                pass: Some(added <= CONFINEMENT_PERCENT),
-            }
-        }
+        Some(a) => Verdict {
+            target: format!("confinement adds <= {CONFINEMENT_PERCENT}% to the warm p50"),
+            observed: format!(
+                "{:+.1}% (median of {} rounds of new executors, {:+.1}% to {:+.1}%; all calls {:.0} vs {:.0} us)",
+                a.median_percent,
+                a.rounds,
+                a.lowest_percent,
+                a.highest_percent,
+                a.confined_p50,
+                a.unconfined_p50
+            ),
+            pass: Some(a.median_percent <= CONFINEMENT_PERCENT),
+        },
         None => Verdict {
             target: format!("confinement adds <= {CONFINEMENT_PERCENT}% to the warm p50"),
             observed: "N/A: the confinement section did not run".into(),
@@ -138,7 +144,7 @@ fn throughput_summary(t: &Throughput) -> Option<Summary> {
     Summary::of_durations(&t.latencies)
 }
 
-pub fn text(s: &Section, confinement: Option<(f64, f64)>) -> String {
+pub fn text(s: &Section, confinement: Option<WarmAdded>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -254,7 +260,7 @@ pub fn text(s: &Section, confinement: Option<(f64, f64)>) -> String {
     out
 }
 
-pub fn json(s: &Section, confinement: Option<(f64, f64)>) -> Value {
+pub fn json(s: &Section, confinement: Option<WarmAdded>) -> Value {
     let opt = |x: Option<Summary>| x.map_or(Value::Null, Summary::to_json);
     let floor = |r: &Result<Summary, String>| match r {
         Ok(x) => x.to_json(),
