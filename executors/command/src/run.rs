@@ -100,7 +100,7 @@ impl Runner<'_> {
         };
         let program = self.template.program(&script.entry);
         let mut command = self.command(script, &program, &workdir, payload, context);
-        let child = match command.spawn() {
+        let child = match self.slot.spawn(&mut command) {
             Ok(child) => child,
             Err(e) => {
                 // Out of pids (or memory) for a fork: nothing left behind by a request can be
@@ -174,7 +174,6 @@ impl Runner<'_> {
         mut child: Child,
         input: &[u8],
     ) -> Result<(ExitStatus, PumpOutput), String> {
-        self.slot.set(child.id());
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(self.abandon(child, "the script's pipes were not set up".to_owned()));
         };

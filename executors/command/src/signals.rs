@@ -32,7 +32,7 @@
 
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 
@@ -66,10 +66,15 @@ impl ChildSlot {
         }
     }
 
-    /// Records the running script's pid; from now on SIGTERM is forwarded to it.
-    pub fn set(&self, pid: u32) {
-        let pid = i32::try_from(pid).ok().map(Pid::from_raw);
-        self.lock().pid = pid;
+    /// Starts the script and records its pid under one lock: from then on SIGTERM is forwarded
+    /// to it. A SIGTERM that comes while the script starts waits for the pid instead of finding
+    /// no script and ending the executor without an answer (the script may already be running
+    /// and visible to whoever sent it).
+    pub fn spawn(&self, command: &mut Command) -> io::Result<Child> {
+        let mut state = self.lock();
+        let child = command.spawn()?;
+        state.pid = i32::try_from(child.id()).ok().map(Pid::from_raw);
+        Ok(child)
     }
 
     /// Forgets the script's pid. Call before reaping it.
