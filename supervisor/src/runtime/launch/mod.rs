@@ -1,21 +1,25 @@
 //! Turning a script version into a running executor: pick the runtime's command for the mode,
 //! fill in the placeholders, build a clean environment, start the worker.
+//!
+//! The launcher and the start itself are here; the command and environment it fills in
+//! (`plan.rs`), the prepare steps it waits for (`prepare.rs`) and the secrets it hands over
+//! (`secrets.rs`) each have a file.
+
+mod plan;
+mod prepare;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use runwarm_protocol::{InitScript, Mode};
-use serde_json::{Map, Value};
+use runwarm_protocol::Mode;
 
 use super::Catalog;
-use crate::manifest::{Manifest, SECRETS_DIR, SecretRef};
-use crate::prepare::{Job, PrepareError, PrepareStatus, Prepared, Preparer};
+use crate::manifest::Manifest;
+use crate::prepare::{Prepared, Preparer};
 use crate::sandbox::cgroup::CgroupLimits;
 use crate::sandbox::{Binds, Confinement};
-use crate::worker::{LaunchSpec, StartError, Worker, WorkerOptions};
-
-/// Base environment of every executor; nothing of the daemon's own environment leaks in.
-const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+use crate::worker::{StartError, Worker, WorkerOptions};
 
 /// What a launch needs to know about the script version.
 #[derive(Debug, Clone, Copy)]
@@ -69,112 +73,6 @@ impl Launcher {
             preparer,
             secrets: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Gives the launcher the daemon's secret store (once; a second call is ignored).
-    pub fn set_secrets(&self, store: Arc<crate::secrets::SecretStore>) {
-        let _ = self.secrets.set(store);
-    }
-
-    /// The secret store, if the daemon gave one.
-    pub fn secrets(&self) -> Option<&Arc<crate::secrets::SecretStore>> {
-        self.secrets.get()
-    }
-
-    /// The values to redact from the output of `manifest`'s executors.
-    pub fn redactor(&self, manifest: &Manifest) -> crate::secrets::Redactor {
-        match self.secrets.get() {
-            Some(store) => store.redactor(&manifest.secret_names()),
-            None => crate::secrets::Redactor::default(),
-        }
-    }
-
-    /// The values of the secrets a manifest names, split into environment variables and files,
-    /// read now so a new value reaches every executor started after it was set. Only names go
-    /// into the errors.
-    fn secret_values(&self, m: &Manifest) -> Result<SecretValues, StartError> {
-        let mut out = SecretValues::default();
-        if m.secrets.is_empty() {
-            return Ok(out);
-        }
-        let store = self.secrets.get().ok_or_else(|| StartError::Unavailable {
-            detail: "this process has no secret store".into(),
-        })?;
-        for secret in &m.secrets {
-            let name = secret.name();
-            let value = store.get(name).ok_or_else(|| StartError::Unavailable {
-                detail: format!("secret {name:?} is not set (runwarm secret set {name})"),
-            })?;
-            match secret {
-                SecretRef::Env(_) => out.env.push((name.to_owned(), value)),
-                SecretRef::File(_) if !self.confinement.minimal_root() => {
-                    return Err(StartError::Unavailable {
-                        detail: format!(
-                            "secret {name:?} is wanted as a file in {SECRETS_DIR}, which needs the \
-                             sandbox's minimal root (a mount namespace) and this daemon runs \
-                             without it (see `sandbox` in /v1/info); deliver it as an \
-                             environment variable instead, or run with the sandbox"
-                        ),
-                    });
-                }
-                SecretRef::File(_) => out.files.push((name.to_owned(), value)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The prepare service.
-    pub fn preparer(&self) -> &Preparer {
-        &self.preparer
-    }
-
-    /// Starts preparing a version (a registration, or the daemon's start); `None` when its
-    /// runtime has nothing to prepare.
-    pub fn submit_prepare(
-        &self,
-        script: ScriptRef<'_>,
-        retry_failed: bool,
-    ) -> Option<PrepareStatus> {
-        let catalog = self.catalog();
-        let rt = catalog.get(&script.manifest.runtime)?;
-        if rt.def.prepare.is_none() || !rt.available {
-            return None;
-        }
-        Some(self.preparer.submit(rt, job(script), retry_failed))
-    }
-
-    /// Takes a version's prepared folders from the cache if they are all there, running
-    /// nothing (the daemon's start with `prepare.at_start = "lazy"`).
-    pub fn restore_prepare(&self, script: ScriptRef<'_>) {
-        let catalog = self.catalog();
-        let rt = catalog.get(&script.manifest.runtime);
-        if let Some(rt) = rt.filter(|rt| rt.def.prepare.is_some() && rt.available) {
-            self.preparer.restore(rt, &job(script));
-        }
-    }
-
-    /// Waits until the version is prepared (preparing it if it is not), at most until
-    /// `deadline`. Runtimes without a prepare section are ready at once.
-    pub async fn prepare(
-        &self,
-        script: ScriptRef<'_>,
-        deadline: tokio::time::Instant,
-    ) -> Result<(), StartError> {
-        let catalog = self.catalog();
-        let Some(rt) = catalog.get(&script.manifest.runtime) else {
-            return Ok(());
-        };
-        if rt.def.prepare.is_none() || !rt.available {
-            return Ok(());
-        }
-        if self.preparer.prepared(script.version).is_some() {
-            return Ok(());
-        }
-        self.preparer
-            .ensure(rt, job(script), deadline)
-            .await
-            .map(drop)
-            .map_err(StartError::Prepare)
     }
 
     /// The folder of the executor shims (the runtimes' own libraries, which `javac` and `mcs`
@@ -231,150 +129,6 @@ impl Launcher {
                     .and_then(|r| r.def.limits.timeout_ms)
             })
             .unwrap_or(fallback)
-    }
-
-    /// Builds the launch spec without starting anything.
-    /// With `inside`, paths are written as the executor sees them in the sandbox's minimal root.
-    pub fn plan(
-        &self,
-        script: ScriptRef<'_>,
-        inside: bool,
-        prepared: &Prepared,
-    ) -> Result<(LaunchSpec, InitScript, Map<String, Value>), StartError> {
-        let catalog = self.catalog();
-        let m = script.manifest;
-        let unavailable = |detail: String| StartError::Unavailable { detail };
-        let rt = catalog
-            .get(&m.runtime)
-            .ok_or_else(|| unavailable(format!("runtime {:?} is not defined", m.runtime)))?;
-        if !rt.available {
-            return Err(unavailable(format!(
-                "runtime {:?} is not available on this host: {}",
-                m.runtime,
-                rt.detail.as_deref().unwrap_or("probe failed")
-            )));
-        }
-        let mode = m.mode.unwrap_or(rt.def.default_mode);
-        let template = rt
-            .def
-            .command_for(mode)
-            .filter(|_| rt.def.modes.contains(&mode))
-            .ok_or_else(|| {
-                unavailable(format!(
-                    "runtime {:?} has no {} mode",
-                    m.runtime,
-                    mode.as_str()
-                ))
-            })?;
-        let (root, executors, exec_command) = if inside {
-            (
-                PathBuf::from(crate::sandbox::INSIDE_TASK),
-                PathBuf::from(crate::sandbox::INSIDE_EXECUTORS),
-                PathBuf::from(crate::sandbox::INSIDE_EXEC_COMMAND),
-            )
-        } else {
-            (
-                script.root.to_owned(),
-                self.executors_dir.clone(),
-                self.exec_command.clone(),
-            )
-        };
-        let entry = root.join(&m.entry);
-        let entry_stem = m
-            .entry
-            .rsplit_once('.')
-            .map_or(m.entry.as_str(), |(s, _)| s);
-        // A runtime without that step still gets the path: a classpath or module path naming
-        // a folder that does not exist is harmless, and a program there fails with its name.
-        let (deps, build) = if inside {
-            (
-                PathBuf::from(crate::sandbox::INSIDE_DEPS),
-                PathBuf::from(crate::sandbox::INSIDE_BUILD),
-            )
-        } else {
-            let missing = || script.root.join(".runwarm-not-prepared");
-            (
-                prepared.deps.clone().unwrap_or_else(missing),
-                prepared.build.clone().unwrap_or_else(missing),
-            )
-        };
-        let interpreter = rt
-            .interpreter
-            .as_deref()
-            .map(Path::to_string_lossy)
-            .unwrap_or_default();
-        let fill = |arg: &str| {
-            arg.replace("{interpreter}", &interpreter)
-                .replace("{executors}", &executors.to_string_lossy())
-                .replace("{exec_command}", &exec_command.to_string_lossy())
-                .replace("{entry}", &entry.to_string_lossy())
-                .replace("{entry_stem}", entry_stem)
-                .replace("{root}", &root.to_string_lossy())
-                .replace("{deps}", &deps.to_string_lossy())
-                .replace("{build}", &build.to_string_lossy())
-        };
-        let mut argv = template.iter().map(|a| fill(a));
-        let program = PathBuf::from(argv.next().unwrap_or_default());
-        let args: Vec<String> = argv.collect();
-
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), BASE_PATH.into()),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("HOME".into(), "/tmp".into()),
-            ("TMPDIR".into(), "/tmp".into()),
-            ("RUNWARM_INSTANCE".into(), self.instance.clone()),
-        ];
-        env.extend(rt.def.env.iter().map(|(k, v)| (k.clone(), fill(v))));
-        env.extend(m.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let init_env: Map<String, Value> = m
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let (load_root, load_entry) = match &rt.def.load {
-            Some(load) => (fill(&load.root), fill(&load.entry)),
-            None => (root.to_string_lossy().into_owned(), m.entry.clone()),
-        };
-        let init = InitScript {
-            name: script.name.to_owned(),
-            version: script.version.to_owned(),
-            root: load_root,
-            entry: load_entry,
-            handler: m.handler.clone(),
-            mode,
-        };
-        let spec = LaunchSpec {
-            program,
-            args,
-            env,
-            cwd: root,
-            spec_fd: None,
-        };
-        Ok((spec, init, init_env))
-    }
-
-    /// The version's prepared folders; an error when its runtime prepares and it is not ready.
-    fn prepared(&self, script: ScriptRef<'_>) -> Result<Prepared, StartError> {
-        let catalog = self.catalog();
-        let needs = catalog
-            .get(&script.manifest.runtime)
-            .is_some_and(|r| r.def.prepare.is_some());
-        if !needs {
-            return Ok(Prepared::default());
-        }
-        self.preparer.prepared(script.version).ok_or_else(|| {
-            match self.preparer.status(script.version) {
-                Some(s) if s.state == crate::prepare::PrepareState::Failed => {
-                    StartError::Prepare(PrepareError::Failed {
-                        summary: s.error.unwrap_or_default(),
-                        log: String::new(),
-                    })
-                }
-                s => StartError::Prepare(PrepareError::Pending {
-                    step: s.and_then(|s| s.step).unwrap_or("queued"),
-                }),
-            }
-        })
     }
 
     /// Starts a worker for the script and completes its handshake.
@@ -447,15 +201,6 @@ impl Launcher {
     }
 }
 
-fn job(script: ScriptRef<'_>) -> Job {
-    Job {
-        name: script.name.to_owned(),
-        version: script.version.to_owned(),
-        root: script.root.to_owned(),
-        manifest: script.manifest.clone(),
-    }
-}
-
 /// Read-only binds an executor of this runtime gets beyond the system directories: the
 /// runtime's host paths, the version's prepared folders and the runtime's binds into them.
 fn executor_binds(rt: &super::Runtime, prepared: &Prepared) -> Vec<(PathBuf, PathBuf)> {
@@ -481,11 +226,4 @@ fn executor_binds(rt: &super::Runtime, prepared: &Prepared) -> Vec<(PathBuf, Pat
         }
     }
     ro
-}
-
-/// A version's secret values as the executor gets them.
-#[derive(Default)]
-struct SecretValues {
-    env: Vec<(String, String)>,
-    files: Vec<(String, String)>,
 }
