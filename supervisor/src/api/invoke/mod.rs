@@ -1,6 +1,13 @@
 //! `POST /v1/scripts/{name}/invoke`: resolve, validate, then run (`200` with the record) or
 //! accept (`Prefer: respond-async`: `202` with the id once the record is durable), honouring
 //! `Idempotency-Key`.
+//!
+//! The route and the checks before admission are here; running or accepting the checked request
+//! (with the idempotency claim and the refusals) is in `submit.rs`, the `200` and `202` answers
+//! in `answers.rs`.
+
+mod answers;
+mod submit;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,8 +15,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use super::AppState;
 use super::body::json_payload;
@@ -17,17 +24,16 @@ use super::openapi::{AnyJson, DiskFull, Forbidden, Internal, SlowBody, TooLarge}
 use super::peer::Peer;
 use super::problem::{Problem, ViolationView};
 use runwarm_protocol::{Caller, RawJson};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use crate::dispatch::Refused;
-use crate::execution::{ErrorCode, ExecutionRecord, State as ExecState, State as ExecutionState};
-use crate::history::HistoryError;
-use crate::idempotency::{Claim, MAX_KEY_LEN, fingerprint};
+use crate::execution::{ErrorCode, ExecutionRecord, State as ExecutionState};
+use crate::idempotency::{MAX_KEY_LEN, fingerprint};
 use crate::invocation::{InvokeRequest, new_execution_id};
 use crate::metrics::Refusal;
-use crate::pool::{AcquireError, Target};
+use crate::pool::Target;
 use crate::registry::{Selector, Version};
+
+pub(crate) use answers::{Accepted, record_response};
+pub(crate) use submit::submit;
 
 /// Longest time limit a caller may ask for with `?timeout_ms=`.
 const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
@@ -243,200 +249,6 @@ pub(crate) fn request(
         lineage: crate::execution::Lineage::default(),
     }
 }
-
-/// Runs or accepts `req` and answers: `200` with the record, or `202` with the id.
-pub(crate) async fn submit(
-    app: &AppState,
-    req: InvokeRequest,
-    asynchronous: bool,
-    idempotency: Option<(String, String)>,
-) -> Result<Response, Problem> {
-    // Keys are stored per caller uid: another caller's identical key must neither hand it the
-    // first caller's execution (a read of someone else's record) nor collide with it.
-    let stored_key = |key: &str| format!("uid {}/{key}", req.caller.uid);
-    // Checked before the idempotency claim, which writes too: a full disk answers at once.
-    if asynchronous && app.history.space().is_full() {
-        return Err(Problem::disk_full(app.history.space()));
-    }
-    let idempotency = idempotency.map(|(key, fp)| (stored_key(&key), key, fp));
-    if let Some((stored, key, fp)) = &idempotency {
-        let claim = app
-            .idempotency
-            .claim(stored, fp, &req.id)
-            .await
-            .map_err(|e| Problem::internal(e.to_string()))?;
-        match claim {
-            Claim::New => {}
-            Claim::Existing(id) => {
-                return existing(app, &id, asynchronous, req.timeout).await;
-            }
-            Claim::Conflict => {
-                app.metrics.refused(Refusal::IdempotencyConflict);
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "idempotency-key-reused",
-                    format!("Idempotency-Key {key:?} was used for a different request"),
-                )
-                .hint(Some(
-                    "use a new key for a new request; a key is remembered for 24 h".into(),
-                )));
-            }
-        }
-    }
-    let id = req.id.clone();
-    let out = if asynchronous {
-        app.dispatcher.accept_async(req).await.map(|()| None)
-    } else {
-        app.dispatcher.run_sync(req).await.map(Some)
-    };
-    match out {
-        Ok(Some(done)) => finished_response(&done),
-        Ok(None) => Ok(accepted_response(&id)),
-        Err(e) => {
-            if let Some((stored, _, _)) = &idempotency
-                && let Err(e) = app.idempotency.release(stored, &id).await
-            {
-                tracing::warn!(error = %e, "idempotency key of a refused request not released");
-            }
-            Err(refused_problem(app, &e))
-        }
-    }
-}
-
-/// The answer to a repeated request: the execution the key already points to.
-async fn existing(
-    app: &AppState,
-    id: &str,
-    asynchronous: bool,
-    timeout: Duration,
-) -> Result<Response, Problem> {
-    if asynchronous {
-        return Ok(accepted_response(id));
-    }
-    let until = tokio::time::Instant::now() + timeout + Duration::from_secs(30);
-    loop {
-        let rec = app
-            .history
-            .get(id)
-            .await
-            .map_err(|e| Problem::internal(format!("reading history: {e}")))?;
-        if let Some(rec) = rec
-            && rec.state.is_terminal()
-        {
-            return record_response(&rec);
-        }
-        if tokio::time::Instant::now() >= until {
-            return Ok(accepted_response(id));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `200` with the record.
-pub(crate) fn record_response(rec: &ExecutionRecord) -> Result<Response, Problem> {
-    let body = serde_json::to_vec(rec).map_err(|e| Problem::internal(e.to_string()))?;
-    Ok(record_body_response(rec, body.into()))
-}
-
-/// `200` with a synchronous execution's record, as already serialised for history.
-fn finished_response(done: &crate::dispatch::Finished) -> Result<Response, Problem> {
-    match &done.json {
-        Some(json) => Ok(record_body_response(&done.record, json.clone())),
-        None => record_response(&done.record),
-    }
-}
-
-/// `200` with `body`, the JSON of `rec`, and the headers naming its outcome and id.
-fn record_body_response(rec: &ExecutionRecord, body: bytes::Bytes) -> Response {
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        "runwarm-outcome",
-        HeaderValue::from_static(rec.state.as_str()),
-    );
-    h.insert(
-        "runwarm-execution-id",
-        HeaderValue::from_str(&rec.id).unwrap_or(HeaderValue::from_static("")),
-    );
-    resp
-}
-
-/// The `202` body of an accepted asynchronous execution.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Accepted {
-    /// The execution id.
-    id: String,
-    /// Always `queued` at acceptance.
-    state: ExecState,
-}
-
-/// `202` with the id and where to find the execution.
-fn accepted_response(id: &str) -> Response {
-    let body = serde_json::to_vec(&Accepted {
-        id: id.to_owned(),
-        state: ExecState::Queued,
-    })
-    .unwrap_or_default();
-    let mut resp = (StatusCode::ACCEPTED, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/executions/{id}")) {
-        h.insert(header::LOCATION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(id) {
-        h.insert("runwarm-execution-id", v);
-    }
-    resp
-}
-
-fn refused_problem(app: &AppState, e: &Refused) -> Problem {
-    match e {
-        Refused::History(HistoryError::DiskFull { .. }) => Problem::disk_full(app.history.space()),
-        Refused::Acquire(e) => acquire_problem(e),
-        Refused::Admission(a) => {
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", a.to_string())
-                .code(ErrorCode::E006)
-                .retry_after(a.retry_after())
-        }
-        Refused::History(_) | Refused::Task(_) => Problem::internal(e.to_string()),
-    }
-}
-
-fn acquire_problem(e: &AcquireError) -> Problem {
-    match e {
-        AcquireError::QueueFull { .. } => {
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", e.to_string())
-                .code(ErrorCode::E006)
-                .retry_after(1)
-        }
-        AcquireError::WaitTimeout { .. } => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no-executor",
-            e.to_string(),
-        )
-        .code(ErrorCode::E006)
-        .retry_after(1)
-        .hint(Some(
-            "raise the script's pool.max or the daemon's pools.max_workers".into(),
-        )),
-        AcquireError::ShuttingDown => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            e.to_string(),
-        )
-        .code(ErrorCode::E005)
-        .retry_after(5),
-        AcquireError::Start(_) => Problem::internal(e.to_string()),
-    }
-}
-
 /// Pool targets by version, so an invocation does not copy a manifest.
 #[derive(Debug, Default)]
 pub struct TargetCache {
