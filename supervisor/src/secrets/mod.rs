@@ -6,18 +6,23 @@
 //! systemd (`LoadCredential=`, `$CREDENTIALS_DIRECTORY/<NAME>`) are read from there and never
 //! copied: they are read-only here. Nothing in this module formats a value into an error, a
 //! log line or a `Debug` output.
+//!
+//! The store's types and operations are here; the checks of names, values and a manifest's list
+//! (`checks.rs`), the file on disk (`file.rs`) and the systemd credentials (`credentials.rs`)
+//! each have a file, with the redaction of output in `redact.rs`.
 
+mod checks;
+mod credentials;
+mod file;
 mod redact;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
+pub use checks::{check_manifest, check_name, check_value};
 pub use redact::{Redactor, StreamRedactor};
 
 /// Largest value of one secret.
@@ -115,11 +120,6 @@ struct Stored {
     set_at: String,
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct StoreFile {
-    secrets: BTreeMap<String, Stored>,
-}
-
 #[derive(Default)]
 struct Inner {
     stored: BTreeMap<String, Stored>,
@@ -143,104 +143,7 @@ impl std::fmt::Debug for SecretStore {
     }
 }
 
-/// Checks a secret name: an environment variable name, not one the launcher sets itself.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || name.len() > MAX_NAME || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "secret name {name:?} must be a letter or '_' followed by letters, digits or '_' (at most {MAX_NAME})"
-        ));
-    }
-    if RESERVED.contains(&name) || name.starts_with("RUNWARM_") {
-        return Err(format!(
-            "secret name {name:?} is reserved (PATH, LANG, HOME, TMPDIR and RUNWARM_* are set by runwarm)"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a value: an environment variable value of bounded size. The message never quotes it.
-pub fn check_value(value: &str) -> Result<(), SecretError> {
-    if value.is_empty() {
-        return Err(SecretError::InvalidValue("the value is empty".into()));
-    }
-    let chars = value.chars().count();
-    if chars > MAX_VALUE_CHARS {
-        return Err(SecretError::InvalidValue(format!(
-            "the value is {chars} characters; at most {MAX_VALUE_CHARS} are allowed"
-        )));
-    }
-    if value.contains('\0') {
-        return Err(SecretError::InvalidValue(
-            "the value contains a NUL byte, which an environment variable cannot hold".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The manifest's `secrets` list, checked without the store: names, count, duplicates, and no
-/// clash with its own `env` (which of the two would win is not something to leave implicit).
-pub fn check_manifest(m: &crate::manifest::Manifest) -> Result<(), String> {
-    if m.secrets.len() > MAX_PER_MANIFEST {
-        return Err(format!(
-            "secrets names {} secrets; at most {MAX_PER_MANIFEST} are allowed",
-            m.secrets.len()
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for name in m.secrets.iter().map(crate::manifest::SecretRef::name) {
-        check_name(name).map_err(|e| format!("secrets: {e}"))?;
-        if !seen.insert(name) {
-            return Err(format!("secrets names {name:?} twice"));
-        }
-        if m.env.contains_key(name) {
-            return Err(format!("{name:?} is both in env and in secrets"));
-        }
-    }
-    Ok(())
-}
-
 impl SecretStore {
-    /// Opens (or starts) the store under `state_dir`; `credentials` is systemd's
-    /// `$CREDENTIALS_DIRECTORY`, if the daemon was given one.
-    pub fn open(state_dir: &Path, credentials: Option<PathBuf>) -> Result<Self, SecretError> {
-        let path = state_dir.join(FILE);
-        let io = |source| SecretError::Io {
-            path: path.clone(),
-            source,
-        };
-        let stored = match fs::File::open(&path) {
-            Ok(mut f) => {
-                // A store left readable by others (restored from a backup, say) is tightened
-                // rather than refused: refusing would stop every script that needs a secret.
-                let mode = f.metadata().map_err(io)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    tracing::warn!(path = %path.display(), mode = %format!("{:o}", mode & 0o777), "secret store was readable by others; set to 0600");
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
-                }
-                let mut text = String::new();
-                f.read_to_string(&mut text).map_err(io)?;
-                // serde_json's messages give a position, never the text around it.
-                let file: StoreFile = serde_json::from_str(&text)
-                    .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-                file.secrets
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(io(e)),
-        };
-        Ok(SecretStore {
-            path,
-            credentials: credentials.filter(|d| d.is_dir()),
-            inner: RwLock::new(Inner {
-                stored,
-                retired: BTreeMap::new(),
-            }),
-        })
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         // Every writer leaves `Inner` consistent before it can panic.
         self.inner
@@ -252,41 +155,6 @@ impl SecretStore {
         self.inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A systemd credential's value, if there is one of that name that fits the limits.
-    fn credential(&self, name: &str) -> Option<String> {
-        let dir = self.credentials.as_ref()?;
-        check_name(name).ok()?;
-        let f = fs::File::open(dir.join(name)).ok()?;
-        let mut bytes = Vec::new();
-        f.take(MAX_VALUE_BYTES as u64 + 1)
-            .read_to_end(&mut bytes)
-            .ok()?;
-        let value = String::from_utf8(bytes).ok()?;
-        if check_value(&value).is_err() {
-            tracing::warn!(
-                secret = name,
-                "systemd credential ignored: empty, over 64 KiB, or holds NUL"
-            );
-            return None;
-        }
-        Some(value)
-    }
-
-    fn credential_names(&self) -> Vec<String> {
-        let Some(dir) = &self.credentials else {
-            return Vec::new();
-        };
-        let Ok(entries) = fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| check_name(n).is_ok())
-            .collect();
-        names.sort();
-        names
     }
 
     /// Whether a secret of this name exists (store or systemd).
@@ -397,42 +265,6 @@ impl SecretStore {
             retire(&mut inner, name, &old.value);
         }
         Ok(())
-    }
-
-    /// Replaces the file atomically: a crash leaves the old store or the new one, never a mix,
-    /// and the file is never readable by anyone but the daemon's user, not even for a moment.
-    fn persist(&self, stored: &BTreeMap<String, Stored>) -> Result<(), SecretError> {
-        let io = |source| SecretError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
-        let file = StoreFile {
-            secrets: stored.clone(),
-        };
-        let bytes = serde_json::to_vec(&file)
-            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-        // Left over by a crash of this same pid number: stale, never a store.
-        let _ = fs::remove_file(&tmp);
-        let written = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            // The mode given to open is masked by the umask, which can only clear bits; set it
-            // again so the result does not depend on the umask at all.
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            fs::File::open(dir)?.sync_all()
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(io)
     }
 }
 
