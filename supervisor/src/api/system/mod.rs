@@ -1,27 +1,35 @@
 //! Health, readiness, daemon info, runtimes, pools, prewarm and samples.
+//!
+//! The reads of the daemon's state (health, info, runtimes, pools, metrics) and the answers for
+//! unknown routes are here; prewarm (`prewarm.rs`) and the samples with their clone
+//! (`samples.rs`) have a file each.
+
+mod prewarm;
+mod samples;
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::body::{from_object, json_body};
-use super::openapi::{BadRequest, Forbidden, Internal, SlowBody, TooLarge};
-use super::peer::Peer;
 use super::problem::Problem;
-use super::scripts::RegisterAnswer;
 use crate::pool::PoolView;
 use crate::prepare::CacheFigures;
-use crate::registry::Selector;
 use crate::runtime::Runtime;
-use crate::samples::Sample;
+
+// `routes!` finds each handler's `#[utoipa::path]` struct (`__path_NAME`) beside it, so `api`
+// keeps naming them `system::NAME` through these.
+pub(crate) use prewarm::{__path_prewarm, prewarm};
+pub(crate) use samples::{__path_clone_sample, __path_samples, clone_sample, samples};
+
+// The API document's tests parse a body as `system::PrewarmBody`; nothing else names it.
+#[cfg(test)]
+pub(crate) use prewarm::PrewarmBody;
 
 /// `{"status": …}` of the health routes.
 #[derive(Debug, Serialize, ToSchema)]
@@ -197,213 +205,6 @@ pub(crate) async fn runtimes(State(app): State<AppState>) -> Response {
 )]
 pub(crate) async fn pools(State(app): State<AppState>) -> Response {
     Json(app.pools.views()).into_response()
-}
-
-/// `POST /v1/prewarm`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PrewarmBody {
-    /// The scripts to warm.
-    scripts: Vec<PrewarmItem>,
-}
-
-/// One script to warm: its latest version, or the one a version id or a tag names (not both).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PrewarmItem {
-    /// Script name.
-    name: String,
-    /// Version id or unique prefix.
-    #[serde(default)]
-    version: Option<String>,
-    /// Tag name.
-    #[serde(default)]
-    tag: Option<String>,
-    /// Executors to start (default 1, at most 1024 are asked for).
-    #[serde(default, deserialize_with = "whole_number")]
-    count: Option<u32>,
-}
-
-/// A count given as any JSON number with a whole value: the document's `integer` (JSON Schema)
-/// includes `2.0`, which serde's `u32` alone refuses (the API fuzzing found it).
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    use serde::de::Error as _;
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let whole = match (n.as_u64(), n.as_f64()) {
-        (Some(u), _) => Some(u),
-        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
-            Some(f as u64)
-        }
-        _ => None,
-    };
-    whole
-        .and_then(|u| u32::try_from(u).ok())
-        .map(Some)
-        .ok_or_else(|| {
-            D::Error::custom(format!(
-                "count must be a whole number 0..=4294967295, got {n}"
-            ))
-        })
-}
-
-/// `202` of `POST /v1/prewarm`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PrewarmAnswer {
-    /// One entry per requested script, in request order.
-    scripts: Vec<PrewarmStarted>,
-}
-
-/// How many executors were started for one script.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PrewarmStarted {
-    /// Script name.
-    name: String,
-    /// The version warmed.
-    version: String,
-    /// Executors asked for.
-    requested: u32,
-    /// Executors started (fewer than asked when the pool's `max` or the budget is reached).
-    started: u32,
-}
-
-/// `POST /v1/prewarm`: starts executors in the background; answers at once with how many were
-/// started per script (fewer than asked when the pool's `max` or the budget is reached).
-#[utoipa::path(
-    post,
-    path = "/v1/prewarm",
-    operation_id = "prewarm",
-    tag = "pools",
-    summary = "Start executors ahead of use",
-    request_body(content = PrewarmBody, content_type = "application/json"),
-    responses(
-        (status = 202, description = "Starting: how many per script", body = PrewarmAnswer),
-        BadRequest,
-        Forbidden,
-        (status = 404, description = "Unknown script, version or tag", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 409, description = "A script is disabled", body = Problem,
-            content_type = "application/problem+json"),
-        TooLarge,
-        SlowBody,
-        Internal,
-    )
-)]
-pub(crate) async fn prewarm(
-    State(app): State<AppState>,
-    ConnectInfo(Peer(caller)): ConnectInfo<Peer>,
-    body: Body,
-) -> Result<Response, Problem> {
-    let body = json_body(body, 1 << 20, Value::Null, app.config.body_rate).await?;
-    let PrewarmBody { scripts } = from_object(
-        body,
-        "{\"scripts\": [{\"name\": …, \"version\"|\"tag\": …, \"count\": n}]}",
-    )?;
-    let mut resolved = Vec::with_capacity(scripts.len());
-    for item in &scripts {
-        let selector = match (&item.version, &item.tag) {
-            (Some(_), Some(_)) => {
-                return Err(Problem::bad_request(format!(
-                    "{}: give either version or tag, not both",
-                    item.name
-                )));
-            }
-            (Some(v), None) => Selector::Version(v.clone()),
-            (None, Some(t)) => Selector::Tag(t.clone()),
-            (None, None) => Selector::Latest,
-        };
-        let version = app
-            .registry
-            .resolve(&item.name, &selector)
-            .map_err(|e| Problem::from(&e))?;
-        resolved.push((version, item.count.unwrap_or(1).min(1024)));
-    }
-    let scripts: Vec<PrewarmStarted> = resolved
-        .into_iter()
-        .map(|(version, requested)| {
-            let target = app.target_cache.get_or_insert(&version);
-            let started = app.pools.prewarm(&target, requested);
-            PrewarmStarted {
-                name: version.name.clone(),
-                version: version.id.clone(),
-                requested,
-                started,
-            }
-        })
-        .collect();
-    // One row per script warmed, after the starts: `started` is only known then.
-    for s in &scripts {
-        let event = crate::audit::Event::new("prewarm")
-            .script(&s.name)
-            .target(&s.version)
-            .after(json!({ "requested": s.requested, "started": s.started }));
-        super::audited(&app, caller, event).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(PrewarmAnswer { scripts })).into_response())
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/samples",
-    operation_id = "list_samples",
-    tag = "samples",
-    summary = "Bundled sample scripts",
-    responses((status = 200, description = "Every sample", body = Vec<Sample>))
-)]
-pub(crate) async fn samples(State(app): State<AppState>) -> Response {
-    Json(app.samples.all()).into_response()
-}
-
-/// `POST /v1/samples/{id}/clone`.
-#[derive(Debug, Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CloneBody {
-    /// The script name to register it as (default: the sample's id).
-    #[serde(default)]
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
-    name: Option<String>,
-}
-
-/// `POST /v1/samples/{id}/clone`: registers a sample, optionally under another name.
-#[utoipa::path(
-    post,
-    path = "/v1/samples/{id}/clone",
-    operation_id = "clone_sample",
-    tag = "samples",
-    summary = "Register a sample, optionally under a new name",
-    params(("id" = String, Path, description = "Sample id (see GET /v1/samples)")),
-    request_body(content = CloneBody, content_type = "application/json",
-        description = "Optional; an empty body registers the sample under its own name"),
-    responses(
-        (status = 201, description = "Registered: a new version", body = RegisterAnswer),
-        (status = 200, description = "Already registered with identical content", body = RegisterAnswer),
-        BadRequest,
-        Forbidden,
-        (status = 404, description = "No such sample", body = Problem,
-            content_type = "application/problem+json"),
-        TooLarge,
-        SlowBody,
-        Internal,
-    )
-)]
-pub(crate) async fn clone_sample(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Response, Problem> {
-    let sample = app.samples.get(&id).ok_or_else(|| {
-        Problem::not_found(format!("no sample {id:?}"))
-            .hint(Some("list samples with: runwarm samples".into()))
-    })?;
-    let body = json_body(body, 64 * 1024, json!({}), app.config.body_rate).await?;
-    let CloneBody { name } = from_object(body, "{\"name\": \"new-name\"}")?;
-    let mut registration = sample.body.clone();
-    if let Some(name) = name {
-        registration["name"] = Value::String(name);
-    }
-    super::scripts::register_body(&app, registration, peer, Some(&id)).await
 }
 
 pub(crate) async fn not_found() -> Problem {
