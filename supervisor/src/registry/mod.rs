@@ -72,6 +72,19 @@ pub enum Selector {
     Version(String),
 }
 
+impl Selector {
+    /// The selector a request names with an optional version and an optional tag; `None`
+    /// when it names both, which the API refuses rather than pick one.
+    pub fn of(version: Option<&String>, tag: Option<&String>) -> Option<Selector> {
+        match (version, tag) {
+            (Some(_), Some(_)) => None,
+            (Some(v), None) => Some(Selector::Version(v.clone())),
+            (None, Some(t)) => Some(Selector::Tag(t.clone())),
+            (None, None) => Some(Selector::Latest),
+        }
+    }
+}
+
 /// The answer to a registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Registered {

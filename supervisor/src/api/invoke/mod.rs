@@ -40,14 +40,8 @@ const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 
 /// Builds the selector from `?version=` / `?tag=`.
 pub(crate) fn selector(q: &HashMap<String, String>) -> Result<Selector, Problem> {
-    match (q.get("version"), q.get("tag")) {
-        (Some(_), Some(_)) => Err(Problem::bad_request(
-            "give either ?version= or ?tag=, not both",
-        )),
-        (Some(v), None) => Ok(Selector::Version(v.clone())),
-        (None, Some(t)) => Ok(Selector::Tag(t.clone())),
-        (None, None) => Ok(Selector::Latest),
-    }
+    Selector::of(q.get("version"), q.get("tag"))
+        .ok_or_else(|| Problem::bad_request("give either ?version= or ?tag=, not both"))
 }
 
 /// The pool target of a version (the manifest is shared, not copied per call).

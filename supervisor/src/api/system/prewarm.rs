@@ -120,17 +120,12 @@ pub(crate) async fn prewarm(
     )?;
     let mut resolved = Vec::with_capacity(scripts.len());
     for item in &scripts {
-        let selector = match (&item.version, &item.tag) {
-            (Some(_), Some(_)) => {
-                return Err(Problem::bad_request(format!(
-                    "{}: give either version or tag, not both",
-                    item.name
-                )));
-            }
-            (Some(v), None) => Selector::Version(v.clone()),
-            (None, Some(t)) => Selector::Tag(t.clone()),
-            (None, None) => Selector::Latest,
-        };
+        let selector = Selector::of(item.version.as_ref(), item.tag.as_ref()).ok_or_else(|| {
+            Problem::bad_request(format!(
+                "{}: give either version or tag, not both",
+                item.name
+            ))
+        })?;
         let version = app
             .registry
             .resolve(&item.name, &selector)
