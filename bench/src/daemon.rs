@@ -39,6 +39,18 @@ pub struct Stopped {
     pub killed: bool,
 }
 
+impl Stopped {
+    /// How it ended and how long that took, for the reports' closing line.
+    pub fn describe(&self) -> String {
+        let how = match (self.killed, self.status) {
+            (true, _) => "killed after the SIGTERM grace period".to_owned(),
+            (false, Some(status)) => format!("{status}"),
+            (false, None) => "status unknown".to_owned(),
+        };
+        format!("{how}, after {} ms", self.took.as_millis())
+    }
+}
+
 impl OwnDaemon {
     /// Starts `runwarmd` from the directory of this executable and waits until it is ready;
     /// `extra_config` is appended to its TOML config (e.g. a `[sandbox]` table).

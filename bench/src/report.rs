@@ -310,16 +310,7 @@ pub fn text(run: &Run) -> String {
         let _ = writeln!(out, "  {:<46}{:<44}{}", t.what, t.measured, verdict(t.met));
     }
     if let Some(s) = &d.stopped {
-        let how = match (s.killed, s.status) {
-            (true, _) => "killed after the SIGTERM grace period".to_owned(),
-            (false, Some(status)) => format!("{status}"),
-            (false, None) => "status unknown".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "\ndaemon stopped with SIGTERM: {how}, after {} ms",
-            s.took.as_millis()
-        );
+        let _ = writeln!(out, "\ndaemon stopped with SIGTERM: {}", s.describe());
     }
     out
 }

@@ -205,15 +205,10 @@ pub fn text(section: &Section) -> String {
         let _ = writeln!(out, "  {:<4}  {}: {}", verdict(t.met), t.what, t.measured);
     }
     if let Some(s) = &section.stopped {
-        let how = match (s.killed, s.status) {
-            (true, _) => "killed after the SIGTERM grace period".to_owned(),
-            (false, Some(status)) => format!("{status}"),
-            (false, None) => "status unknown".to_owned(),
-        };
         let _ = writeln!(
             out,
-            "\nruntimes daemon stopped with SIGTERM: {how}, after {} ms",
-            s.took.as_millis()
+            "\nruntimes daemon stopped with SIGTERM: {}",
+            s.describe()
         );
     }
     out
