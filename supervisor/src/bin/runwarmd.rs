@@ -72,8 +72,16 @@ fn main() -> ExitCode {
     init_logging(&config);
     raise_open_files_limit();
     let epolls_before = idle_spin::epoll_fds();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.worker_threads)
+    // One thread: the current-thread scheduler, which runs the daemon's own future and every
+    // task on this thread, with no work-stealing bookkeeping; more: the multi-thread one.
+    let mut builder = if config.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(config.worker_threads);
+        b
+    };
+    let runtime = match builder
         .on_thread_park(idle_spin::before_park)
         .on_thread_unpark(idle_spin::after_unpark)
         .enable_all()

@@ -88,7 +88,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_grace: Duration,
-    /// Threads of the async runtime (`0` in the file: [`auto_worker_threads`]).
+    /// Threads of the async runtime (`0` in the file: [`auto_worker_threads`]); with one, the
+    /// current-thread scheduler on the daemon's main thread.
     pub worker_threads: usize,
     /// Longest a runtime thread polls for work before it sleeps (`crate::idle_spin`); zero: never.
     pub idle_spin: Duration,
