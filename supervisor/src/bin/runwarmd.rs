@@ -74,7 +74,8 @@ fn main() -> ExitCode {
     let epolls_before = idle_spin::epoll_fds();
     // One thread: the current-thread scheduler, which runs the daemon's own future and every
     // task on this thread, with no work-stealing bookkeeping; more: the multi-thread one.
-    let mut builder = if config.worker_threads == 1 {
+    let one_thread = config.worker_threads == 1;
+    let mut builder = if one_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -88,6 +89,15 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => {
+            tracing::info!(
+                threads = config.worker_threads,
+                scheduler = if one_thread {
+                    "current-thread"
+                } else {
+                    "multi-thread"
+                },
+                "async runtime started"
+            );
             match idle_spin::arm(&epolls_before, config.idle_spin) {
                 Ok(()) => tracing::info!(
                     budget_us = config.idle_spin.as_micros() as u64,

@@ -63,6 +63,52 @@ async fn a_spinning_daemon_serves_warm_calls_and_goes_quiet_when_idle() {
     );
 }
 
+/// Both of tokio's schedulers serve: one runtime thread is the current-thread scheduler (the
+/// default below eight CPUs), more the multi-thread one (the default on larger hosts). Each
+/// arms the spin and answers concurrent warm calls, every caller its own result.
+#[tokio::test]
+async fn one_and_two_runtime_threads_serve_concurrent_calls() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    for (threads, scheduler) in [(1, "current-thread"), (2, "multi-thread")] {
+        let d = Daemon::builder()
+            .without_samples()
+            .config(&format!("[server]\nworker_threads = {threads}\n"))
+            .start()
+            .await;
+        let log = d.log();
+        assert!(
+            log.contains("async runtime started")
+                && log.contains(&format!("\"threads\":{threads}"))
+                && log.contains(scheduler),
+            "{threads} thread(s) should run the {scheduler} scheduler\n{}",
+            d.report()
+        );
+        assert_eq!(
+            log.contains("idle spin armed"),
+            cpus >= 2,
+            "{threads} thread(s) on {cpus} CPUs\n{}",
+            d.report()
+        );
+        d.register(
+            "double",
+            json!({"runtime": "python3", "entry": "main.py", "pool": {"max": 4}}),
+            json!({"main.py": "def handler(event, context):\n    return {'n': event['n'] * 2}\n"}),
+        )
+        .await;
+        let calls = (0..64).map(|n| {
+            let d = &d;
+            async move { (n, d.invoke("double", "", json!({"n": n})).await) }
+        });
+        for (n, (status, rec)) in futures_util::future::join_all(calls).await {
+            assert_eq!(status, 200, "call {n} with {threads} thread(s): {rec}");
+            assert_eq!(rec["result"], json!({"n": n * 2}), "{rec}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn idle_spin_zero_turns_it_off_and_says_so() {
     let d = Daemon::builder()
