@@ -441,16 +441,21 @@ fn logs_tail_and_since_choose_lines_and_executions() {
     }
 }
 
+/// A printed table's rows, each split into its columns.
+fn columns(table: &str) -> Vec<Vec<&str>> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}
+
 #[test]
 fn prewarm_prints_a_table_and_waits_for_the_executors() {
     let daemon = fake_daemon();
     let out = runwarm(&["prewarm", "ok", "broken", "--count", "2"], &daemon.socket);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Vec<&str>> = table
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let lines = columns(&table);
     assert_eq!(
         lines[0],
         ["SCRIPT", "VERSION", "REQUESTED", "STARTED"],
@@ -467,10 +472,7 @@ fn prewarm_prints_a_table_and_waits_for_the_executors() {
     let out = runwarm(&["prewarm", "ok", "broken", "--wait"], &daemon.socket);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Vec<&str>> = table
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let lines = columns(&table);
     assert_eq!(
         lines[0],
         [
