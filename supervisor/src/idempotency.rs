@@ -26,7 +26,7 @@ pub enum IdempotencyError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: rusqlite::Error,
+        source: crate::sqlite::OpenError,
     },
     /// A query failed.
     #[error("idempotency key store: {0}")]
@@ -78,25 +78,22 @@ impl IdempotencyStore {
     /// Opens or creates `<state_dir>/idempotency.db`.
     pub fn open(state_dir: &Path) -> Result<Self, IdempotencyError> {
         let path = state_dir.join("idempotency.db");
-        let open = || -> rusqlite::Result<Connection> {
-            let conn = Connection::open(&path)?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            conn.busy_timeout(Duration::from_secs(5))?;
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS idempotency_keys (
+        let schema = crate::sqlite::Schema {
+            sql: "CREATE TABLE IF NOT EXISTS idempotency_keys (
                     key TEXT PRIMARY KEY,
                     fingerprint TEXT NOT NULL,
                     execution_id TEXT NOT NULL,
                     created_ms INTEGER NOT NULL
                 )",
-            )?;
-            Ok(conn)
+            version: 1,
+            // A claimed key must survive a power loss with the submission it names.
+            pragmas: &[("synchronous", "FULL", "set synchronous = FULL")],
         };
-        let conn = open().map_err(|source| IdempotencyError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let conn = crate::sqlite::open(&path, &schema, |_| Ok::<(), crate::sqlite::OpenError>(()))
+            .map_err(|source| IdempotencyError::Open {
+                path: path.clone(),
+                source,
+            })?;
         Ok(IdempotencyStore {
             conn: Arc::new(Mutex::new(conn)),
         })

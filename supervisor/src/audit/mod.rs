@@ -202,30 +202,12 @@ pub enum AuditError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// The database was written by a newer runwarmd.
-    #[error("audit store: schema version {found} is newer than this build's {supported}")]
-    SchemaTooNew {
-        /// Found in the file.
-        found: i64,
-        /// What this build writes.
-        supported: i64,
-    },
+    /// The database could not be opened or brought to this build's schema.
+    #[error("audit store: {0}")]
+    Open(#[from] crate::sqlite::OpenError),
     /// The blocking task running the write died.
     #[error("audit store: the write task failed: {0}")]
     Task(String),
-}
-
-impl From<crate::sqlite::OpenError> for AuditError {
-    fn from(e: crate::sqlite::OpenError) -> Self {
-        match e {
-            crate::sqlite::OpenError::Db { operation, source } => {
-                AuditError::Db { operation, source }
-            }
-            crate::sqlite::OpenError::SchemaTooNew { found, supported } => {
-                AuditError::SchemaTooNew { found, supported }
-            }
-        }
-    }
 }
 
 fn db_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> AuditError {

@@ -87,7 +87,10 @@ fn a_newer_schema_is_refused_and_an_unwritable_store_reports_an_error() {
     }
     assert!(matches!(
         AuditLog::open_file(&path),
-        Err(AuditError::SchemaTooNew { found: 99, .. })
+        Err(AuditError::Open(crate::sqlite::OpenError::SchemaTooNew {
+            found: 99,
+            ..
+        }))
     ));
     let other = dir.path().join("b.db");
     let log = AuditLog::open_file(&other).unwrap();

@@ -15,45 +15,13 @@ pub enum HistoryError {
         /// Why.
         source: std::io::Error,
     },
-    /// SQLite refused to open or configure the database.
+    /// The database could not be opened, configured or brought to this build's schema.
     #[error("cannot open execution history {path}: {source}")]
     Open {
         /// The database file.
         path: PathBuf,
         /// Why.
-        source: rusqlite::Error,
-    },
-    /// The file system does not support WAL (some network file systems).
-    #[error(
-        "execution history {path} cannot use WAL (journal mode stays {mode}); \
-         put the state directory on a local file system"
-    )]
-    NoWal {
-        /// The database file.
-        path: PathBuf,
-        /// The journal mode SQLite kept.
-        mode: String,
-    },
-    /// A schema migration failed.
-    #[error("cannot migrate execution history {path}: {source}")]
-    Migrate {
-        /// The database file.
-        path: PathBuf,
-        /// Why.
-        source: rusqlite::Error,
-    },
-    /// The database was written by a newer runwarmd.
-    #[error(
-        "execution history {path} has schema version {found} but this runwarmd knows only up \
-         to {known}; upgrade runwarmd or move the file away"
-    )]
-    SchemaTooNew {
-        /// The database file.
-        path: PathBuf,
-        /// Its `user_version`.
-        found: usize,
-        /// The newest this build knows.
-        known: usize,
+        source: crate::sqlite::OpenError,
     },
     /// The writer thread could not be started.
     #[error("cannot start the history writer thread: {0}")]

@@ -3,9 +3,8 @@
 //! keeps terminal records immutable.
 
 use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 use super::HistoryError;
 use crate::execution::ExecutionRecord;
@@ -13,11 +12,7 @@ use crate::execution::ExecutionRecord;
 /// The file name inside the state directory.
 pub const DB_FILE: &str = "history.db";
 
-/// How long a connection waits for another one's lock before giving up with `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Migration `n` takes the schema from version `n` to `n + 1`. Append only: a released
-/// migration is never edited, because databases in the field already ran it.
+/// Migration `n` takes the schema from version `n` to `n + 1` ([`crate::sqlite::migrate`]).
 const MIGRATIONS: &[&str] = &[
     // 1: the executions table. The full record is kept as JSON; the columns beside it exist only
     // to filter, sort and expire without parsing JSON.
@@ -64,71 +59,22 @@ const UPSERT: &str = "INSERT INTO executions
         replay_of = excluded.replay_of, retry_of = excluded.retry_of
     WHERE executions.terminal = 0";
 
-/// Opens (creating if needed) the database at `path`, sets WAL and the busy timeout, and brings
-/// the schema up to date.
+/// Opens (creating if needed) the database at `path` and brings the schema up to date.
 pub fn open(path: &Path) -> Result<Connection, HistoryError> {
-    let open_err = |source| HistoryError::Open {
+    let open = || {
+        // In WAL mode NORMAL is safe against application crashes; a power loss can lose the
+        // last commits, which is why durable writes switch to FULL for their transaction.
+        let mut conn = crate::sqlite::connect(
+            path,
+            &[("synchronous", "NORMAL", "set synchronous = NORMAL")],
+        )?;
+        crate::sqlite::migrate(&mut conn, MIGRATIONS)?;
+        Ok(conn)
+    };
+    open().map_err(|source| HistoryError::Open {
         path: path.to_path_buf(),
         source,
-    };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(open_err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(HistoryError::NoWal {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    // In WAL mode NORMAL is safe against application crashes; a power loss can lose the last
-    // commits, which is why durable writes switch to FULL for their transaction.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(open_err)?;
-    migrate(&mut conn).map_err(|e| match e {
-        MigrateError::Sql(source) => HistoryError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        },
-        MigrateError::TooNew { found } => HistoryError::SchemaTooNew {
-            path: path.to_path_buf(),
-            found,
-            known: MIGRATIONS.len(),
-        },
-    })?;
-    Ok(conn)
-}
-
-enum MigrateError {
-    Sql(rusqlite::Error),
-    TooNew { found: usize },
-}
-
-impl From<rusqlite::Error> for MigrateError {
-    fn from(e: rusqlite::Error) -> Self {
-        MigrateError::Sql(e)
-    }
-}
-
-/// Runs every migration the database has not seen, each in its own transaction together with
-/// the `user_version` bump, so a crash mid-way leaves a consistent version.
-fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let found = usize::try_from(found).unwrap_or(usize::MAX);
-    if found > MIGRATIONS.len() {
-        return Err(MigrateError::TooNew { found });
-    }
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(found) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", n + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
+    })
 }
 
 /// Writes one record inside `tx`; returns whether a row changed (false when the stored row is
@@ -290,7 +236,10 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
         match open(&path) {
-            Err(HistoryError::SchemaTooNew { found: 99, .. }) => {}
+            Err(HistoryError::Open {
+                source: crate::sqlite::OpenError::SchemaTooNew { found: 99, .. },
+                ..
+            }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }
     }

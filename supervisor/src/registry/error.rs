@@ -22,16 +22,9 @@ pub enum RegistryError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The database was written by a newer runwarmd.
-    #[error(
-        "registry database schema version {found} is newer than this runwarmd supports ({supported})"
-    )]
-    SchemaTooNew {
-        /// The schema version found in the file.
-        found: i64,
-        /// The newest schema version this build knows.
-        supported: i64,
-    },
+    /// The database could not be opened or brought to this build's schema.
+    #[error("cannot open the registry database")]
+    Open(#[from] crate::sqlite::OpenError),
     /// A stored row does not parse any more.
     #[error("registry database holds an unreadable version {name}@{version}: {detail}")]
     Corrupt {
@@ -58,10 +51,10 @@ impl RegistryError {
     /// A next step for the operator, where one helps.
     pub fn hint(&self) -> Option<String> {
         match self {
-            RegistryError::Io(_) | RegistryError::Db { .. } => None,
-            RegistryError::SchemaTooNew { .. } => {
+            RegistryError::Open(crate::sqlite::OpenError::SchemaTooNew { .. }) => {
                 Some("run the runwarmd that created this state directory, or use a new one".into())
             }
+            RegistryError::Io(_) | RegistryError::Db { .. } | RegistryError::Open(_) => None,
             RegistryError::Corrupt { .. } | RegistryError::MissingBlob { .. } => Some(
                 "the state directory was changed outside runwarmd; restore it from a backup".into(),
             ),
@@ -350,16 +343,3 @@ fn short_id(id: &str) -> &str {
 
 const NAME_RULE: &str =
     "names are 1 to 64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit";
-
-impl From<crate::sqlite::OpenError> for RegistryError {
-    fn from(e: crate::sqlite::OpenError) -> Self {
-        match e {
-            crate::sqlite::OpenError::Db { operation, source } => {
-                RegistryError::Db { operation, source }
-            }
-            crate::sqlite::OpenError::SchemaTooNew { found, supported } => {
-                RegistryError::SchemaTooNew { found, supported }
-            }
-        }
-    }
-}
