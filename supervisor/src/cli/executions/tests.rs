@@ -1,6 +1,8 @@
 use serde_json::json;
 
+use super::follow::*;
 use super::*;
+use crate::client::SseEvent;
 
 #[test]
 fn growth_prints_only_what_is_new() {
