@@ -96,6 +96,7 @@ pub struct DaemonBuilder {
     env: Vec<(String, String)>,
     socket_activation: bool,
     state_dir: Option<PathBuf>,
+    stderr: Option<std::os::fd::OwnedFd>,
 }
 
 impl DaemonBuilder {
@@ -128,6 +129,13 @@ impl DaemonBuilder {
     /// Keeps the state in `dir` (say a small tmpfs the test mounted) instead of the temp dir.
     pub fn state_dir(mut self, dir: &Path) -> Self {
         self.state_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Connects the daemon's stderr, where it logs, to `fd` instead of the log file (say a pipe
+    /// the test does not read); [`Daemon::log`] then has stdout only.
+    pub fn stderr(mut self, fd: std::os::fd::OwnedFd) -> Self {
+        self.stderr = Some(fd);
         self
     }
 
@@ -186,9 +194,13 @@ impl DaemonBuilder {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        let stderr = match self.stderr {
+            Some(fd) => Stdio::from(fd),
+            None => Stdio::from(log.try_clone().unwrap()),
+        };
         let child = cmd
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(log)
+            .stderr(stderr)
             .spawn()
             .expect("start runwarmd");
         let mut daemon = Daemon {
@@ -389,6 +401,25 @@ impl Daemon {
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The log once it holds `needle` at least `count` times; panics after 20 s. The daemon's
+    /// log thread writes a line shortly after the event, so a line about a call can come after
+    /// the call's answer.
+    pub async fn log_with(&self, needle: &str, count: usize) -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= count {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no {count} × {needle:?} in the log\n{}",
+                self.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The daemon's pid.

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use runwarm_supervisor::config::{Config, LogFormat};
+use runwarm_supervisor::config::Config;
 use runwarm_supervisor::daemon::RunOptions;
+use runwarm_supervisor::daemon::logging::{self, fatal};
 use runwarm_supervisor::idle_spin;
 use runwarm_supervisor::reload::ConfigLoader;
 use runwarm_supervisor::systemd::SystemdEnv;
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    let log_guard = logging::init(&config);
     raise_open_files_limit();
     let epolls_before = idle_spin::epoll_fds();
     // One thread: the current-thread scheduler, which runs the daemon's own future and every
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
             rt
         }
         Err(e) => {
+            drop(log_guard);
             fatal(&format!("runwarmd: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
@@ -124,10 +126,14 @@ fn main() -> ExitCode {
     // which kills their executors; do not wait long for the clean-up they hand to blocking
     // threads.
     runtime.shutdown_timeout(std::time::Duration::from_secs(3));
+    if let Err(e) = &outcome {
+        tracing::error!(error = format!("{e:#}"), "runwarmd failed");
+    }
+    // Everything logged is written before the last words.
+    drop(log_guard);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "runwarmd failed");
             fatal(&format!("runwarmd: {e:#}"));
             ExitCode::FAILURE
         }
@@ -158,19 +164,6 @@ fn check_config(file: &Path) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Writes a message that ends the process to stderr, at error priority in the journal.
-fn fatal(message: &str) {
-    let prefix = if journal::stderr_is_journal() {
-        journal::priority_prefix(tracing::Level::ERROR)
-    } else {
-        ""
-    };
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr().lock(),
-        journal::prefix_lines(prefix, format!("{message}\n").as_bytes()).as_slice(),
-    );
-}
-
 fn load_config(args: &Args) -> anyhow::Result<Config> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let exe_dir = std::env::current_exe()
@@ -195,148 +188,4 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
         config.state_dir = cwd.join(d);
     }
     Ok(config)
-}
-
-fn init_logging(config: &Config) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match config.log_format {
-        LogFormat::Json => true,
-        LogFormat::Human => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // Under systemd the lines go to the journal: each starts with its syslog priority, so
-    // `journalctl -u runwarm -p err` shows errors only. The journal stamps every line itself.
-    if journal::stderr_is_journal() {
-        let builder = builder.with_writer(journal::PriorityStderr);
-        if json {
-            builder.json().flatten_event(true).init();
-        } else {
-            builder.without_time().with_ansi(false).init();
-        }
-    } else if json {
-        builder
-            .with_writer(std::io::stderr)
-            .json()
-            .flatten_event(true)
-            .init();
-    } else {
-        builder.with_writer(std::io::stderr).init();
-    }
-}
-
-/// Logging to the journal through stderr, the way sd-daemon(3) describes: a line that starts
-/// with `<N>` (N a syslog priority) is stored with that priority and without the prefix.
-mod journal {
-    use std::io::{self, Write};
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-
-    use tracing::Level;
-    use tracing_subscriber::fmt::MakeWriter;
-
-    /// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM` is
-    /// `DEVICE:INODE` of it); a daemon started from a shell under a unit inherits the variable
-    /// with another stderr, so the variable alone does not say.
-    pub fn stderr_is_journal() -> bool {
-        let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
-            let (d, i) = v.split_once(':')?;
-            Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
-        }) else {
-            return false;
-        };
-        io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::fs::File::from)
-            .and_then(|f| f.metadata())
-            .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-    }
-
-    /// The syslog priority of a tracing level: err, warning, info, debug.
-    pub fn priority_prefix(level: Level) -> &'static str {
-        match level {
-            Level::ERROR => "<3>",
-            Level::WARN => "<4>",
-            Level::INFO => "<6>",
-            Level::DEBUG | Level::TRACE => "<7>",
-        }
-    }
-
-    /// `text` with `prefix` before each of its lines: the journal splits a message at newlines
-    /// and would store the continuation lines at the default priority.
-    pub fn prefix_lines(prefix: &str, text: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(text.len() + prefix.len());
-        for line in text.split_inclusive(|b| *b == b'\n') {
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(line);
-        }
-        out
-    }
-
-    /// A `MakeWriter` whose writer collects one event and writes it to stderr, prefixed, in
-    /// one call when dropped (lines of concurrent events never interleave).
-    pub struct PriorityStderr;
-
-    pub struct EventWriter {
-        prefix: &'static str,
-        buf: Vec<u8>,
-    }
-
-    impl Write for EventWriter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.buf.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Drop for EventWriter {
-        fn drop(&mut self) {
-            if !self.buf.is_empty() {
-                let text = prefix_lines(self.prefix, &self.buf);
-                // Nowhere left to report a failing stderr.
-                let _ = io::stderr().lock().write_all(&text);
-            }
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for PriorityStderr {
-        type Writer = EventWriter;
-
-        fn make_writer(&'a self) -> Self::Writer {
-            EventWriter {
-                prefix: priority_prefix(Level::INFO),
-                buf: Vec::new(),
-            }
-        }
-
-        fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-            EventWriter {
-                prefix: priority_prefix(*meta.level()),
-                buf: Vec::new(),
-            }
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn every_line_of_an_event_carries_its_priority() {
-            assert_eq!(priority_prefix(Level::ERROR), "<3>");
-            assert_eq!(priority_prefix(Level::WARN), "<4>");
-            assert_eq!(
-                prefix_lines("<3>", b"failed\nhint: x\n"),
-                b"<3>failed\n<3>hint: x\n"
-            );
-            assert_eq!(prefix_lines("<6>", b"{}\n"), b"<6>{}\n");
-        }
-    }
 }

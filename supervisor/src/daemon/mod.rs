@@ -5,6 +5,7 @@
 //! is bound, and on SIGTERM/SIGINT readiness drops before the listener closes.
 
 mod cgroups;
+pub mod logging;
 mod signals;
 mod startup;
 

@@ -1,4 +1,5 @@
-//! Figures read from their owners at scrape time: pools, executor starts, history, prepare.
+//! Figures read from their owners at scrape time: pools, executor starts, history, prepare,
+//! the log writer.
 //!
 //! Nothing here is counted twice: the pools, the history writer and the preparer keep their own
 //! figures for `GET /v1/pools` and `GET /v1/runtimes`, and this collector only encodes them.
@@ -132,6 +133,13 @@ impl Collector for Live {
             "Records accepted but not yet written to the history database",
             None,
             lag.metric_type(),
+        )?)?;
+        let dropped = ConstCounter::new(crate::daemon::logging::dropped_lines());
+        dropped.encode(encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because stderr's reader (the journal, a pipe) fell behind",
+            None,
+            dropped.metric_type(),
         )?)?;
         let errors = ConstCounter::new(self.history.write_errors());
         errors.encode(encoder.encode_descriptor(

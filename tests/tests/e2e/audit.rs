@@ -194,7 +194,7 @@ async fn every_admin_action_is_recorded_with_who_what_and_before_after_and_survi
     );
 
     // One log line per action, with fields.
-    let log = d.log();
+    let log = d.log_with("administrative action", rows.len() + 1).await;
     let lines = log
         .lines()
         .filter(|l| l.contains("administrative action"))

@@ -18,6 +18,7 @@ mod hostile;
 mod idle_spin;
 mod languages;
 mod lineage;
+mod log_writer;
 mod metrics;
 mod ops;
 mod pools;
