@@ -137,20 +137,31 @@ impl Caller {
     }
 }
 
-/// Registers the Python (or Node) hello script as `name`, with a pool of at most `pool_max`.
+/// `pool.max_requests` of the load script compared with PHP-FPM: a limit no run reaches, as
+/// PHP-FPM's pool runs with `pm.max_requests = 0` (its workers are never recycled). With the
+/// default of 10,000 each of four executors is replaced every two to three seconds at 32
+/// clients, each replacement a cold start; that row is measured too, beside it.
+pub const NO_RECYCLING: u64 = 1_000_000_000;
+
+/// Registers the Python (or Node) hello script as `name`, with a pool of at most `pool_max`
+/// whose executors serve `max_requests` each (the manifest's default when `None`).
 pub async fn register_hello(
     client: &Client,
     name: &str,
     runtime: &str,
     pool_max: usize,
     min_warm: usize,
+    max_requests: Option<u64>,
 ) -> Result<Caller> {
     let (entry, source) = match runtime {
         "node" => ("main.mjs", NODE_HANDLER),
         _ => ("main.py", HANDLER_PY),
     };
-    let manifest = json!({"runtime": runtime, "entry": entry,
+    let mut manifest = json!({"runtime": runtime, "entry": entry,
         "pool": {"max": pool_max, "min_warm": min_warm}});
+    if let Some(n) = max_requests {
+        manifest["pool"]["max_requests"] = json!(n);
+    }
     register_bundle(client, name, &manifest, json!({ entry: source })).await?;
     Ok(Caller::Runwarm {
         client: client.clone(),
@@ -347,7 +358,7 @@ async fn run_calls(target: &Caller, calls: usize) -> Result<()> {
 
 /// The daemon's resident memory with `count` warm executors of one script.
 pub async fn rss_with_warm(client: &Client, pid: u32, count: usize) -> Result<(u64, usize)> {
-    let caller = register_hello(client, "bench-anchor-rss", "python3", count, count).await?;
+    let caller = register_hello(client, "bench-anchor-rss", "python3", count, count, None).await?;
     // The pool starts `min_warm` executors in the background; concurrent calls find them.
     let until = Instant::now() + Duration::from_secs(120);
     let mut pids = BTreeSet::new();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::confinement::WarmAdded;
 use crate::measure::{Summary, round1};
-use crate::versus::{Section, Throughput};
+use crate::versus::{NO_RECYCLING, Section, Throughput};
 
 /// warm p50 of runwarm's python3 over PHP-FPM's (the compass goal is 1.0).
 const P50_RATIO: f64 = 1.5;
@@ -205,6 +205,11 @@ pub fn text(s: &Section, confinement: Option<WarmAdded>) -> String {
             let _ = writeln!(out, "      first error: {first}");
         }
     }
+    let _ = writeln!(
+        out,
+        "    (workers recycled on neither side of the target: php-fpm pm.max_requests = 0, \
+         runwarm pool.max_requests = {NO_RECYCLING}; \"default recycling\" is runwarm's 10,000)"
+    );
     let _ = writeln!(
         out,
         "  floors                                      {:>8} {:>8} {:>8}",

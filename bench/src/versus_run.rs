@@ -13,8 +13,8 @@ use crate::daemon::OwnDaemon;
 use crate::fpm::OwnFpm;
 use crate::procstat;
 use crate::versus::{
-    Caller, Daemon, FpmPool, Options, Section, costs, register_hello, rss_with_warm, sequential,
-    throughput,
+    Caller, Daemon, FpmPool, NO_RECYCLING, Options, Section, costs, register_hello, rss_with_warm,
+    sequential, throughput,
 };
 
 /// Warm executors of the resident-memory figure.
@@ -149,12 +149,12 @@ async fn measure_with(
     let client = Client::new(daemon.socket).with_timeout(crate::REQUEST_TIMEOUT);
     let mut labels = Vec::new();
     let mut targets = Vec::new();
-    let py = register_hello(&client, "bench-anchor-py", "python3", 2, 1).await?;
+    let py = register_hello(&client, "bench-anchor-py", "python3", 2, 1, None).await?;
     first_call(&py, "the python script").await?;
     labels.push(format!("{} python3", daemon.label));
     targets.push(py.clone());
     if daemon.node {
-        let node = register_hello(&client, "bench-anchor-node", "node", 2, 1).await;
+        let node = register_hello(&client, "bench-anchor-node", "node", 2, 1, None).await;
         match node {
             Ok(node) if first_call(&node, "the node script").await.is_ok() => {
                 labels.push(format!("{} node", daemon.label));
@@ -167,7 +167,7 @@ async fn measure_with(
         compare.map(|c| Client::new(c.socket).with_timeout(crate::REQUEST_TIMEOUT));
     let mut compare_py = None;
     if let (Some(c), Some(cc)) = (compare, &compare_client) {
-        let caller = register_hello(cc, "bench-anchor-py", "python3", 2, 1).await?;
+        let caller = register_hello(cc, "bench-anchor-py", "python3", 2, 1, None).await?;
         first_call(&caller, "the compared daemon's python script").await?;
         labels.push(format!("{} python3", c.label));
         targets.push(caller.clone());
@@ -192,19 +192,39 @@ async fn measure_with(
         ROUNDS,
         opts.window.as_secs_f64() / ROUNDS as f64
     ));
-    register_hello(&client, "bench-anchor-load", "python3", opts.pool_max, 0).await?;
+    // The first row is the one the target reads: recycled as PHP-FPM's workers are, never.
+    let load = "bench-anchor-load";
+    let load_default = "bench-anchor-load-recycled";
+    register_hello(
+        &client,
+        load,
+        "python3",
+        opts.pool_max,
+        0,
+        Some(NO_RECYCLING),
+    )
+    .await?;
+    register_hello(&client, load_default, "python3", opts.pool_max, 0, None).await?;
     let socket = daemon.socket.to_path_buf();
-    let make_rw = move || Caller::Runwarm {
-        client: Client::new(&socket).with_timeout(crate::REQUEST_TIMEOUT),
-        name: "bench-anchor-load".to_owned(),
+    let make_rw = |name: &'static str| {
+        let socket = socket.clone();
+        move || Caller::Runwarm {
+            client: Client::new(&socket).with_timeout(crate::REQUEST_TIMEOUT),
+            name: name.to_owned(),
+        }
     };
+    let (make_load, make_recycled) = (make_rw(load), make_rw(load_default));
     let pool = std::sync::Arc::clone(&fpm_pool);
     let make_fpm = move || Caller::Fpm(std::sync::Arc::clone(&pool));
     let mut makers: Vec<(String, &(dyn Fn() -> Caller + Sync))> = vec![
-        (format!("{} python3", daemon.label), &make_rw),
+        (format!("{} python3", daemon.label), &make_load),
         (
             format!("php-fpm ({} kept connections)", fpm.children()),
             &make_fpm,
+        ),
+        (
+            format!("{} python3, default recycling", daemon.label),
+            &make_recycled,
         ),
     ];
     let make_cmp;
@@ -213,16 +233,17 @@ async fn measure_with(
             compare_client
                 .as_ref()
                 .context("the compared daemon's client")?,
-            "bench-anchor-load",
+            load,
             "python3",
             opts.pool_max,
             0,
+            Some(NO_RECYCLING),
         )
         .await?;
         let socket = c.socket.to_path_buf();
         make_cmp = move || Caller::Runwarm {
             client: Client::new(&socket).with_timeout(crate::REQUEST_TIMEOUT),
-            name: "bench-anchor-load".to_owned(),
+            name: load.to_owned(),
         };
         makers.push((format!("{} python3", c.label), &make_cmp));
     }
