@@ -101,21 +101,27 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    wait_bounded(child, limit).unwrap_or_else(|out| {
+        panic!(
+            "{cmd:?} did not finish within {limit:?}; stdout: {}; stderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Waits for `child` up to `limit`; past it, kills it and returns what it wrote as `Err`.
+fn wait_bounded(child: Child, limit: Duration) -> Result<Output, Output> {
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
     match rx.recv_timeout(limit) {
-        Ok(out) => out.unwrap(),
+        Ok(out) => Ok(out.unwrap()),
         Err(_) => {
             let _ = kill(pid, Signal::SIGKILL);
-            let out = rx.recv().unwrap().unwrap();
-            panic!(
-                "{cmd:?} did not finish within {limit:?}; stdout: {}; stderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            Err(rx.recv().unwrap().unwrap())
         }
     }
 }
@@ -438,18 +444,13 @@ exec unshare --pid --fork --mount --uts --ipc --net --cgroup --propagation priva
         if let Some(mut input) = child.stdin.take() {
             input.write_all(stdin).unwrap();
         }
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        match rx.recv_timeout(limit) {
-            Ok(out) => out.unwrap(),
-            Err(_) => {
-                let _ = kill(pid, Signal::SIGKILL);
-                panic!("`{script}` did not finish within {limit:?}");
-            }
-        }
+        wait_bounded(child, limit).unwrap_or_else(|out| {
+            panic!(
+                "`{script}` did not finish within {limit:?}; stdout: {}; stderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 
     /// `script` inside; returns (success, stdout + stderr).
