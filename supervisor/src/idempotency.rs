@@ -17,6 +17,18 @@ pub const WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 256;
 
+/// Whether `key` is one the API documents: 1 to [`MAX_KEY_LEN`] printable ASCII characters,
+/// spaces only inside (the `pattern` `^[!-~]([ -~]*[!-~])?$`). A tab is a legal header byte,
+/// so the header's own rules do not keep it out.
+pub fn valid_key(key: &str) -> bool {
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    let bytes = key.as_bytes();
+    bytes.len() <= MAX_KEY_LEN
+        && bytes.first().is_some_and(visible)
+        && bytes.last().is_some_and(visible)
+        && bytes.iter().all(|b| (b' '..=b'~').contains(b))
+}
+
 /// The store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotencyError {
@@ -208,6 +220,24 @@ mod tests {
         claim(&c, "k", &fp, "id1", 0).unwrap();
         let later = i64::try_from(WINDOW.as_millis()).unwrap() + 1;
         assert_eq!(claim(&c, "k", &fp, "id2", later).unwrap(), Claim::New);
+    }
+
+    #[test]
+    fn keys_are_printable_ascii_with_spaces_only_inside_as_documented() {
+        for good in ["k", "k-1", "a b", "~!", &"x".repeat(MAX_KEY_LEN)] {
+            assert!(valid_key(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            " a",
+            "a ",
+            "a\tb",
+            "é",
+            "a\u{7f}",
+            &"x".repeat(MAX_KEY_LEN + 1),
+        ] {
+            assert!(!valid_key(bad), "{bad:?}");
+        }
     }
 
     #[test]

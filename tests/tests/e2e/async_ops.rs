@@ -134,6 +134,16 @@ async fn one_idempotency_key_is_one_execution() {
     assert_eq!(rec["result"]["calls"], 1, "the script ran once");
     let (s4, problem) = invoke_async(&d, json!({"n": 2}), Some("k-1")).await;
     assert_eq!(s4, 409, "{problem}");
+    // A tab is a legal header byte but not a key's (schemathesis found it accepted).
+    let (s5, problem) = d
+        .raw(
+            Method::POST,
+            "/v1/scripts/s/invoke",
+            &[("idempotency-key", "k\t1")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(s5, 400, "{problem}");
 }
 
 #[tokio::test]

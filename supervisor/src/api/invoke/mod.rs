@@ -26,7 +26,7 @@ use super::problem::{Problem, ViolationView};
 use runwarm_protocol::{Caller, RawJson};
 
 use crate::execution::{ErrorCode, ExecutionRecord, State as ExecutionState};
-use crate::idempotency::{MAX_KEY_LEN, fingerprint};
+use crate::idempotency::{MAX_KEY_LEN, fingerprint, valid_key};
 use crate::invocation::{InvokeRequest, new_execution_id};
 use crate::metrics::Refusal;
 use crate::pool::Target;
@@ -160,15 +160,12 @@ async fn checked(
     };
     let idempotency = match headers.get("idempotency-key") {
         Some(key) => {
-            let key = key
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
-                .ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "Idempotency-Key must be 1..={MAX_KEY_LEN} visible ASCII characters"
-                    ))
-                })?;
+            let key = key.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "Idempotency-Key must be 1..={MAX_KEY_LEN} printable ASCII characters, \
+                         spaces only between others"
+                ))
+            })?;
             let selector_text = format!("{:?}/{:?}", q.get("version"), q.get("tag"));
             // Over the payload as a tree serialises, as keys stored before the payload was
             // kept as text were: the same request keeps matching its key across an upgrade.
