@@ -69,8 +69,8 @@ async fn a_reader_that_stops_reading_the_log_stalls_no_call() {
         "{dropped} lines dropped after {calls} calls with nobody reading"
     );
 
-    // Once the reader reads again, new lines arrive: the queued ones first, then the next
-    // call's.
+    // Once the reader reads again, the queued lines come out; after them (a line logged while
+    // the buffer was still full was dropped), the next call's line arrives.
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut file = std::fs::File::from(reader);
@@ -81,11 +81,22 @@ async fn a_reader_that_stops_reading_the_log_stalls_no_call() {
             }
         }
     });
-    let rec: Value = d.invoke_ok("echo", json!({"n": "after"})).await;
-    let id = rec["id"].as_str().unwrap().to_owned();
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !String::from_utf8_lossy(&seen).contains(&id) {
+    // Drained when nothing more comes for half a second.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(500)) {
+        seen.extend(chunk);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued lines did not drain: {} bytes read\n{}",
+            seen.len(),
+            d.report()
+        );
+    }
+    let drained = seen.len();
+    let rec: Value = d.invoke_ok("echo", json!({"n": "after"})).await;
+    let id = rec["id"].as_str().unwrap().to_owned();
+    while !String::from_utf8_lossy(&seen[drained..]).contains(&id) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(chunk) => seen.extend(chunk),

@@ -227,7 +227,13 @@ cp /etc/runwarm/runwarmd.toml /root/runwarmd.toml.orig
                 .0
         },
     );
-    assert_eq!(c.show("ActiveState"), "active");
+    // The daemon tells systemd it is ready again after the refusal's audit row is written,
+    // which can come after the journal line.
+    c.wait_for(
+        "the unit active again after the refused reload",
+        Duration::from_secs(20),
+        |c| c.show("ActiveState") == "active",
+    );
     assert_eq!(c.show("MainPID"), pid_before);
     c.ok("cp /root/runwarmd.toml.orig /etc/runwarm/runwarmd.toml && runwarmd --check-config /etc/runwarm/runwarmd.toml | grep -q 'configuration ok'");
 
