@@ -306,39 +306,43 @@ pub struct Due {
     pub caller_uid: Option<u32>,
 }
 
+/// [`due`]'s statement. The limit is a scalar subquery, not a bare `LIMIT ?3`: over a window
+/// subquery SQLite's planner reads a bare limit parameter's value, which marks the prepared
+/// statement expired whenever the parameter is bound, so the cached statement was compiled
+/// again on every poll (ten times a second, idle or not).
+pub(crate) const DUE: &str = "WITH ranked AS (
+         SELECT id, ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_ms, id) AS rank
+         FROM deliveries WHERE state = 'pending' AND next_ms <= ?1
+     )
+     SELECT d.id, d.execution_id, d.url, d.attempts - d.base, d.attempts, e.record, s.secret,
+            d.subscription IS NOT NULL, json_extract(e.record, '$.caller.uid')
+     FROM ranked r
+     JOIN deliveries d ON d.id = r.id
+     LEFT JOIN executions e ON e.id = d.execution_id
+     LEFT JOIN subscriptions s ON s.id = d.subscription
+     WHERE r.rank <= ?2
+     ORDER BY d.next_ms LIMIT (SELECT ?3)";
+
 /// Pending deliveries due at `now_ms`, most overdue first: at most `per_url` per address and
 /// `limit` in all. The per-address bound is what keeps a dead receiver's backlog (all of it due,
 /// none of it startable while its attempts hang) from filling every batch and starving the
 /// deliveries to other receivers behind it.
 pub fn due(conn: &Connection, now_ms: i64, per_url: u32, limit: u32) -> rusqlite::Result<Vec<Due>> {
-    conn.prepare_cached(
-        "WITH ranked AS (
-             SELECT id, ROW_NUMBER() OVER (PARTITION BY url ORDER BY next_ms, id) AS rank
-             FROM deliveries WHERE state = 'pending' AND next_ms <= ?1
-         )
-         SELECT d.id, d.execution_id, d.url, d.attempts - d.base, d.attempts, e.record, s.secret,
-                d.subscription IS NOT NULL, json_extract(e.record, '$.caller.uid')
-         FROM ranked r
-         JOIN deliveries d ON d.id = r.id
-         LEFT JOIN executions e ON e.id = d.execution_id
-         LEFT JOIN subscriptions s ON s.id = d.subscription
-         WHERE r.rank <= ?2
-         ORDER BY d.next_ms LIMIT ?3",
-    )?
-    .query_map(params![now_ms, per_url, limit], |row| {
-        Ok(Due {
-            id: row.get(0)?,
-            execution_id: row.get(1)?,
-            url: row.get(2)?,
-            attempts_in_round: row.get(3)?,
-            attempts: row.get(4)?,
-            record: row.get(5)?,
-            subscription_secret: row.get(6)?,
-            from_subscription: row.get(7)?,
-            caller_uid: row.get(8)?,
-        })
-    })?
-    .collect()
+    conn.prepare_cached(DUE)?
+        .query_map(params![now_ms, per_url, limit], |row| {
+            Ok(Due {
+                id: row.get(0)?,
+                execution_id: row.get(1)?,
+                url: row.get(2)?,
+                attempts_in_round: row.get(3)?,
+                attempts: row.get(4)?,
+                record: row.get(5)?,
+                subscription_secret: row.get(6)?,
+                from_subscription: row.get(7)?,
+                caller_uid: row.get(8)?,
+            })
+        })?
+        .collect()
 }
 
 /// What became of one attempt.

@@ -182,6 +182,39 @@ mod tests {
     }
 
     #[test]
+    fn the_outbox_poll_keeps_its_compiled_statement_across_polls() {
+        use crate::callbacks::outbox;
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join(DB_FILE)).unwrap();
+        for (id, url, next) in [(1, "a", 10), (2, "b", 20), (3, "a", 30)] {
+            conn.execute(
+                "INSERT INTO deliveries (id, execution_id, url, state, next_ms, created_ms)
+                 VALUES (?1, 'e', ?2, 'pending', ?3, 0)",
+                rusqlite::params![id, format!("http://127.0.0.1:9/{url}"), next],
+            )
+            .unwrap();
+        }
+        let ids = |now, per_url, limit| -> Vec<i64> {
+            outbox::due(&conn, now, per_url, limit)
+                .unwrap()
+                .iter()
+                .map(|d| d.id)
+                .collect()
+        };
+        assert_eq!(ids(5, 8, 1024), [0; 0]);
+        assert_eq!(ids(25, 8, 1024), [1, 2]);
+        assert_eq!(ids(35, 1, 1024), [1, 2], "one per address");
+        assert_eq!(ids(35, 8, 2), [1, 2], "the limit holds");
+        assert_eq!(ids(35, 8, 1024), [1, 2, 3]);
+        let stmt = conn.prepare_cached(outbox::DUE).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the poll's statement was compiled again after a bind"
+        );
+    }
+
+    #[test]
     fn migrations_run_once_and_set_user_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
