@@ -29,6 +29,8 @@ use crate::execution::State as ExecState;
 pub struct CallbackApi {
     conn: Mutex<Connection>,
     key: String,
+    /// The delivery worker's wake-up: a redelivered callback is sent at once.
+    owed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for CallbackApi {
@@ -39,11 +41,13 @@ impl std::fmt::Debug for CallbackApi {
 }
 
 impl CallbackApi {
-    /// Over a connection to `history.db` and the key from `callback.key`.
-    pub fn new(conn: Connection, key: String) -> Self {
+    /// Over a connection to `history.db`, the key from `callback.key` and the delivery
+    /// worker's wake-up.
+    pub fn new(conn: Connection, key: String, owed: std::sync::Arc<tokio::sync::Notify>) -> Self {
         CallbackApi {
             conn: Mutex::new(conn),
             key,
+            owed,
         }
     }
 
@@ -306,6 +310,7 @@ pub(crate) async fn redeliver(
     .await?
     .map(|(d, _)| d)
     .ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
+    app.callbacks.owed.notify_one();
     Ok(Json(delivery).into_response())
 }
 

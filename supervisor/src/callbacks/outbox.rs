@@ -52,22 +52,28 @@ pub const SCHEMA: &str = "
 /// Adds the deliveries a record that just became terminal owes: its own `Runwarm-Callback`,
 /// and every subscription matching its script and state. Called once per execution: only the
 /// upsert that made the row terminal calls it (the terminal guard refuses a second).
-pub fn enqueue(tx: &Transaction<'_>, rec: &ExecutionRecord, now_ms: i64) -> rusqlite::Result<()> {
+pub fn enqueue(
+    tx: &Transaction<'_>,
+    rec: &ExecutionRecord,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let mut added = 0;
     if let Some(url) = &rec.lineage.callback {
-        tx.prepare_cached(
+        added += tx.prepare_cached(
             "INSERT INTO deliveries (execution_id, url, subscription, state, next_ms, created_ms)
              VALUES (?1, ?2, NULL, 'pending', ?3, ?3)",
         )?
         .execute(params![rec.id, url, now_ms])?;
     }
-    tx.prepare_cached(
-        "INSERT INTO deliveries (execution_id, url, subscription, state, next_ms, created_ms)
+    added += tx
+        .prepare_cached(
+            "INSERT INTO deliveries (execution_id, url, subscription, state, next_ms, created_ms)
          SELECT ?1, url, id, 'pending', ?3, ?3 FROM subscriptions
          WHERE (script IS NULL OR script = ?2)
            AND (states IS NULL OR instr(',' || states || ',', ',' || ?4 || ',') > 0)",
-    )?
-    .execute(params![rec.id, rec.script, now_ms, rec.state.as_str()])?;
-    Ok(())
+        )?
+        .execute(params![rec.id, rec.script, now_ms, rec.state.as_str()])?;
+    Ok(added)
 }
 
 /// A standing subscription as the API shows it (never its secret, except once at creation).
@@ -322,6 +328,15 @@ pub(crate) const DUE: &str = "WITH ranked AS (
      LEFT JOIN subscriptions s ON s.id = d.subscription
      WHERE r.rank <= ?2
      ORDER BY d.next_ms LIMIT (SELECT ?3)";
+
+/// When the next pending delivery not yet due at `now_ms` falls due, if any: the worker sleeps
+/// until then unless something new is owed first.
+pub fn next_due_after(conn: &Connection, now_ms: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT MIN(next_ms) FROM deliveries WHERE state = 'pending' AND next_ms > ?1",
+    )?
+    .query_row([now_ms], |row| row.get(0))
+}
 
 /// Pending deliveries due at `now_ms`, most overdue first: at most `per_url` per address and
 /// `limit` in all. The per-address bound is what keeps a dead receiver's backlog (all of it due,

@@ -1,7 +1,12 @@
-//! The delivery worker: one task that polls the outbox for due deliveries and sends each in
+//! The delivery worker: one task that reads the outbox for due deliveries and sends each in
 //! its own task, bounded per receiver, so one slow or dead receiver holds at most
 //! `per_receiver` attempts (each cut off after `timeout`) and never the others' or the
 //! invocations'. Database work runs on the blocking pool, on the worker's own connection.
+//!
+//! It reads the outbox when told something is owed (the history writer's commit that added
+//! deliveries, a redeliver), when an attempt ends (its receiver has room again, or its retry is
+//! scheduled), and when the next scheduled retry falls due; otherwise once every
+//! [`FALLBACK`], for a delivery made due behind its back (an edit by hand, a clock step).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,9 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::outbox::{self, AttemptResult, Due};
 use super::{CallbackSettings, CallbackTarget, DeliveryMetrics, sign};
 
-/// How often the outbox is read for due deliveries: the longest a new delivery waits before
-/// its first attempt, on top of the history writer's batching.
-const POLL: Duration = Duration::from_millis(100);
+/// The longest the worker goes without reading the outbox.
+const FALLBACK: Duration = Duration::from_secs(1);
 /// Most due rows read per poll (at most `per_receiver` of them per address).
 const BATCH: u32 = 1024;
 
@@ -43,13 +47,28 @@ struct Shared {
 }
 
 /// Runs until `stop` is cancelled. Deliveries cut off by the stop stay `pending` in the
-/// outbox and are attempted again by the next daemon: at least once, never lost.
+/// outbox and are attempted again by the next daemon: at least once, never lost. `owed` is
+/// notified when deliveries are added or made due again.
 pub async fn run(
     conn: Connection,
     settings: CallbackSettings,
     key: String,
     metrics: DeliveryMetrics,
+    owed: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
+) {
+    run_with(conn, settings, key, metrics, owed, stop, FALLBACK).await;
+}
+
+/// [`run`] with the longest wait between reads given (the tests wait longer than they run).
+async fn run_with(
+    conn: Connection,
+    settings: CallbackSettings,
+    key: String,
+    metrics: DeliveryMetrics,
+    owed: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+    fallback: Duration,
 ) {
     let shared = Arc::new(Shared {
         conn: Mutex::new(conn),
@@ -61,21 +80,34 @@ pub async fn run(
         room: tokio::sync::Notify::new(),
         metrics,
     });
+    // The first read is at once: a previous daemon may have left deliveries owed.
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(wait) => {}
             () = shared.room.notified() => {}
+            () = owed.notified() => {}
         }
+        wait = fallback;
         lock(&shared.settled).clear();
         let reader = Arc::clone(&shared);
         let per_url = u32::try_from(reader.settings.per_receiver).unwrap_or(u32::MAX);
-        let due = tokio::task::spawn_blocking(move || {
-            outbox::due(&lock(&reader.conn), now_ms(), per_url, BATCH)
+        let read = tokio::task::spawn_blocking(move || {
+            let conn = lock(&reader.conn);
+            let now = now_ms();
+            let due = outbox::due(&conn, now, per_url, BATCH)?;
+            let next = outbox::next_due_after(&conn, now)?;
+            Ok::<_, rusqlite::Error>((due, next.map(|at| at.saturating_sub(now))))
         })
         .await;
-        let due = match due {
-            Ok(Ok(due)) => due,
+        let due = match read {
+            Ok(Ok((due, next_in_ms))) => {
+                if let Some(ms) = next_in_ms {
+                    wait = wait.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+                }
+                due
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "reading the callback outbox failed; will retry");
                 continue;
@@ -301,3 +333,6 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests;

@@ -106,6 +106,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         config.callbacks.clone(),
         callback_key.clone(),
         delivery_metrics.clone(),
+        history.deliveries_owed(),
         callback_stop.clone(),
     ));
     let callbacks = Arc::new(crate::api::callbacks::CallbackApi::new(
@@ -113,6 +114,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             .side_connection()
             .context("opening the callback outbox for the API")?,
         callback_key,
+        history.deliveries_owed(),
     ));
     let idempotency = crate::idempotency::IdempotencyStore::open(&config.state_dir)
         .context("opening the idempotency key store")?;

@@ -97,6 +97,7 @@ struct Inner {
     /// Failed writes and records that could not be queued, for the metrics.
     write_errors: Arc<AtomicU64>,
     space: Arc<Space>,
+    deliveries_owed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for History {
@@ -122,6 +123,7 @@ impl History {
         let (tx, rx) = std::sync::mpsc::channel();
         let write_errors = Arc::new(AtomicU64::new(0));
         let space = Arc::new(Space::new(state_dir, cfg.min_free_bytes));
+        let deliveries_owed = Arc::new(tokio::sync::Notify::new());
         let writer = Writer::new(
             write_conn,
             rx,
@@ -129,6 +131,7 @@ impl History {
             cfg,
             Arc::clone(&write_errors),
             Arc::clone(&space),
+            Arc::clone(&deliveries_owed),
         );
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
@@ -146,8 +149,15 @@ impl History {
                 writer: Mutex::new(Some(handle)),
                 write_errors,
                 space,
+                deliveries_owed,
             }),
         })
+    }
+
+    /// Notified after each commit that added callback deliveries to the outbox (see
+    /// `callbacks::worker`).
+    pub fn deliveries_owed(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.deliveries_owed)
     }
 
     /// The database file.

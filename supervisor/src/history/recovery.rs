@@ -40,7 +40,7 @@ pub fn fail_interrupted(path: &Path, states: &[State]) -> Result<usize, HistoryE
             let Ok(json) = serde_json::to_string(&rec) else {
                 continue;
             };
-            if schema::upsert(&tx, &rec, &json, now_ms)? {
+            if schema::upsert(&tx, &rec, &json, now_ms)?.changed {
                 changed += 1;
             }
         }

@@ -77,15 +77,23 @@ pub fn open(path: &Path) -> Result<Connection, HistoryError> {
     })
 }
 
-/// Writes one record inside `tx`; returns whether a row changed (false when the stored row is
-/// terminal and so kept). `json` is the record already serialised; `now_ms` stamps terminal rows
-/// for retention.
+/// What [`upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upserted {
+    /// Whether the row changed (not when the stored row is terminal and so kept).
+    pub changed: bool,
+    /// Callback deliveries the record now owes, added to the outbox in the same transaction.
+    pub deliveries: usize,
+}
+
+/// Writes one record inside `tx`. `json` is the record already serialised; `now_ms` stamps
+/// terminal rows for retention.
 pub fn upsert(
     tx: &Transaction<'_>,
     rec: &ExecutionRecord,
     json: &str,
     now_ms: i64,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<Upserted> {
     let terminal = rec.state.is_terminal();
     let mut stmt = tx.prepare_cached(UPSERT)?;
     let changed = stmt.execute(params![
@@ -104,10 +112,15 @@ pub fn upsert(
     ])?;
     // Only the write that made the row terminal gets here with a change: the outbox rows are
     // part of that same transaction, so a crash keeps both or neither.
-    if changed > 0 && terminal && rec.lineage.retried_by.is_none() {
-        crate::callbacks::outbox::enqueue(tx, rec, now_ms)?;
-    }
-    Ok(changed > 0)
+    let deliveries = if changed > 0 && terminal && rec.lineage.retried_by.is_none() {
+        crate::callbacks::outbox::enqueue(tx, rec, now_ms)?
+    } else {
+        0
+    };
+    Ok(Upserted {
+        changed: changed > 0,
+        deliveries,
+    })
 }
 
 /// How an execution links to an earlier one.

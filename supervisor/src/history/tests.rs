@@ -207,7 +207,7 @@ async fn the_upsert_guard_itself_refuses_to_overwrite_terminal_rows() {
     let write = |conn: &mut Connection, r: &ExecutionRecord| {
         let tx = conn.transaction().unwrap();
         let json = serde_json::to_string(r).unwrap();
-        let changed = schema::upsert(&tx, r, &json, 1).unwrap();
+        let changed = schema::upsert(&tx, r, &json, 1).unwrap().changed;
         tx.commit().unwrap();
         changed
     };

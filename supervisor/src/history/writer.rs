@@ -92,6 +92,9 @@ pub struct Writer {
     errors: Arc<AtomicU64>,
     /// Told whether each commit found the disk full.
     space: Arc<Space>,
+    /// Woken after a commit that added callback deliveries, so the delivery worker starts
+    /// them at once instead of at its next look at the outbox.
+    deliveries_owed: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -102,9 +105,11 @@ impl Writer {
         cfg: HistoryConfig,
         errors: Arc<AtomicU64>,
         space: Arc<Space>,
+        deliveries_owed: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             space,
+            deliveries_owed,
             conn,
             rx,
             pending,
@@ -313,7 +318,9 @@ impl Writer {
         if durable && let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
             tracing::warn!(error = %e, "cannot restore synchronous=NORMAL on the history database");
         }
-        result?;
+        if result? > 0 {
+            self.deliveries_owed.notify_one();
+        }
         Ok(records
             .into_iter()
             .map(|(seq, rec, _)| (rec.id.clone(), seq))
@@ -343,16 +350,18 @@ impl Writer {
     }
 }
 
+/// Writes `records` in one transaction; returns how many callback deliveries they added.
 fn write_records(
     conn: &mut Connection,
     records: &[(u64, Arc<ExecutionRecord>, Option<bytes::Bytes>)],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
     let now = now_ms();
     let tx = conn.transaction()?;
+    let mut deliveries = 0;
     for (_, rec, json) in records {
         // serde_json writes UTF-8; the check costs far less than serialising again.
         if let Some(json) = json.as_deref().and_then(|b| std::str::from_utf8(b).ok()) {
-            schema::upsert(&tx, rec, json, now)?;
+            deliveries += schema::upsert(&tx, rec, json, now)?.deliveries;
             continue;
         }
         // Serialising an ExecutionRecord cannot fail (string keys, no foreign types); should it
@@ -364,9 +373,10 @@ fn write_records(
                 continue;
             }
         };
-        schema::upsert(&tx, rec, &json, now)?;
+        deliveries += schema::upsert(&tx, rec, &json, now)?.deliveries;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(deliveries)
 }
 
 /// Milliseconds since the Unix epoch, the stamp retention compares against.
