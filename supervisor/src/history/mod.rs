@@ -369,6 +369,9 @@ impl History {
             return Err(HistoryError::Closed);
         }
         let id = rec.id.clone();
+        let prompt = rec.state.is_terminal()
+            && rec.lineage.callback.is_some()
+            && rec.lineage.retried_by.is_none();
         // The sequence number is taken under the entry lock so that, per id, it grows in the
         // order the map was updated; the writer clears an entry only if it still holds the
         // sequence it wrote.
@@ -387,16 +390,16 @@ impl History {
                 e.insert(Pending { seq, rec, json });
             }
         }
-        self.send(Command::Write { id, ack })
+        self.send(Command::Write { id, ack, prompt })
     }
 
     fn send(&self, cmd: Command) -> Result<(), HistoryError> {
-        let waited_on = cmd.is_waited_on();
+        let urgent = cmd.is_urgent();
         self.inner
             .tx
             .send(cmd)
             .map_err(|_| HistoryError::WriterStopped)?;
-        if waited_on {
+        if urgent {
             self.inner.writer_thread.unpark();
         }
         Ok(())

@@ -41,6 +41,34 @@ fn lazy() -> HistoryConfig {
 }
 
 #[tokio::test]
+async fn a_record_owing_a_callback_is_committed_at_once_and_wakes_the_delivery_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path(), lazy()).unwrap();
+    let owed = h.deliveries_owed();
+    h.record(rec("a", "s", State::Completed));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        h.count().await.unwrap(),
+        0,
+        "a record owing nothing waits for its batch"
+    );
+    let mut b = rec("b", "s", State::Completed);
+    b.lineage.callback = Some("unix:/run/engine.sock/done".into());
+    h.record(b);
+    // The batch's interval is 30 s: within this bound only the prompt commit can have run.
+    tokio::time::timeout(Duration::from_secs(10), owed.notified())
+        .await
+        .expect("the commit that added a delivery did not wake the worker");
+    assert_eq!(
+        h.count().await.unwrap(),
+        2,
+        "the batch waiting went with it"
+    );
+    assert_eq!(h.pending(), 0);
+    h.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn get_reads_its_own_writes_before_and_after_the_flush() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(dir.path(), lazy()).unwrap();

@@ -38,8 +38,14 @@ pub struct Pending {
 /// What the handle asks of the writer.
 #[derive(Debug)]
 pub enum Command {
-    /// The pending record for `id` changed; `ack`, when set, wants a durable commit.
-    Write { id: String, ack: Option<Ack> },
+    /// The pending record for `id` changed; `ack`, when set, wants a durable commit. `prompt`
+    /// asks for the commit now rather than at the batch's interval: the record owes a callback,
+    /// which the delivery worker can only start once it is committed.
+    Write {
+        id: String,
+        ack: Option<Ack>,
+        prompt: bool,
+    },
     /// Commit everything sent before this.
     Flush(Ack),
     /// Commit everything, then stop.
@@ -47,11 +53,11 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether a caller waits for this command's commit: those wake a writer that is gathering
-    /// a batch; the others wait for the batch's interval.
-    pub fn is_waited_on(&self) -> bool {
+    /// Whether this command's commit should not wait for the batch's interval (a caller waits
+    /// on it, or a callback does): those wake a writer that is gathering a batch.
+    pub fn is_urgent(&self) -> bool {
         match self {
-            Command::Write { ack, .. } => ack.is_some(),
+            Command::Write { ack, prompt, .. } => ack.is_some() || *prompt,
             Command::Flush(_) | Command::Close(_) => true,
         }
     }
@@ -71,11 +77,12 @@ struct Batch {
     ids: HashSet<String>,
     acks: Vec<Ack>,
     durable: bool,
+    prompt: bool,
 }
 
 impl Batch {
     fn urgent(&self) -> bool {
-        !self.acks.is_empty()
+        !self.acks.is_empty() || self.prompt
     }
 }
 
@@ -202,8 +209,9 @@ impl Writer {
 
     fn take(&mut self, cmd: Command, batch: &mut Batch) {
         match cmd {
-            Command::Write { id, ack } => {
+            Command::Write { id, ack, prompt } => {
                 batch.ids.insert(id);
+                batch.prompt |= prompt;
                 if let Some(ack) = ack {
                     batch.durable = true;
                     batch.acks.push(ack);
