@@ -217,73 +217,6 @@ impl History {
         done.await.map_err(|_| HistoryError::WriterStopped)?
     }
 
-    /// The record with this id, from the queue when it is newer than the database.
-    pub async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, HistoryError> {
-        // The queue is read before the database: read the other way round, a commit landing in
-        // between could hide a record the caller has just written.
-        let queued = self.inner.pending.get(id).map(|p| (*p.rec).clone());
-        if let Some(rec) = &queued
-            && rec.state.is_terminal()
-        {
-            return Ok(queued);
-        }
-        let id = id.to_owned();
-        let stored = self.read(move |conn| query::get(conn, &id)).await?;
-        Ok(match (stored, queued) {
-            // A late non-terminal update in the queue never hides a terminal stored record.
-            (Some(stored), _) if stored.state.is_terminal() => Some(stored),
-            (stored, queued) => queued.or(stored),
-        })
-    }
-
-    /// Executions newest first, filtered by `q`; writes what is queued first so pages are
-    /// consistent.
-    pub async fn list(&self, q: &ListQuery) -> Result<Vec<ExecutionRecord>, HistoryError> {
-        self.flush().await?;
-        let q = q.clone();
-        self.read(move |conn| query::list(conn, &q)).await
-    }
-
-    /// Ids of the executions that replay `id`, oldest first, queued ones included (the queue
-    /// is scanned rather than flushed: it is short, and a read should not wait for a commit).
-    pub async fn replays_of(&self, id: &str) -> Result<Vec<String>, HistoryError> {
-        self.linked_to(schema::Link::Replay, id).await
-    }
-
-    /// Ids of the later attempts of the chain `first` started, oldest first.
-    pub async fn retries_of(&self, first: &str) -> Result<Vec<String>, HistoryError> {
-        self.linked_to(schema::Link::Retry, first).await
-    }
-
-    async fn linked_to(&self, link: schema::Link, id: &str) -> Result<Vec<String>, HistoryError> {
-        let queued: Vec<String> = self
-            .inner
-            .pending
-            .iter()
-            .filter(|p| {
-                let l = &p.rec.lineage;
-                match link {
-                    schema::Link::Replay => l.replay_of.as_deref() == Some(id),
-                    schema::Link::Retry => l.retry_of.as_deref() == Some(id),
-                }
-            })
-            .map(|p| p.rec.id.clone())
-            .collect();
-        let owned = id.to_owned();
-        let mut ids = self
-            .read(move |conn| schema::linked_to(conn, link, &owned).map_err(HistoryError::Read))
-            .await?;
-        ids.extend(queued);
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
-    }
-
-    /// How many executions are stored (queued ones not counted until written).
-    pub async fn count(&self) -> Result<u64, HistoryError> {
-        self.read(query::count).await
-    }
-
     /// Startup recovery: every record a previous daemon left `queued`, `provisioning` or
     /// `running` becomes `failed` with `E005 SupervisorRestarted`. Returns how many. Call it
     /// before serving.
@@ -403,17 +336,6 @@ impl History {
             self.inner.writer_thread.unpark();
         }
         Ok(())
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T, HistoryError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, HistoryError> + Send + 'static,
-    {
-        let reader = Arc::clone(&self.inner.reader);
-        tokio::task::spawn_blocking(move || f(&lock(&reader)))
-            .await
-            .map_err(HistoryError::ReadTask)?
     }
 }
 

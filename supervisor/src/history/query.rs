@@ -1,11 +1,15 @@
-//! Reads of the history: one record by id, filtered pages newest first, and the count.
+//! Reads of the history: one record by id, filtered pages newest first, lineage, and the
+//! count; [`History`]'s read methods, which look at the pending queue before the database.
 //!
 //! Paging uses the execution id as the cursor: UUIDv7 ids start with their timestamp, so their
 //! text order is their time order and `id < before` is the next (older) page.
 
 use rusqlite::{Connection, OptionalExtension, ToSql};
 
-use super::{HistoryError, ListQuery};
+use std::sync::Arc;
+
+use super::schema::{self, Link};
+use super::{History, HistoryError, ListQuery, lock};
 use crate::execution::ExecutionRecord;
 
 /// Page size when the query names none.
@@ -76,4 +80,86 @@ pub fn decode(id: &str, json: &str) -> Result<ExecutionRecord, HistoryError> {
         id: id.to_owned(),
         source,
     })
+}
+
+/// Reads: the pending queue first, then the database on the reader connection, off the
+/// runtime.
+impl History {
+    /// The record with this id, from the queue when it is newer than the database.
+    pub async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, HistoryError> {
+        // The queue is read before the database: read the other way round, a commit landing in
+        // between could hide a record the caller has just written.
+        let queued = self.inner.pending.get(id).map(|p| (*p.rec).clone());
+        if let Some(rec) = &queued
+            && rec.state.is_terminal()
+        {
+            return Ok(queued);
+        }
+        let id = id.to_owned();
+        let stored = self.read(move |conn| get(conn, &id)).await?;
+        Ok(match (stored, queued) {
+            // A late non-terminal update in the queue never hides a terminal stored record.
+            (Some(stored), _) if stored.state.is_terminal() => Some(stored),
+            (stored, queued) => queued.or(stored),
+        })
+    }
+
+    /// Executions newest first, filtered by `q`; writes what is queued first so pages are
+    /// consistent.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<ExecutionRecord>, HistoryError> {
+        self.flush().await?;
+        let q = q.clone();
+        self.read(move |conn| list(conn, &q)).await
+    }
+
+    /// Ids of the executions that replay `id`, oldest first, queued ones included (the queue
+    /// is scanned rather than flushed: it is short, and a read should not wait for a commit).
+    pub async fn replays_of(&self, id: &str) -> Result<Vec<String>, HistoryError> {
+        self.linked_to(Link::Replay, id).await
+    }
+
+    /// Ids of the later attempts of the chain `first` started, oldest first.
+    pub async fn retries_of(&self, first: &str) -> Result<Vec<String>, HistoryError> {
+        self.linked_to(Link::Retry, first).await
+    }
+
+    async fn linked_to(&self, link: Link, id: &str) -> Result<Vec<String>, HistoryError> {
+        let queued: Vec<String> = self
+            .inner
+            .pending
+            .iter()
+            .filter(|p| {
+                let l = &p.rec.lineage;
+                match link {
+                    Link::Replay => l.replay_of.as_deref() == Some(id),
+                    Link::Retry => l.retry_of.as_deref() == Some(id),
+                }
+            })
+            .map(|p| p.rec.id.clone())
+            .collect();
+        let owned = id.to_owned();
+        let mut ids = self
+            .read(move |conn| schema::linked_to(conn, link, &owned).map_err(HistoryError::Read))
+            .await?;
+        ids.extend(queued);
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// How many executions are stored (queued ones not counted until written).
+    pub async fn count(&self) -> Result<u64, HistoryError> {
+        self.read(count).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, HistoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, HistoryError> + Send + 'static,
+    {
+        let reader = Arc::clone(&self.inner.reader);
+        tokio::task::spawn_blocking(move || f(&lock(&reader)))
+            .await
+            .map_err(HistoryError::ReadTask)?
+    }
 }
