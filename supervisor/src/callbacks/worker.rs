@@ -46,29 +46,33 @@ struct Shared {
     metrics: DeliveryMetrics,
 }
 
+/// What wakes the worker besides its own attempts ending.
+pub struct Wake {
+    /// Notified when deliveries are added or made due again.
+    owed: Arc<tokio::sync::Notify>,
+    /// The longest wait between two reads of the outbox.
+    fallback: Duration,
+}
+
+impl Wake {
+    /// Woken by `owed`, and at least every [`FALLBACK`].
+    pub fn new(owed: Arc<tokio::sync::Notify>) -> Self {
+        Wake {
+            owed,
+            fallback: FALLBACK,
+        }
+    }
+}
+
 /// Runs until `stop` is cancelled. Deliveries cut off by the stop stay `pending` in the
-/// outbox and are attempted again by the next daemon: at least once, never lost. `owed` is
-/// notified when deliveries are added or made due again.
+/// outbox and are attempted again by the next daemon: at least once, never lost.
 pub async fn run(
     conn: Connection,
     settings: CallbackSettings,
     key: String,
     metrics: DeliveryMetrics,
-    owed: Arc<tokio::sync::Notify>,
+    wake: Wake,
     stop: CancellationToken,
-) {
-    run_with(conn, settings, key, metrics, owed, stop, FALLBACK).await;
-}
-
-/// [`run`] with the longest wait between reads given (the tests wait longer than they run).
-async fn run_with(
-    conn: Connection,
-    settings: CallbackSettings,
-    key: String,
-    metrics: DeliveryMetrics,
-    owed: Arc<tokio::sync::Notify>,
-    stop: CancellationToken,
-    fallback: Duration,
 ) {
     let shared = Arc::new(Shared {
         conn: Mutex::new(conn),
@@ -87,9 +91,9 @@ async fn run_with(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
             () = shared.room.notified() => {}
-            () = owed.notified() => {}
+            () = wake.owed.notified() => {}
         }
-        wait = fallback;
+        wait = wake.fallback;
         lock(&shared.settled).clear();
         let reader = Arc::clone(&shared);
         let per_url = u32::try_from(reader.settings.per_receiver).unwrap_or(u32::MAX);

@@ -106,7 +106,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         config.callbacks.clone(),
         callback_key.clone(),
         delivery_metrics.clone(),
-        history.deliveries_owed(),
+        crate::callbacks::worker::Wake::new(history.deliveries_owed()),
         callback_stop.clone(),
     ));
     let callbacks = Arc::new(crate::api::callbacks::CallbackApi::new(

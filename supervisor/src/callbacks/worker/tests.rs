@@ -45,14 +45,17 @@ async fn a_record_owing_a_callback_wakes_the_worker_without_waiting_for_a_read()
     let receiver = tokio::net::UnixListener::bind(&socket).unwrap();
     let stop = CancellationToken::new();
     // An hour between reads of its own: within this test only a wake-up sends anything.
-    let worker = tokio::spawn(run_with(
+    let wake = Wake {
+        owed: history.deliveries_owed(),
+        fallback: Duration::from_secs(3600),
+    };
+    let worker = tokio::spawn(run(
         history.side_connection().unwrap(),
         CallbackSettings::default(),
         "test key".into(),
         DeliveryMetrics::default(),
-        history.deliveries_owed(),
+        wake,
         stop.clone(),
-        Duration::from_secs(3600),
     ));
     // Its first read, at start, finds nothing owed; the record comes after it.
     tokio::time::sleep(Duration::from_millis(300)).await;
