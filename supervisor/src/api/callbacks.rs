@@ -181,6 +181,7 @@ pub(crate) async fn subscribe(
         outbox::insert_subscription(conn, &stored, &secret)
     })
     .await?;
+    app.history.note_subscriptions(true);
     tracing::info!(subscription = %sub.id, url = %sub.url, caller_uid = caller.uid, "callback subscription created");
     Ok((StatusCode::CREATED, Json(sub)).into_response())
 }
@@ -216,7 +217,15 @@ pub(crate) async fn unsubscribe(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let owned = id.clone();
-    if with_db(&app, move |conn| outbox::delete_subscription(conn, &owned)).await? {
+    let (deleted, any_left) = with_db(&app, move |conn| {
+        Ok((
+            outbox::delete_subscription(conn, &owned)?,
+            outbox::any_subscription(conn)?,
+        ))
+    })
+    .await?;
+    app.history.note_subscriptions(any_left);
+    if deleted {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Problem::not_found(format!("no subscription {id:?}")))

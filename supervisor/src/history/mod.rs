@@ -98,6 +98,9 @@ struct Inner {
     write_errors: Arc<AtomicU64>,
     space: Arc<Space>,
     deliveries_owed: Arc<tokio::sync::Notify>,
+    /// Whether a callback subscription exists: then every terminal record may owe a delivery
+    /// and is committed at once (see [`History::enqueue`]).
+    subscriptions: AtomicBool,
 }
 
 impl std::fmt::Debug for History {
@@ -119,6 +122,8 @@ impl History {
         let path = state_dir.join(schema::DB_FILE);
         let write_conn = schema::open(&path)?;
         let reader = schema::open(&path)?;
+        let subscriptions =
+            crate::callbacks::outbox::any_subscription(&reader).map_err(HistoryError::Read)?;
         let pending = Arc::new(DashMap::new());
         let (tx, rx) = std::sync::mpsc::channel();
         let write_errors = Arc::new(AtomicU64::new(0));
@@ -150,6 +155,7 @@ impl History {
                 write_errors,
                 space,
                 deliveries_owed,
+                subscriptions: AtomicBool::new(subscriptions),
             }),
         })
     }
@@ -158,6 +164,11 @@ impl History {
     /// `callbacks::worker`).
     pub fn deliveries_owed(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.inner.deliveries_owed)
+    }
+
+    /// Tells whether any callback subscription exists now (after one is added or removed).
+    pub fn note_subscriptions(&self, exist: bool) {
+        self.inner.subscriptions.store(exist, Ordering::Relaxed);
     }
 
     /// The database file.
@@ -302,9 +313,12 @@ impl History {
             return Err(HistoryError::Closed);
         }
         let id = rec.id.clone();
+        // A record that owes a callback is committed at once rather than with its batch: the
+        // delivery worker can only send what is committed. With a subscription, any terminal
+        // record may match it (which ones do is known inside the writer's transaction).
         let prompt = rec.state.is_terminal()
-            && rec.lineage.callback.is_some()
-            && rec.lineage.retried_by.is_none();
+            && rec.lineage.retried_by.is_none()
+            && (rec.lineage.callback.is_some() || self.inner.subscriptions.load(Ordering::Relaxed));
         // The sequence number is taken under the entry lock so that, per id, it grows in the
         // order the map was updated; the writer clears an entry only if it still holds the
         // sequence it wrote.

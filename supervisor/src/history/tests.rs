@@ -69,6 +69,32 @@ async fn a_record_owing_a_callback_is_committed_at_once_and_wakes_the_delivery_w
 }
 
 #[tokio::test]
+async fn with_a_subscription_every_terminal_record_is_committed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let h = History::open(dir.path(), lazy()).unwrap();
+        h.side_connection()
+            .unwrap()
+            .execute(
+                "INSERT INTO subscriptions (id, url, secret, created_at)
+                 VALUES ('sub-1', 'unix:/run/engine.sock/all', 'a secret of sixteen', 't')",
+                [],
+            )
+            .unwrap();
+        h.close().await.unwrap();
+    }
+    // A daemon started over it knows there is one without being told.
+    let h = History::open(dir.path(), lazy()).unwrap();
+    let owed = h.deliveries_owed();
+    h.record(rec("a", "s", State::Completed));
+    tokio::time::timeout(Duration::from_secs(10), owed.notified())
+        .await
+        .expect("a record the subscription matches waited for its batch");
+    assert_eq!(h.count().await.unwrap(), 1);
+    h.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn get_reads_its_own_writes_before_and_after_the_flush() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(dir.path(), lazy()).unwrap();

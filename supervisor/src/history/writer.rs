@@ -39,8 +39,8 @@ pub struct Pending {
 #[derive(Debug)]
 pub enum Command {
     /// The pending record for `id` changed; `ack`, when set, wants a durable commit. `prompt`
-    /// asks for the commit now rather than at the batch's interval: the record owes a callback,
-    /// which the delivery worker can only start once it is committed.
+    /// asks for the commit now rather than at the batch's interval: the record may owe a
+    /// callback, which the delivery worker can only start once it is committed.
     Write {
         id: String,
         ack: Option<Ack>,

@@ -146,6 +146,13 @@ pub fn subscriptions(conn: &Connection) -> rusqlite::Result<Vec<Subscription>> {
     .collect()
 }
 
+/// Whether any subscription exists.
+pub fn any_subscription(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM subscriptions)", [], |row| {
+        row.get(0)
+    })
+}
+
 /// Removes a subscription; `false` if there was none. Its pending deliveries die when the
 /// worker finds no secret to sign them with.
 pub fn delete_subscription(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
