@@ -97,7 +97,7 @@ struct Inner {
     /// Failed writes and records that could not be queued, for the metrics.
     write_errors: Arc<AtomicU64>,
     space: Arc<Space>,
-    deliveries_owed: Arc<tokio::sync::Notify>,
+    signals: Arc<writer::Signals>,
     /// Whether a callback subscription exists: then every terminal record may owe a delivery
     /// and is committed at once (see [`History::enqueue`]).
     subscriptions: AtomicBool,
@@ -128,7 +128,7 @@ impl History {
         let (tx, rx) = std::sync::mpsc::channel();
         let write_errors = Arc::new(AtomicU64::new(0));
         let space = Arc::new(Space::new(state_dir, cfg.min_free_bytes));
-        let deliveries_owed = Arc::new(tokio::sync::Notify::new());
+        let signals = Arc::new(writer::Signals::default());
         let writer = Writer::new(
             write_conn,
             rx,
@@ -136,7 +136,7 @@ impl History {
             cfg,
             Arc::clone(&write_errors),
             Arc::clone(&space),
-            Arc::clone(&deliveries_owed),
+            Arc::clone(&signals),
         );
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
@@ -154,7 +154,7 @@ impl History {
                 writer: Mutex::new(Some(handle)),
                 write_errors,
                 space,
-                deliveries_owed,
+                signals,
                 subscriptions: AtomicBool::new(subscriptions),
             }),
         })
@@ -163,7 +163,7 @@ impl History {
     /// Notified after each commit that added callback deliveries to the outbox (see
     /// `callbacks::worker`).
     pub fn deliveries_owed(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.inner.deliveries_owed)
+        Arc::clone(&self.inner.signals.deliveries_owed)
     }
 
     /// Tells whether any callback subscription exists now (after one is added or removed).
@@ -313,7 +313,7 @@ impl History {
             return Err(HistoryError::Closed);
         }
         let id = rec.id.clone();
-        // A record that owes a callback is committed at once rather than with its batch: the
+        // A record that owes a callback is committed promptly rather than with its batch: the
         // delivery worker can only send what is committed. With a subscription, any terminal
         // record may match it (which ones do is known inside the writer's transaction).
         let prompt = rec.state.is_terminal()
@@ -341,12 +341,18 @@ impl History {
     }
 
     fn send(&self, cmd: Command) -> Result<(), HistoryError> {
-        let urgent = cmd.is_urgent();
+        let wake = cmd.is_waited_on()
+            || (cmd.is_prompt()
+                && !self
+                    .inner
+                    .signals
+                    .prompt_pending
+                    .swap(true, Ordering::AcqRel));
         self.inner
             .tx
             .send(cmd)
             .map_err(|_| HistoryError::WriterStopped)?;
-        if urgent {
+        if wake {
             self.inner.writer_thread.unpark();
         }
         Ok(())
