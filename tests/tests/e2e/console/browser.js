@@ -159,11 +159,14 @@ async function main() {
     await page.locator(".monaco-host .squiggly-warning, .monaco-host .squiggly-error").first().waitFor();
     summary.manifestMarkers = await page.evaluate(() =>
       document.querySelectorAll(".monaco-host .squiggly-warning, .monaco-host .squiggly-error").length);
-    // ... and listed with the checkers' diagnostics, at its line.
+    // ... and listed with the checkers' diagnostics, at its line. The field is typed key by key,
+    // so the list may first hold a syntax complaint about a half-typed line: wait for the one
+    // about the field itself.
     await page.waitForFunction(() =>
-      [...document.querySelectorAll(".problems li")].some((li) => li.textContent.startsWith("runwarm.json:1:")));
+      [...document.querySelectorAll(".problems li")].some((li) =>
+        li.textContent.startsWith("runwarm.json:1:") && li.textContent.includes("bogus")));
     summary.manifestProblem = await page.evaluate(() =>
-      [...document.querySelectorAll(".problems li")].map((li) => li.textContent).find((t) => t.startsWith("runwarm.json:")));
+      [...document.querySelectorAll(".problems li")].map((li) => li.textContent).find((t) => t.includes("bogus")));
     // Taken back key by key (typing `{` again would be auto-closed to `{}`).
     await page.keyboard.press("End");
     for (let i = 0; i < bogus.length; i++) await page.keyboard.press("Backspace");
