@@ -21,10 +21,10 @@ use super::invoke::{Accepted, prefers_async, record_response, request, submit};
 use super::openapi::{DiskFull, Forbidden, Internal, ServerSentEvent};
 use super::peer::Peer;
 use super::problem::Problem;
-use crate::dispatch::CancelOutcome;
-use crate::events::{Event, synthesize};
 use crate::execution::{ExecutionRecord, State as ExecState, State as ExecutionState};
 use crate::history::ListQuery;
+use crate::invocation::dispatch::CancelOutcome;
+use crate::invocation::events::{Event, synthesize};
 use crate::registry::Selector;
 
 /// How often an idle event stream gets a comment line.

@@ -34,7 +34,7 @@ use crate::history::History;
 use crate::invocation::Invoker;
 use crate::pool::Pools;
 use crate::registry::Registry;
-use crate::samples::Samples;
+use crate::registry::samples::Samples;
 
 /// Everything a handler may need, behind one `Arc`: axum clones the state for every extractor
 /// and middleware of every request, and one reference count is cheaper than one per field.
@@ -78,15 +78,15 @@ pub struct AppShared {
     /// Pool targets by version.
     pub target_cache: Arc<invoke::TargetCache>,
     /// Runs, accepts and cancels executions.
-    pub dispatcher: crate::dispatch::Dispatcher,
+    pub dispatcher: crate::invocation::dispatch::Dispatcher,
     /// `Idempotency-Key` store.
-    pub idempotency: crate::idempotency::IdempotencyStore,
+    pub idempotency: crate::invocation::idempotency::IdempotencyStore,
     /// Who may do what (swapped on reload).
     pub access: Arc<access::AccessState>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Invocations being run (for the shutdown grace).
-    pub inflight: Arc<crate::shutdown::InFlight>,
+    pub inflight: Arc<crate::daemon::shutdown::InFlight>,
     /// The audit trail of administrative actions.
     pub audit: crate::audit::AuditLog,
     /// Secret values scripts get in their environment.

@@ -8,9 +8,9 @@ use clap::Parser;
 use runwarm_supervisor::config::Config;
 use runwarm_supervisor::daemon::RunOptions;
 use runwarm_supervisor::daemon::logging::{self, fatal};
-use runwarm_supervisor::idle_spin;
-use runwarm_supervisor::reload::ConfigLoader;
-use runwarm_supervisor::systemd::SystemdEnv;
+use runwarm_supervisor::daemon::reload::ConfigLoader;
+use runwarm_supervisor::daemon::systemd::SystemdEnv;
+use runwarm_supervisor::server::idle_spin;
 
 /// Runs scripts the way AWS Lambda runs functions, on this host, over a Unix socket.
 ///
@@ -151,7 +151,7 @@ fn check_config(file: &Path) -> ExitCode {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_else(|| cwd.clone());
-    let problems = runwarm_supervisor::check_config::check_file(file, &cwd, &exe_dir);
+    let problems = runwarm_supervisor::config::check::check_file(file, &cwd, &exe_dir);
     if problems.is_empty() {
         println!("{}: configuration ok", file.display());
         return ExitCode::SUCCESS;

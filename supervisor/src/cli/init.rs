@@ -276,7 +276,7 @@ mod tests {
     fn manifests_parse_and_name_the_entry() {
         for template in &TEMPLATES {
             let text = manifest("greet", template);
-            let parsed: crate::manifest::Manifest = toml::from_str::<toml::Table>(&text)
+            let parsed: crate::registry::manifest::Manifest = toml::from_str::<toml::Table>(&text)
                 .map_err(|e| e.to_string())
                 .and_then(|mut table| {
                     // The name belongs to the registration, not to the manifest type.

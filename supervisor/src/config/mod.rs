@@ -4,6 +4,7 @@
 //! turns it into typed values and reports every violation with its key path at once, so a
 //! reload with a broken file can say everything that is wrong and keep the old config.
 
+pub mod check;
 mod raw;
 
 use std::path::{Path, PathBuf};
@@ -91,7 +92,7 @@ pub struct Config {
     /// Threads of the async runtime (`0` in the file: [`auto_worker_threads`]); with one, the
     /// current-thread scheduler on the daemon's main thread.
     pub worker_threads: usize,
-    /// Longest a runtime thread polls for work before it sleeps (`crate::idle_spin`); zero: never.
+    /// Longest a runtime thread polls for work before it sleeps (`crate::server::idle_spin`); zero: never.
     pub idle_spin: Duration,
     /// Who may do what, and the socket's owner group and mode.
     pub access: crate::api::access::AccessPolicy,

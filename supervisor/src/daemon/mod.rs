@@ -6,8 +6,12 @@
 
 mod cgroups;
 pub mod logging;
+pub mod recovery;
+pub mod reload;
+pub mod shutdown;
 mod signals;
 mod startup;
+pub mod systemd;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,24 +21,24 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::net::UnixListener;
 
-use crate::admission::Admission;
+use crate::invocation::admission::Admission;
 
 use sd_notify::NotifyState;
 
 use crate::api::access::AccessState;
 use crate::api::{self, AppShared, AppState};
 use crate::config::Config;
-use crate::dispatch::Dispatcher;
+use crate::daemon::reload::{ConfigLoader, Reloadable};
+use crate::daemon::systemd::{Notifier, SystemdEnv};
 use crate::history::{History, HistoryConfig};
 use crate::invocation::Invoker;
+use crate::invocation::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::pool::Pools;
+use crate::registry::samples::Samples;
 use crate::registry::{Registry, RegistryLimits};
-use crate::reload::{ConfigLoader, Reloadable};
 use crate::runtime::{Catalog, Launcher};
-use crate::samples::Samples;
 use crate::server::ServeOptions;
-use crate::systemd::{Notifier, SystemdEnv};
 use crate::worker::WorkerOptions;
 
 use cgroups::{kill_remaining_executors, remove_cgroup_parents};
@@ -65,7 +69,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let notifier = Notifier::new(&opts.systemd);
     // Installed first: a SIGTERM during start-up must not kill the daemon half-way.
-    let mut signals = crate::shutdown::listen().context("installing signal handlers")?;
+    let mut signals = crate::daemon::shutdown::listen().context("installing signal handlers")?;
     let config = Arc::new(config);
     fs_err::create_dir_all(&config.state_dir).context("creating the state directory")?;
 
@@ -116,14 +120,14 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         callback_key,
         history.deliveries_owed(),
     ));
-    let idempotency = crate::idempotency::IdempotencyStore::open(&config.state_dir)
+    let idempotency = crate::invocation::idempotency::IdempotencyStore::open(&config.state_dir)
         .context("opening the idempotency key store")?;
     // A daemon that cannot keep its audit trail does not start: it would apply administrative
     // actions it cannot record.
     let audit = crate::audit::AuditLog::open(&config.state_dir)
         .context("opening the audit trail (audit.db)")?;
 
-    let executors_dir = crate::executors::install(&config.state_dir)
+    let executors_dir = crate::runtime::shims::install(&config.state_dir)
         .context("installing executor shims into the state directory")?;
     let catalog = Catalog::load(&config.runtimes_dirs, Duration::from_secs(10))
         .await
@@ -225,14 +229,17 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     start_preparing(&registry, &pools);
     let ready = Arc::new(AtomicBool::new(false));
     let access = Arc::new(AccessState::new(config.access.clone()));
-    let inflight = Arc::new(crate::shutdown::InFlight::default());
+    let inflight = Arc::new(crate::daemon::shutdown::InFlight::default());
     let invoker = Invoker::new(pools.clone()).with_history(history.clone());
     let dispatcher = Dispatcher::new(
         invoker.clone(),
         history.clone(),
         Admission::new(
             config.max_workers + config.queue_max,
-            crate::admission::rate_limit(config.rate_per_uid as f64, config.rate_burst as f64),
+            crate::invocation::admission::rate_limit(
+                config.rate_per_uid as f64,
+                config.rate_burst as f64,
+            ),
         ),
         Arc::clone(&metrics),
         Arc::clone(&inflight),
@@ -261,12 +268,12 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             config.state_dir.join("check"),
         )),
     });
-    crate::recovery::resume(&state, resumable);
+    crate::daemon::recovery::resume(&state, resumable);
 
     // Under socket activation systemd owns the socket file: it keeps listening while the daemon
     // restarts and starts it again on the next connection, so the daemon must leave it there.
     let mut owns_socket_file = false;
-    let listener = match crate::systemd::inherited_listener(&opts.systemd)
+    let listener = match crate::daemon::systemd::inherited_listener(&opts.systemd)
         .context("taking the socket passed by systemd (LISTEN_FDS)")?
     {
         Some(l) => {
@@ -311,7 +318,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     notifier.notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
     tracing::info!(socket = %served_path.display(), state_dir = %config.state_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "runwarmd ready");
     let watchdog = opts.systemd.watchdog.map(|interval| {
-        tokio::spawn(crate::systemd::watchdog_loop(
+        tokio::spawn(crate::daemon::systemd::watchdog_loop(
             notifier.clone(),
             interval,
             served_path.clone(),

@@ -6,9 +6,9 @@ use tokio::sync::mpsc;
 
 use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::reload::{ConfigLoader, Reloadable};
-use crate::shutdown::SignalEvent;
-use crate::systemd::Notifier;
+use crate::daemon::reload::{ConfigLoader, Reloadable};
+use crate::daemon::shutdown::SignalEvent;
+use crate::daemon::systemd::Notifier;
 
 /// Serves until SIGTERM or SIGINT (or until the signal listener ends), applying each SIGHUP's
 /// reload to `reloadable`; `in_force` is the configuration a reload is compared with.
@@ -31,7 +31,7 @@ pub(super) async fn until_stopped(
                     continue;
                 };
                 notifier.notify(&[NotifyState::Reloading]);
-                let applied = crate::reload::apply(&in_force, load(), reloadable).await;
+                let applied = crate::daemon::reload::apply(&in_force, load(), reloadable).await;
                 // The kernel does not tell who sent the signal: recorded as uid 0, via signal.
                 // No caller waits for an answer, so a failed row can only be logged (loudly).
                 let event = crate::audit::Event::new("reload")

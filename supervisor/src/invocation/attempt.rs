@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::redacted_sink::RedactedSink;
 use super::{InvokeRequest, Invoker, cancelled, now_rfc3339};
-use crate::events::Event;
 use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, ExecutorInfo, State};
+use crate::invocation::events::Event;
 use crate::pool::AcquireError;
 use crate::worker::{Fault, OutputSink, StartError};
 

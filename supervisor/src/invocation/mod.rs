@@ -5,19 +5,26 @@
 //! something ran becomes a record; only "nothing could run" (queue full, no executor in time,
 //! shutting down) is returned as an error for the API to answer with 429/503.
 //!
-//! Failed attempts are retried as the version's retry rules say (`retry::RetryRules`: the
+//! Failed attempts are retried as the version's retry rules say ([`retry::RetryRules`]: the
 //! manifest's `[retry]`, or twice for failures before the script saw the request and for script
 //! errors of a `retry_safe` manifest), each attempt its own record. An async execution also
-//! carries its [`Live`]
-//! part: the event log its output goes to, the token that cancels it, and the history that
-//! sees it start.
+//! carries its [`Live`] part: the event log its output goes to, the token that cancels it, and
+//! the history that sees it start.
 //!
 //! The types and the retry loop are here; one attempt, with the errors of starts that failed,
 //! is in `attempt.rs`, and the redaction of an async execution's live output in
-//! `redacted_sink.rs`.
+//! `redacted_sink.rs`. Before a run, in the order a request meets them: [`admission`] (what is
+//! refused before it is accepted), [`idempotency`] (a repeated key), [`dispatch`] (synchronous
+//! runs, durable async acceptance, cancellation), then [`retry`]'s rules and an async
+//! execution's [`events`].
 
+pub mod admission;
 mod attempt;
+pub mod dispatch;
+pub mod events;
+pub mod idempotency;
 mod redacted_sink;
+pub mod retry;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,11 +33,11 @@ use runwarm_protocol::Caller;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::EventLog;
 use crate::execution::{ErrorCode, ExecutionRecord, Lineage, State};
 use crate::history::History;
+use crate::invocation::events::EventLog;
+use crate::invocation::retry::RetryRules;
 use crate::pool::{AcquireError, Pools, Target};
-use crate::retry::RetryRules;
 
 /// What an async execution has that a synchronous one does not.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::events::EventLog;
+use crate::invocation::events::EventLog;
 use crate::secrets::{Redactor, StreamRedactor};
 use crate::worker::OutputChunk;
 

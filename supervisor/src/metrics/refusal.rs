@@ -1,8 +1,8 @@
 //! Why a request was refused, as `runwarm_refusals_total` labels it, and how each refusal the
 //! daemon produces (a problem answer, an admission or an acquire error) maps onto it.
 
-use crate::admission::AdmissionError;
 use crate::api::problem::Problem;
+use crate::invocation::admission::AdmissionError;
 use crate::pool::AcquireError;
 
 /// Why a request was refused: the `reason` label of `runwarm_refusals_total` (with its HTTP

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 use crate::runtime::{Launcher, ScriptRef};
 use crate::worker::{StartError, Worker};
 use policy::{Acquire, Effects, Grant, Table};

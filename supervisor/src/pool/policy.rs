@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use crate::manifest::PoolPolicy;
+use crate::registry::manifest::PoolPolicy;
 
 /// What a caller of [`Table::acquire`] should do.
 #[derive(Debug, PartialEq)]

@@ -27,7 +27,7 @@ use tokio::sync::{Semaphore, watch};
 use self::cache::{Cache, Level};
 pub use self::status::{CacheFigures, PrepareState, PrepareStatus, Prepared, StepReport};
 pub use self::step::summary;
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 use crate::runtime::Runtime;
 use crate::sandbox::Confinement;
 

@@ -13,7 +13,7 @@ use super::store::Store;
 use super::summary::{ScriptDetail, ScriptFilter, ScriptSummary, VersionSummary};
 use super::version::{FileInfo, Version};
 use super::{RegistryError, ResolveError, Selector};
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 
 /// Shortest version prefix accepted in place of a full id (as git's short hashes).
 const MIN_PREFIX_HEX: usize = 7;

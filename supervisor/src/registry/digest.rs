@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 
 const ENCODING_PREFIX: &str = "runwarm-version-v1\n";
 

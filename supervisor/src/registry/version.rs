@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::params::{ParamsSchema, Violation};
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 
 /// One file of a version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -9,7 +9,7 @@ use runwarm_protocol::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::tools::{CheckDefinition, FormatDefinition};
-use crate::manifest::Limits;
+use crate::registry::manifest::Limits;
 
 /// A runtime as written in its TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

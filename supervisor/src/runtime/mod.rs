@@ -7,6 +7,7 @@
 mod definition;
 mod launch;
 mod probe;
+pub mod shims;
 mod tools;
 
 use std::collections::BTreeMap;

@@ -45,7 +45,7 @@ pub fn check_value(value: &str) -> Result<(), SecretError> {
 
 /// The manifest's `secrets` list, checked without the store: names, count, duplicates, and no
 /// clash with its own `env` (which of the two would win is not something to leave implicit).
-pub fn check_manifest(m: &crate::manifest::Manifest) -> Result<(), String> {
+pub fn check_manifest(m: &crate::registry::manifest::Manifest) -> Result<(), String> {
     if m.secrets.len() > MAX_PER_MANIFEST {
         return Err(format!(
             "secrets names {} secrets; at most {MAX_PER_MANIFEST} are allowed",
@@ -53,7 +53,11 @@ pub fn check_manifest(m: &crate::manifest::Manifest) -> Result<(), String> {
         ));
     }
     let mut seen = BTreeSet::new();
-    for name in m.secrets.iter().map(crate::manifest::SecretRef::name) {
+    for name in m
+        .secrets
+        .iter()
+        .map(crate::registry::manifest::SecretRef::name)
+    {
         check_name(name).map_err(|e| format!("secrets: {e}"))?;
         if !seen.insert(name) {
             return Err(format!("secrets names {name:?} twice"));

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::json;
 
 use super::*;
-use crate::manifest::SecretRef;
+use crate::registry::manifest::SecretRef;
 
 fn by() -> Option<SetBy> {
     Some(SetBy {
@@ -101,7 +101,7 @@ fn names_and_values_are_checked_without_quoting_the_value() {
 
 #[test]
 fn manifests_name_valid_distinct_secrets() {
-    let mut m: crate::manifest::Manifest =
+    let mut m: crate::registry::manifest::Manifest =
         serde_json::from_value(json!({"runtime": "python3", "entry": "main.py"})).unwrap();
     assert!(check_manifest(&m).is_ok());
     let env = |n: &str| SecretRef::Env(n.to_owned());
@@ -123,7 +123,7 @@ fn manifests_name_valid_distinct_secrets() {
 
 #[test]
 fn a_secret_is_a_name_or_a_table_and_env_is_written_as_the_bare_name() {
-    let m: crate::manifest::Manifest = serde_json::from_value(json!({
+    let m: crate::registry::manifest::Manifest = serde_json::from_value(json!({
         "runtime": "bash", "entry": "main.sh",
         "secrets": ["A", {"name": "B", "as": "file"}, {"name": "C", "as": "env"}, {"name": "D"}]
     }))
@@ -147,7 +147,7 @@ fn a_secret_is_a_name_or_a_table_and_env_is_written_as_the_bare_name() {
         json!([{"name": "B", "mode": "file"}]),
         json!([7]),
     ] {
-        let e = serde_json::from_value::<crate::manifest::Manifest>(
+        let e = serde_json::from_value::<crate::registry::manifest::Manifest>(
             json!({"runtime": "bash", "entry": "main.sh", "secrets": bad}),
         )
         .unwrap_err();

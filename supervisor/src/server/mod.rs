@@ -6,6 +6,7 @@
 //! are bounded in time by `api::body` (a minimum rate), which only the handler can do: it alone
 //! knows when a body is wanted.
 
+pub mod idle_spin;
 mod slots;
 
 use std::pin::Pin;

@@ -16,7 +16,9 @@ pub(crate) fn record_response(rec: &ExecutionRecord) -> Result<Response, Problem
 }
 
 /// `200` with a synchronous execution's record, as already serialised for history.
-pub(super) fn finished_response(done: &crate::dispatch::Finished) -> Result<Response, Problem> {
+pub(super) fn finished_response(
+    done: &crate::invocation::dispatch::Finished,
+) -> Result<Response, Problem> {
     match &done.json {
         Some(json) => Ok(record_body_response(&done.record, json.clone())),
         None => record_response(&done.record),

@@ -26,7 +26,7 @@ use super::problem::{Problem, ViolationView};
 use runwarm_protocol::{Caller, RawJson};
 
 use crate::execution::{ErrorCode, ExecutionRecord, State as ExecutionState};
-use crate::idempotency::{MAX_KEY_LEN, fingerprint, valid_key};
+use crate::invocation::idempotency::{MAX_KEY_LEN, fingerprint, valid_key};
 use crate::invocation::{InvokeRequest, new_execution_id};
 use crate::metrics::Refusal;
 use crate::pool::Target;

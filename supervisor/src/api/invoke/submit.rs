@@ -10,11 +10,11 @@ use axum::response::Response;
 use super::AppState;
 use super::answers::{accepted_response, finished_response, record_response};
 use crate::api::problem::Problem;
-use crate::dispatch::Refused;
 use crate::execution::ErrorCode;
 use crate::history::HistoryError;
-use crate::idempotency::Claim;
 use crate::invocation::InvokeRequest;
+use crate::invocation::dispatch::Refused;
+use crate::invocation::idempotency::Claim;
 use crate::metrics::Refusal;
 use crate::pool::AcquireError;
 

@@ -18,7 +18,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::{RefOr, Schema};
 
 use super::problem::{Problem, ViolationView};
-use crate::events::{StateData, TextData};
+use crate::invocation::events::{StateData, TextData};
 
 use answers::fallback_responses;
 pub(crate) use answers::{BadRequest, DiskFull, Forbidden, Internal, SlowBody, TooLarge};

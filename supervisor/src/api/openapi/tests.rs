@@ -119,7 +119,7 @@ fn every_sample_registration_matches_the_documented_body() {
     // the real bodies of the samples keep its documented type honest.
     let doc = doc();
     let validator = component_validator(&doc, "RegisterRequest");
-    let samples = crate::samples::Samples::embedded().unwrap();
+    let samples = crate::registry::samples::Samples::embedded().unwrap();
     assert!(!samples.all().is_empty());
     for s in samples.all() {
         let errors: Vec<String> = validator
@@ -177,7 +177,7 @@ fn the_idempotency_key_is_documented_as_the_store_takes_it() {
         .clone();
     assert_eq!(
         key["schema"]["maxLength"],
-        json!(crate::idempotency::MAX_KEY_LEN)
+        json!(crate::invocation::idempotency::MAX_KEY_LEN)
     );
     let v = jsonschema::validator_for(&key["schema"]).unwrap();
     for good in ["k", "a b", "~!"] {
@@ -215,7 +215,7 @@ fn every_event_matches_the_documented_stream() {
         message: "m".into(),
         fields: serde_json::Map::new(),
     });
-    let events = crate::events::synthesize(&rec);
+    let events = crate::invocation::events::synthesize(&rec);
     let mut names: Vec<&str> = events.iter().map(|e| e.name).collect();
     names.dedup();
     assert_eq!(names, ["state", "stdout", "stderr", "log", "state", "end"]);

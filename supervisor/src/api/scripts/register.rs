@@ -17,8 +17,8 @@ use crate::api::openapi::{Forbidden, Internal};
 use crate::api::peer::Peer;
 use crate::api::problem::Problem;
 use crate::audit::Event;
-use crate::manifest::Manifest;
 use crate::prepare::PrepareState;
+use crate::registry::manifest::Manifest;
 use crate::registry::{Registered, Registrant};
 
 /// The body of `POST /v1/scripts`, for the API document. `registry::bundle` parses the body by

@@ -15,7 +15,7 @@ use crate::api::openapi::{BadRequest, Forbidden, Internal, SlowBody, TooLarge};
 use crate::api::peer::Peer;
 use crate::api::problem::Problem;
 use crate::api::scripts::RegisterAnswer;
-use crate::samples::Sample;
+use crate::registry::samples::Sample;
 
 #[utoipa::path(
     get,

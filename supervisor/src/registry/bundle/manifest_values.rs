@@ -3,7 +3,7 @@
 //! rather than at every start.
 
 use super::{RegisterError, is_valid_label};
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 
 /// `MAX_ARG_STRLEN`: the longest single argument or environment string execve takes.
 const MAX_ENV_STRING: usize = 32 * 4096;

@@ -12,7 +12,7 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::{RegisterError, RegistryLimits};
-use crate::manifest::Manifest;
+use crate::registry::manifest::Manifest;
 use files::parse_files;
 use manifest_values::check_manifest_values;
 

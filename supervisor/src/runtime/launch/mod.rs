@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock};
 use runwarm_protocol::Mode;
 
 use super::Catalog;
-use crate::manifest::Manifest;
 use crate::prepare::{Prepared, Preparer};
+use crate::registry::manifest::Manifest;
 use crate::sandbox::cgroup::CgroupLimits;
 use crate::sandbox::{Binds, Confinement};
 use crate::worker::{StartError, Worker, WorkerOptions};
@@ -168,7 +168,7 @@ impl Launcher {
             task_dir: script.root.to_owned(),
             ro: rt.map(|r| executor_binds(r, &prepared)).unwrap_or_default(),
             rw: Vec::new(),
-            network_host: m.network == crate::manifest::Network::Host,
+            network_host: m.network == crate::registry::manifest::Network::Host,
             tmp_size_bytes: None,
             secret_files: secrets.files,
         };

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Launcher;
-use crate::manifest::{Manifest, SECRETS_DIR, SecretRef};
+use crate::registry::manifest::{Manifest, SECRETS_DIR, SecretRef};
 use crate::worker::StartError;
 
 impl Launcher {

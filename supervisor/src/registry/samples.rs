@@ -127,7 +127,7 @@ pub fn manifest_from_toml(text: &str) -> Result<(Option<String>, Value), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
+    use crate::registry::manifest::Manifest;
 
     #[test]
     fn every_sample_has_a_valid_manifest_and_its_entry() {

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{Admission, AdmissionError, Permit};
-use crate::events::{Event, EventHub, EventLog};
 use crate::execution::{ErrorCode, ExecutionError, ExecutionRecord, State};
 use crate::history::{History, HistoryError};
+use crate::invocation::admission::{Admission, AdmissionError, Permit};
+use crate::invocation::events::{Event, EventHub, EventLog};
 use crate::invocation::{InvokeRequest, Invoker, Live, now_rfc3339};
 use crate::metrics::Refusal;
 use crate::pool::AcquireError;
@@ -62,7 +62,7 @@ struct Inner {
     active: DashMap<String, CancellationToken>,
     admission: Admission,
     metrics: Arc<crate::metrics::Metrics>,
-    inflight: Arc<crate::shutdown::InFlight>,
+    inflight: Arc<crate::daemon::shutdown::InFlight>,
 }
 
 impl Dispatcher {
@@ -72,7 +72,7 @@ impl Dispatcher {
         history: History,
         admission: Admission,
         metrics: Arc<crate::metrics::Metrics>,
-        inflight: Arc<crate::shutdown::InFlight>,
+        inflight: Arc<crate::daemon::shutdown::InFlight>,
     ) -> Self {
         Dispatcher {
             inner: Arc::new(Inner {

@@ -25,7 +25,7 @@ pub struct Reloadable {
     /// The access policy.
     pub access: Arc<AccessState>,
     /// Admission (rate per uid, async backlog bound).
-    pub dispatcher: crate::dispatch::Dispatcher,
+    pub dispatcher: crate::invocation::dispatch::Dispatcher,
 }
 
 /// Applies `new` over `old`; returns the configuration now in force and whether it changed.
@@ -53,7 +53,7 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
     r.access.set(new.access.clone());
     r.dispatcher.admission().set_limits(
         new.max_workers + new.queue_max,
-        crate::admission::rate_limit(new.rate_per_uid as f64, new.rate_burst as f64),
+        crate::invocation::admission::rate_limit(new.rate_per_uid as f64, new.rate_burst as f64),
     );
     tracing::info!(
         changed = ?changed,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::execution::ErrorCode;
-use crate::manifest::{Manifest, RetryPolicy};
+use crate::registry::manifest::{Manifest, RetryPolicy};
 
 /// Waits of the default policy before the second and third attempt.
 const DEFAULT_BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
