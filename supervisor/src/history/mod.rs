@@ -9,6 +9,7 @@
 
 mod error;
 mod query;
+mod queue;
 mod recovery;
 mod schema;
 mod space;
@@ -30,7 +31,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::execution::{ExecutionRecord, State};
-use writer::{Command, Pending, Writer};
+use queue::{Command, Pending, Signals};
+use writer::Writer;
 
 pub use error::HistoryError;
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -97,7 +99,7 @@ struct Inner {
     /// Failed writes and records that could not be queued, for the metrics.
     write_errors: Arc<AtomicU64>,
     space: Arc<Space>,
-    signals: Arc<writer::Signals>,
+    signals: Arc<Signals>,
     /// Whether a callback subscription exists: then every terminal record may owe a delivery
     /// and is committed at once (see [`History::enqueue`]).
     subscriptions: AtomicBool,
@@ -128,7 +130,7 @@ impl History {
         let (tx, rx) = std::sync::mpsc::channel();
         let write_errors = Arc::new(AtomicU64::new(0));
         let space = Arc::new(Space::new(state_dir, cfg.min_free_bytes));
-        let signals = Arc::new(writer::Signals::default());
+        let signals = Arc::new(Signals::default());
         let writer = Writer::new(
             write_conn,
             rx,
@@ -307,7 +309,7 @@ impl History {
         &self,
         rec: Arc<ExecutionRecord>,
         json: Option<bytes::Bytes>,
-        ack: Option<writer::Ack>,
+        ack: Option<queue::Ack>,
     ) -> Result<(), HistoryError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(HistoryError::Closed);
