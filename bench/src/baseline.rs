@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::measure::Summary;
 use crate::scenarios::{HANDLER_PY, expected_result};
 
-/// Loads main.py from argv[1], calls its handler with the JSON payload in argv[2].
+/// Loads main.py from `argv[1]`, calls its handler with the JSON payload in `argv[2]`.
 const RUNNER: &str = "import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location('main', sys.argv[1])
 module = importlib.util.module_from_spec(spec)

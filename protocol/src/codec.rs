@@ -57,7 +57,7 @@ impl<D> JsonLinesCodec<D> {
 /// At most this many characters of a bad line are kept for error messages.
 const EXCERPT_CHARS: usize = 200;
 
-/// The first [`EXCERPT_CHARS`] characters of a line, for error messages.
+/// The first `EXCERPT_CHARS` characters of a line, for error messages.
 pub fn excerpt(line: &str) -> String {
     line.chars().take(EXCERPT_CHARS).collect()
 }

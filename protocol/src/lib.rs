@@ -2,7 +2,7 @@
 //!
 //! `PROTOCOL.md` beside this crate is the normative text; this crate holds the message types
 //! ([`message`]), the line codec with its maximum line length ([`codec`]), the names of the
-//! environment variables executors read ([`env`]), and the conformance runner that replays
+//! environment variables executors read ([`env`](mod@env)), and the conformance runner that replays
 //! `vectors/*.jsonl` against any executor ([`conformance`]).
 #![warn(missing_docs)]
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::Spec;
 use super::sources::*;
 
-/// Loads the entry given as argv[1] and prints what its handler returns for the JSON in argv[2].
+/// Loads the entry given as `argv[1]` and prints what its handler returns for the JSON in `argv[2]`.
 const PYTHON_RUNNER: &str = "import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location('main', sys.argv[1])
 module = importlib.util.module_from_spec(spec)

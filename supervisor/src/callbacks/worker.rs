@@ -6,7 +6,7 @@
 //! It reads the outbox when told something is owed (the history writer's commit that added
 //! deliveries, a redeliver), when an attempt ends (its receiver has room again, or its retry is
 //! scheduled), and when the next scheduled retry falls due; otherwise once every
-//! [`FALLBACK`], for a delivery made due behind its back (an edit by hand, a clock step).
+//! `FALLBACK`, for a delivery made due behind its back (an edit by hand, a clock step).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -55,7 +55,7 @@ pub struct Wake {
 }
 
 impl Wake {
-    /// Woken by `owed`, and at least every [`FALLBACK`].
+    /// Woken by `owed`, and at least every `FALLBACK`.
     pub fn new(owed: Arc<tokio::sync::Notify>) -> Self {
         Wake {
             owed,

@@ -3,12 +3,12 @@
 //! Three kinds of figures:
 //! - per finished execution ([`Metrics::observe`]): outcome counters, latency histograms, CPU,
 //!   peak memory and retries per script. This is on the warm path, so each script's handles
-//!   are resolved once (see [`scripts`]) and a call costs a `&str` map lookup, three
+//!   are resolved once (see `scripts`) and a call costs a `&str` map lookup, three
 //!   uncontended histogram locks and a few atomic adds, with no allocation (~130 ns in a release
 //!   build);
-//! - per refusal ([`Metrics::refused`], the reasons in [`refusal`]): one counter per reason, all
+//! - per refusal ([`Metrics::refused`], the reasons in `refusal`): one counter per reason, all
 //!   created at start so every series exists (at 0) before the first refusal;
-//! - read from their owners at scrape time ([`live`], [`process`]): pools, queue, executor
+//! - read from their owners at scrape time (`live`, `process`): pools, queue, executor
 //!   starts, history writer, prepare cache, the daemon's own process. There is no second
 //!   bookkeeping that could drift.
 //!

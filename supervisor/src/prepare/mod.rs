@@ -5,8 +5,8 @@
 //! its version, the step's script and the contents of the input files it names
 //! (`requirements.txt`, `package.json`, …), so every version (of any script) with the same
 //! inputs shares one environment. `build` is keyed by the version (and the dependency key it
-//! built against). Both run confined (see [`step`]), outputs land in the cache only by rename
-//! (see [`cache`]), and two registrations that need the same output run its step once.
+//! built against). Both run confined (see `step`), outputs land in the cache only by rename
+//! (see `cache`), and two registrations that need the same output run its step once.
 //!
 //! Executors see the outputs read-only at `/opt/runwarm/deps` and `/opt/runwarm/build`; an
 //! invocation of a version still preparing waits for it within its own deadline.

@@ -2,7 +2,7 @@
 //!
 //! `cgroup` is the daemon-side cgroup layer (limits, kill, OOM, stats); [`Confinement`] decides at
 //! start which layers this host really has (measured by running the `runwarm-sandbox` helper
-//! once, not assumed), and [`plan`] turns one executor launch into a `runwarm-sandbox --spec`
+//! once, not assumed), and `plan` turns one executor launch into a `runwarm-sandbox --spec`
 //! command. The helper binary (crate `runwarm-sandbox`) does the confining between its own fork
 //! and exec, so nothing unsafe runs in this multi-threaded daemon.
 

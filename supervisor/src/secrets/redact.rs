@@ -33,7 +33,7 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    /// Hides `values` (those shorter than [`MIN_REDACTED`] bytes are dropped).
+    /// Hides `values` (those shorter than `MIN_REDACTED` bytes are dropped).
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
         let mut values: Vec<Vec<u8>> = values
             .into_iter()

@@ -89,7 +89,7 @@ pub struct LogScanner {
     overlong: bool,
     /// Records found so far.
     pub logs: Vec<LogRecord>,
-    /// Records dropped because of [`MAX_LOGS`].
+    /// Records dropped because of `MAX_LOGS`.
     pub dropped: usize,
 }
 
