@@ -87,25 +87,35 @@ pub fn bin_dir() -> PathBuf {
 /// on a loaded machine).
 pub const PREPARE_BOUND: Duration = Duration::from_secs(300);
 
-/// Pids whose `/proc/PID/environ` contains `needle` as one entry.
+/// Pids whose `/proc/PID/environ` contains `needle` as one entry. A zombie has no environ to
+/// read; a live process does.
 pub fn processes_with_env(needle: &str) -> Vec<i32> {
-    let mut out = Vec::new();
+    processes_whose("environ", |env| {
+        env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+    })
+}
+
+/// Live host processes whose command line contains `needle`.
+pub fn processes_with_cmdline(needle: &str) -> Vec<i32> {
+    processes_whose("cmdline", |cmd| {
+        let cmd: Vec<u8> = cmd.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+        String::from_utf8_lossy(&cmd).contains(needle)
+    })
+}
+
+/// Pids whose `/proc/PID/<file>` can be read and satisfies `matches`.
+fn processes_whose(file: &str, matches: impl Fn(&[u8]) -> bool) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
+        return Vec::new();
     };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            // A zombie still has no environ to read; a live process does.
-            out.push(pid);
-        }
-    }
-    out
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let content = std::fs::read(e.path().join(file)).ok()?;
+            matches(&content).then_some(pid)
+        })
+        .collect()
 }
 
 fn describe(pid: i32) -> String {

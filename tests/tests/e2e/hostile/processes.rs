@@ -81,27 +81,6 @@ fn executor_cgroups(d: &Daemon) -> usize {
     count
 }
 
-/// Live host processes whose command line contains `needle`.
-fn processes_with_cmdline(needle: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd: Vec<u8> = cmd.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
-        if String::from_utf8_lossy(&cmd).contains(needle) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn command_mode_processes_do_not_outlive_their_request() {
     let Some(d) = hostile_daemon(&[]).await else {
@@ -121,7 +100,7 @@ async fn command_mode_processes_do_not_outlive_their_request() {
         "{first:#}"
     );
     // Killed and reaped before the response: nothing to wait for.
-    let left = processes_with_cmdline("sleep 987651");
+    let left = runwarm_e2e::processes_with_cmdline("sleep 987651");
     assert!(
         left.is_empty(),
         "the setsid sleep outlived its request: {left:?}"
@@ -133,7 +112,7 @@ async fn command_mode_processes_do_not_outlive_their_request() {
         "{second:#}"
     );
     assert_eq!(second["cold"], false, "{second:#}");
-    assert!(processes_with_cmdline("sleep 987651").is_empty());
+    assert!(runwarm_e2e::processes_with_cmdline("sleep 987651").is_empty());
 }
 
 #[tokio::test]

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use nix::sys::signal::Signal;
 use runwarm_e2e::{Daemon, Need, require};
-use runwarm_supervisor::client::Client;
+use runwarm_supervisor::client::{Client, ClientError, Response};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use super::{SLEEPY, bash_manifest, collect_notify, greeting_runtime};
 
@@ -75,17 +76,7 @@ async fn sigterm_lets_the_running_invocation_finish_then_exits_0() {
     let mut d = Daemon::builder().without_samples().start().await;
     d.register("sleepy", bash_manifest(), json!({"main.sh": SLEEPY}))
         .await;
-    let client = Client::new(d.socket()).with_timeout(Duration::from_secs(30));
-    let call = tokio::spawn(async move {
-        client
-            .request(
-                Method::POST,
-                "/v1/scripts/sleepy/invoke",
-                &[],
-                Some(br#"{"secs": 2}"#.to_vec()),
-            )
-            .await
-    });
+    let call = invoke_in_background(&d, "sleepy", 2);
     tokio::time::sleep(Duration::from_millis(700)).await;
     d.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -172,17 +163,7 @@ async fn sigterm_bounds_the_drain_by_shutdown_grace() {
         .await;
     d.register("long", bash_manifest(), json!({"main.sh": SLEEPY}))
         .await;
-    let client = Client::new(d.socket()).with_timeout(Duration::from_secs(30));
-    let call = tokio::spawn(async move {
-        client
-            .request(
-                Method::POST,
-                "/v1/scripts/long/invoke",
-                &[],
-                Some(br#"{"secs": 20}"#.to_vec()),
-            )
-            .await
-    });
+    let call = invoke_in_background(&d, "long", 20);
     tokio::time::sleep(Duration::from_millis(700)).await;
     let started = Instant::now();
     let status = d.stop();
@@ -206,4 +187,17 @@ async fn sigterm_bounds_the_drain_by_shutdown_grace() {
     assert!(cut.contains("\"code\":\"E005\""), "{cut}");
     assert!(cut.contains("\"state\":\"failed\""), "{cut}");
     // Dropping the daemon checks that no executor process is left.
+}
+
+/// Starts a call of the sleeping script `name` for `secs` seconds, for a test that stops the
+/// daemon under it.
+fn invoke_in_background(
+    d: &Daemon,
+    name: &str,
+    secs: u32,
+) -> JoinHandle<Result<Response, ClientError>> {
+    let client = Client::new(d.socket()).with_timeout(Duration::from_secs(30));
+    let path = format!("/v1/scripts/{name}/invoke");
+    let body = format!(r#"{{"secs": {secs}}}"#).into_bytes();
+    tokio::spawn(async move { client.request(Method::POST, &path, &[], Some(body)).await })
 }
