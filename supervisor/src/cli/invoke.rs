@@ -115,7 +115,7 @@ pub(super) fn report(
         if outcome == Outcome::Success {
             print_json(body.get("result").unwrap_or(&Value::Null))?;
         } else {
-            print_stderr(&describe_failure(&body));
+            print_stderr(&describe_failure(&body, !show_output));
         }
     }
     Ok(outcome)
@@ -125,8 +125,16 @@ fn text_field<'a>(record: &'a Value, key: &str) -> &'a str {
     record.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// `error: E002 ValueError: message`, the trace, and where to read the output.
-pub(super) fn describe_failure(record: &Value) -> String {
+/// Lines of the script's stderr a failure shows when its output is not printed anyway: what a
+/// script says last before it fails is usually why (a command-mode script's only error is its
+/// exit code).
+const STDERR_TAIL_LINES: usize = 5;
+/// A longer stderr line is cut to this many characters in the tail.
+const STDERR_TAIL_LINE_CHARS: usize = 300;
+
+/// `error: E002 ValueError: message`, the trace, with `stderr_tail` the last lines the script
+/// wrote to stderr, and where to read the output.
+pub(super) fn describe_failure(record: &Value, stderr_tail: bool) -> String {
     let state = text_field(record, "state");
     let error = record.get("error").unwrap_or(&Value::Null);
     let code = text_field(error, "code");
@@ -143,11 +151,34 @@ pub(super) fn describe_failure(record: &Value) -> String {
             text.push_str(&format!("  {line}\n"));
         }
     }
+    if stderr_tail {
+        text.push_str(&tail_of_stderr(text_field(record, "stderr")));
+    }
     let id = text_field(record, "id");
     if !id.is_empty() {
         text.push_str(&format!(
             "\nhint: see its output with `runwarm logs {id}`\n"
         ));
+    }
+    text
+}
+
+/// `stderr:` and the last non-empty lines of `stderr`, indented; nothing when there are none.
+fn tail_of_stderr(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let shown = &lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..];
+    let mut text = if shown.len() < lines.len() {
+        format!("stderr (last {} of {} lines):\n", shown.len(), lines.len())
+    } else {
+        "stderr:\n".to_owned()
+    };
+    for line in shown {
+        let cut: String = line.chars().take(STDERR_TAIL_LINE_CHARS).collect();
+        let more = if cut.len() < line.len() { " …" } else { "" };
+        text.push_str(&format!("  {cut}{more}\n"));
     }
     text
 }
@@ -163,10 +194,39 @@ mod tests {
         let record = json!({"id": "0193", "state": "failed",
             "error": {"code": "E002", "kind": "ValueError", "message": "bad", "trace": "line 1\nline 2"}});
         assert_eq!(
-            describe_failure(&record),
+            describe_failure(&record, true),
             "error: E002 ValueError: bad\n  line 1\n  line 2\n\nhint: see its output with `runwarm logs 0193`\n"
         );
         let bare = json!({"state": "cancelled", "error": null});
-        assert_eq!(describe_failure(&bare), "error: execution cancelled\n");
+        assert_eq!(
+            describe_failure(&bare, true),
+            "error: execution cancelled\n"
+        );
+    }
+
+    #[test]
+    fn a_failure_shows_the_last_lines_of_stderr_unless_the_output_is_printed() {
+        let record = json!({"id": "0194", "state": "failed",
+            "stderr": "starting\n\n127.0.0.1:22 is not healthy\n",
+            "error": {"code": "E002", "kind": "ExitCode", "message": "exited with code 1"}});
+        assert_eq!(
+            describe_failure(&record, true),
+            "error: E002 ExitCode: exited with code 1\nstderr:\n  starting\n  127.0.0.1:22 is not healthy\n\nhint: see its output with `runwarm logs 0194`\n"
+        );
+        assert_eq!(
+            describe_failure(&record, false),
+            "error: E002 ExitCode: exited with code 1\n\nhint: see its output with `runwarm logs 0194`\n"
+        );
+        let chatty: String = (1..=8).map(|i| format!("line {i}\n")).collect();
+        let long = "x".repeat(400);
+        let tail = tail_of_stderr(&format!("{chatty}{long}\n"));
+        assert!(
+            tail.starts_with("stderr (last 5 of 9 lines):\n  line 5\n"),
+            "{tail}"
+        );
+        assert!(
+            tail.ends_with(&format!("  {} …\n", "x".repeat(300))),
+            "{tail}"
+        );
     }
 }

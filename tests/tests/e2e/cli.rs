@@ -1,5 +1,5 @@
-//! The `runwarm` client against a real daemon: documented exit codes, and `register` waiting
-//! for the prepare.
+//! The `runwarm` client against a real daemon: documented exit codes and what a failure
+//! shows, and `register` waiting for the prepare.
 
 use runwarm_e2e::{Daemon, Need, require};
 use serde_json::Value;
@@ -39,6 +39,25 @@ async fn invoke_exit_codes_follow_the_outcome() {
     assert!(err.contains("/items"), "violations are printed: {err}");
     let (code, _, _) = d.cli(&["invoke", "codes", "-d", "{not json"]);
     assert_eq!(code, 2);
+    // A command-mode script's only error is its exit code: the reason it wrote to stderr is
+    // shown with it, once (with --show-output the whole stderr is printed instead).
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let payload = format!("{{\"port\": {free_port}}}");
+    let (code, _, err) = d.cli(&["invoke", "port-check", "-d", &payload]);
+    assert_eq!(code, 1, "{err}");
+    let reason = format!("127.0.0.1:{free_port} is not healthy");
+    assert!(
+        err.contains("E002 ExitCode: exited with code 1\nstderr:\n") && err.contains(&reason),
+        "{err}"
+    );
+    let (code, _, err) = d.cli(&["invoke", "port-check", "-d", &payload, "--show-output"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches(&reason).count(), 1, "{err}");
+    assert!(!err.contains("stderr:"), "{err}");
     let (code, out, _) = d.cli(&[
         "--json",
         "invoke",

@@ -145,7 +145,7 @@ pub(super) fn print_growth(
 pub(super) fn finish_followed(ctx: &Ctx, record: &Value) -> Outcome {
     let outcome = Outcome::of_record(record);
     if outcome != Outcome::Success && !ctx.json {
-        print_stderr(&describe_failure(record));
+        print_stderr(&describe_failure(record, false));
     }
     outcome
 }
