@@ -11,7 +11,7 @@ use crate::client::{InvokeOptions, Method, Response, Target};
 
 use super::error::{CliError, UsageError};
 use super::outcome::Outcome;
-use super::output::{print_json, print_stderr, print_text};
+use super::output::{print_json, print_stderr, print_text, printable};
 use super::progress::{self, Waited};
 use super::{Ctx, payload, refused};
 
@@ -139,7 +139,7 @@ pub(super) fn describe_failure(record: &Value, stderr_tail: bool) -> String {
     let error = record.get("error").unwrap_or(&Value::Null);
     let code = text_field(error, "code");
     let kind = text_field(error, "kind");
-    let message = text_field(error, "message");
+    let message = printable(text_field(error, "message"));
     let mut text = match (code.is_empty(), kind.is_empty()) {
         (false, false) => format!("error: {code} {kind}: {message}\n"),
         (false, true) => format!("error: {code}: {message}\n"),
@@ -148,7 +148,7 @@ pub(super) fn describe_failure(record: &Value, stderr_tail: bool) -> String {
     let trace = text_field(error, "trace");
     if !trace.is_empty() {
         for line in trace.lines() {
-            text.push_str(&format!("  {line}\n"));
+            text.push_str(&format!("  {}\n", printable(line)));
         }
     }
     if stderr_tail {
@@ -178,7 +178,7 @@ fn tail_of_stderr(stderr: &str) -> String {
     for line in shown {
         let cut: String = line.chars().take(STDERR_TAIL_LINE_CHARS).collect();
         let more = if cut.len() < line.len() { " …" } else { "" };
-        text.push_str(&format!("  {cut}{more}\n"));
+        text.push_str(&format!("  {}{more}\n", printable(&cut)));
     }
     text
 }
@@ -227,6 +227,18 @@ mod tests {
         assert!(
             tail.ends_with(&format!("  {} …\n", "x".repeat(300))),
             "{tail}"
+        );
+        // What the script wrote cannot drive the terminal from inside runwarm's own lines.
+        let hostile = json!({"state": "failed", "stderr": "\u{1b}[2J\u{1b}]0;title\u{7}",
+            "error": {"code": "E002", "kind": "X", "message": "bad\u{1b}[8m", "trace": "at\rline"}});
+        let shown = describe_failure(&hostile, true);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("bad\\u{1b}[8m") && shown.contains("at\\rline"),
+            "{shown}"
         );
     }
 }

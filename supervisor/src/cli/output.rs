@@ -1,6 +1,7 @@
 //! Where `runwarm` writes: data on stdout (pretty JSON on a terminal, compact otherwise),
 //! messages and errors on stderr, a `hint:` line after a blank one when there is a hint.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use serde_json::Value;
@@ -34,6 +35,27 @@ pub fn print_json(value: &Value) -> Result<(), CliError> {
     };
     // Serialising a `Value` cannot fail; an empty line is the harmless fallback anyway.
     print_text(&format!("{}\n", text.unwrap_or_default()))
+}
+
+/// `text` with its control characters but tab written as escapes (`\u{1b}`), for text from a
+/// script or a registrant shown inside runwarm's own lines (an error, a table cell): an escape
+/// sequence there could move the cursor, retitle the terminal or hide the lines around it.
+/// Output a person asked for as it is (`logs`, `--show-output`) is passed through unchanged, as
+/// the script itself would have printed it.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Writes text to stderr, ending it with a newline if it has none.
@@ -83,6 +105,15 @@ mod tests {
     use crate::client::{ClientError, Problem, Violation};
 
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_escapes_and_tabs_kept() {
+        assert!(matches!(printable("plain\ttext é"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("\u{1b}]0;pwned\u{7}red\u{1b}[31m\r\n\u{9b}"),
+            "\\u{1b}]0;pwned\\u{7}red\\u{1b}[31m\\r\\n\\u{9b}"
+        );
+    }
 
     #[test]
     fn errors_list_causes_violations_and_the_hint() {

@@ -4,6 +4,8 @@
 use comfy_table::{Table, presets};
 use serde_json::Value;
 
+use super::output::printable;
+
 /// How a cell shows its value.
 #[derive(Debug, Clone, Copy)]
 pub enum Format {
@@ -82,12 +84,14 @@ pub fn render_fields(object: &Value) -> String {
     trim_lines(&table.to_string())
 }
 
-/// Renders `key value` lines, keys aligned, in the given order.
+/// Renders `key value` lines, keys aligned, in the given order. A value may span lines (a
+/// changelog); each line is shown [`printable`].
 pub fn render_pairs(pairs: &[(String, String)]) -> String {
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
     for (key, value) in pairs {
-        table.add_row(vec![key.clone(), value.clone()]);
+        let lines: Vec<_> = value.split('\n').map(printable).collect();
+        table.add_row(vec![key.clone(), lines.join("\n")]);
     }
     trim_lines(&table.to_string())
 }
@@ -98,9 +102,9 @@ fn cell(value: Option<&Value>, format: Format) -> String {
     };
     match (value, format) {
         (Value::Null, _) => "-".to_owned(),
-        (_, Format::With(show)) => show(value),
-        (Value::String(s), Format::ShortId) => short_id(s),
-        (Value::String(s), _) => s.clone(),
+        (_, Format::With(show)) => printable(&show(value)).into_owned(),
+        (Value::String(s), Format::ShortId) => printable(&short_id(s)).into_owned(),
+        (Value::String(s), _) => printable(s).into_owned(),
         (Value::Number(n), Format::Millis) => match n.as_f64() {
             Some(ms) => format!("{ms:.1}"),
             None => n.to_string(),
@@ -186,6 +190,14 @@ mod tests {
         assert!(
             text.lines()
                 .all(|l| !l.ends_with(' ') && !l.starts_with(' '))
+        );
+        // A registrant's text cannot break the table or drive the terminal.
+        let hostile = [json!({"name": "x\u{1b}[2J", "latest": "a\nb"})];
+        let text = render_rows(&hostile, &columns[..2]);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("x\\u{1b}[2J") && text.contains("a\\nb"),
+            "{text}"
         );
     }
 

@@ -88,6 +88,16 @@ fn show_lists_schema_limits_pool_tags_and_registrants() {
         "{text}"
     );
     assert!(rows[1].contains("4321:4321"), "{text}");
+    // A changelog keeps its lines; what would drive the terminal is shown escaped.
+    let noted =
+        json!({"manifest": {"changelog": "fixed the greeting\n\u{1b}]0;owned\u{7}added a name"}});
+    let text = render(&script, &noted, &json!([]), &Value::Null);
+    assert!(
+        text.contains(
+            "changelog      fixed the greeting\n               \\u{1b}]0;owned\\u{7}added a name"
+        ),
+        "{text}"
+    );
     let bare = render(&script, &json!({"manifest": {}}), &json!([]), &Value::Null);
     assert!(bare.contains("parameters: any JSON payload"), "{bare}");
     assert!(bare.contains("  none\n"), "{bare}");
