@@ -6,35 +6,28 @@
 //! Progress goes to stderr, the report to stdout. The exit code says whether the benchmark ran,
 //! not whether the targets were met.
 
-mod anchor;
 mod baseline;
 mod confinement;
 mod daemon;
-mod fastcgi;
-mod floors;
-mod fpm;
 mod languages;
 mod load;
 mod measure;
-mod procstat;
+mod phases;
 mod report;
 mod runtimes;
 mod scenarios;
 mod versus;
-mod versus_report;
-mod versus_run;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
-use runwarm_supervisor::client::Client;
 
-use crate::daemon::OwnDaemon;
-use crate::report::{DaemonUnderTest, Host, Run};
+use crate::phases::{DaemonFigures, anchor_options, measure_daemon};
+use crate::report::{Host, Run};
 
 /// Deadline of any single request; a call that takes this long is a hang, not a figure.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -104,7 +97,7 @@ struct Flags {
     #[arg(long, conflicts_with_all = ["socket", "only_confinement", "only_runtimes", "no_anchor"])]
     only_anchor: bool,
     #[command(flatten)]
-    anchor: versus_run::AnchorFlags,
+    anchor: versus::run::AnchorFlags,
     /// Internal: the echo child of the pipe ping-pong floor.
     #[arg(long = "floor-echo", hide = true)]
     floor_echo: bool,
@@ -126,7 +119,7 @@ fn main() -> ExitCode {
 
 fn run(flags: &Flags) -> Result<()> {
     if flags.floor_echo {
-        return floors::echo_child();
+        return versus::floors::echo_child();
     }
     // Checked before anything starts, so a typo does not cost a daemon start and two phases.
     let window = Duration::try_from_secs_f64(flags.seconds)
@@ -153,7 +146,7 @@ fn run(flags: &Flags) -> Result<()> {
         return Ok(());
     }
     if flags.only_anchor {
-        let section = runtime.block_on(versus_run::alone(
+        let section = runtime.block_on(versus::run::alone(
             &anchor_options(flags, host.cpus, window),
             flags.anchor.compare_bins.as_deref(),
         ))?;
@@ -162,12 +155,12 @@ fn run(flags: &Flags) -> Result<()> {
             let summary = serde_json::json!({
                 "host": {"cpus": host.cpus, "cpu_model": host.cpu_model, "kernel": host.kernel,
                          "loadavg_at_start": host.loadavg, "idle": host.idle},
-                "anchor": versus_report::json(&section, None),
+                "anchor": versus::report::json(&section, None),
             });
             writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
         } else {
             writeln!(stdout, "{}", host.line())?;
-            write!(stdout, "{}", versus_report::text(&section, None))?;
+            write!(stdout, "{}", versus::report::text(&section, None))?;
         }
         return Ok(());
     }
@@ -220,7 +213,7 @@ fn run(flags: &Flags) -> Result<()> {
         if let (Some(section), Some(map)) = (&anchor, summary.as_object_mut()) {
             map.insert(
                 "anchor".into(),
-                versus_report::json(section, confinement_added),
+                versus::report::json(section, confinement_added),
             );
         }
         if let (Some((compare, anchor)), Some(map)) = (&confinement, summary.as_object_mut()) {
@@ -240,7 +233,7 @@ fn run(flags: &Flags) -> Result<()> {
             write!(
                 stdout,
                 "{}",
-                versus_report::text(section, confinement_added)
+                versus::report::text(section, confinement_added)
             )?;
         }
         if let Some(section) = &runtimes {
@@ -275,7 +268,7 @@ fn runtime_rows_ran(section: &runtimes::Section) -> Result<()> {
 /// The confinement section: a confined and an unconfined daemon, then the `/bin/true` anchor.
 fn measure_confinement(
     runtime: &tokio::runtime::Runtime,
-) -> Result<(confinement::Compare, anchor::Anchor)> {
+) -> Result<(confinement::Compare, confinement::anchor::Anchor)> {
     progress(&format!(
         "confinement cost: {} cold starts and {} warm calls on a confined and an unconfined daemon",
         confinement::COLD_RUNS,
@@ -284,130 +277,10 @@ fn measure_confinement(
     let compare = runtime.block_on(confinement::measure())?;
     progress(&format!(
         "confinement anchor: /bin/true x{} directly, through runwarm-sandbox and bwrap",
-        anchor::RUNS
+        confinement::anchor::RUNS
     ));
-    let anchor = anchor::measure(&daemon::release_dir()?)?;
+    let anchor = confinement::anchor::measure(&daemon::release_dir()?)?;
     Ok((compare, anchor))
-}
-
-/// What was measured against the daemon.
-struct DaemonFigures {
-    daemon: DaemonUnderTest,
-    warm: scenarios::Warm,
-    cold: scenarios::Cold,
-    load: load::Load,
-    anchor: Option<versus::Section>,
-}
-
-/// The phases' figures, before the daemon is stopped.
-struct PhaseFigures {
-    version: Option<String>,
-    warm: scenarios::Warm,
-    cold: scenarios::Cold,
-    load: load::Load,
-    anchor: Option<versus::Section>,
-}
-
-fn anchor_options(flags: &Flags, cpus: usize, window: Duration) -> versus::Options {
-    let pool_max = flags.pool_max.unwrap_or(cpus * 2).max(1);
-    flags.anchor.options(flags.clients, window, pool_max, cpus)
-}
-
-async fn measure_daemon(flags: &Flags, cpus: usize, window: Duration) -> Result<DaemonFigures> {
-    let own = match &flags.socket {
-        Some(_) => None,
-        None => {
-            progress("starting runwarmd from target/release");
-            Some(OwnDaemon::start("").await?)
-        }
-    };
-    let (socket, label) = match (&flags.socket, &own) {
-        (Some(socket), _) => (socket.clone(), format!("given socket {}", socket.display())),
-        (None, Some(own)) => (
-            own.socket().to_path_buf(),
-            format!("{} in {}", own.binary().display(), own.dir().display()),
-        ),
-        (None, None) => bail!("no daemon to measure: neither --socket nor an own daemon"),
-    };
-    let measured = measure_phases(flags, cpus, window, &socket).await;
-    let measured = match (measured, &own) {
-        (Err(error), Some(own)) => Err(anyhow!(
-            "{error:#}\nthe daemon's log ends with:\n{}",
-            own.log_tail()
-        )),
-        (other, _) => other,
-    };
-    let PhaseFigures {
-        version,
-        warm,
-        cold,
-        load,
-        anchor,
-    } = measured?;
-    let stopped = own.map(OwnDaemon::stop);
-    let daemon = DaemonUnderTest {
-        label,
-        version,
-        stopped,
-    };
-    Ok(DaemonFigures {
-        daemon,
-        warm,
-        cold,
-        load,
-        anchor,
-    })
-}
-
-async fn measure_phases(
-    flags: &Flags,
-    cpus: usize,
-    window: Duration,
-    socket: &std::path::Path,
-) -> Result<PhaseFigures> {
-    let client = Client::new(socket).with_timeout(REQUEST_TIMEOUT);
-    let info = client
-        .get_json("/v1/info")
-        .await
-        .with_context(|| format!("asking the daemon on {} for /v1/info", socket.display()))?;
-    let version = info["version"].as_str().map(str::to_owned);
-    let pid = info["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
-    // Before anything is registered: the idle figure (of a fresh daemon unless --socket).
-    let rss_idle = pid.and_then(procstat::rss_kib);
-    progress(&format!(
-        "warm latency: {} warm-up + {} measured calls",
-        flags.warmup, flags.calls
-    ));
-    let warm = scenarios::measure_warm(&client, flags.calls, flags.warmup).await?;
-    progress(&format!("cold start: {} new versions", flags.cold));
-    let cold = scenarios::measure_cold(&client, flags.cold.max(1)).await?;
-    let pool_max = flags.pool_max.unwrap_or(cpus * 2).max(1);
-    progress(&format!(
-        "throughput: {} clients for {:.1} s, pool max {pool_max}",
-        flags.clients, flags.seconds
-    ));
-    let load = load::measure_load(socket, REQUEST_TIMEOUT, flags.clients, pool_max, window).await?;
-    let anchor = if flags.no_anchor {
-        None
-    } else {
-        Some(
-            versus_run::on(
-                &anchor_options(flags, cpus, window),
-                flags.anchor.compare_bins.as_deref(),
-                socket,
-                pid,
-                rss_idle,
-            )
-            .await?,
-        )
-    };
-    Ok(PhaseFigures {
-        version,
-        warm,
-        cold,
-        load,
-        anchor,
-    })
 }
 
 pub(crate) fn progress(message: &str) {

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use runwarm_supervisor::client::Client;
 
-use crate::daemon::OwnDaemon;
-use crate::fpm::OwnFpm;
-use crate::procstat;
-use crate::versus::{
+use super::fpm::OwnFpm;
+use super::procstat;
+use super::{
     Caller, Daemon, FpmPool, NO_RECYCLING, Options, Section, costs, register_hello, rss_with_warm,
     sequential, throughput,
 };
+use crate::daemon::OwnDaemon;
 
 /// Warm executors of the resident-memory figure.
 pub const RSS_EXECUTORS: usize = 32;
@@ -253,7 +253,7 @@ async fn measure_with(
 
     crate::progress("anchor: floors (pipe ping-pong, JSON-lines echo)");
     let python = crate::baseline::resolve_interpreter()?;
-    let floors = crate::floors::measure(&python);
+    let floors = super::floors::measure(&python);
 
     crate::progress(&format!(
         "anchor: costs per warm call over {} calls{}",
@@ -266,7 +266,7 @@ async fn measure_with(
     ));
     let mut all_costs = Vec::new();
     let mut costs_error = None;
-    let mut sides: Vec<(&Daemon<'_>, &Caller, &super::versus::Sequential)> = Vec::new();
+    let mut sides: Vec<(&Daemon<'_>, &Caller, &super::Sequential)> = Vec::new();
     sides.push((daemon, &py, &sequential[0].1));
     if let (Some(c), Some(caller)) = (compare, &compare_py)
         && let Some((_, seq)) = sequential.iter().find(|(l, _)| l.starts_with(&c.label))

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::fastcgi::Connection;
+use super::fastcgi::Connection;
 
 /// The script PHP-FPM runs for every call.
 pub const HELLO_PHP: &str = r#"<?php

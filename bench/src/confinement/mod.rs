@@ -1,17 +1,19 @@
 //! The cost of confinement as the daemon pays it: the same cold starts and warm calls of the
 //! hello handler against two daemons started for this phase, one with the default sandbox mode
 //! (`required` when run as root) and one with `[sandbox] mode = "off"`, plus the report section
-//! that puts them side by side with the process-level anchor of [`crate::anchor`].
+//! that puts them side by side with the process-level anchor of [`anchor`].
+
+pub mod anchor;
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use runwarm_supervisor::client::Client;
 
-use crate::anchor::Anchor;
 use crate::daemon::OwnDaemon;
 use crate::measure::Summary;
 use crate::scenarios::{Cold, ColdRuns, HANDLER_PY, Warm, WarmSamples};
+use anchor::Anchor;
 
 /// Cold starts per daemon: each a new version, as in the cold phase.
 pub const COLD_RUNS: usize = 20;

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use super::{NO_RECYCLING, Section, Throughput};
 use crate::confinement::WarmAdded;
 use crate::measure::{Summary, round1};
-use crate::versus::{NO_RECYCLING, Section, Throughput};
 
 /// warm p50 of runwarm's python3 over PHP-FPM's (the compass goal is 1.0).
 const P50_RATIO: f64 = 1.5;

@@ -2,7 +2,14 @@
 //! client runtime and connection model, in alternating blocks so drift in the machine's load
 //! falls on all alike. Also the floors under a warm call, what a warm call costs each side in
 //! context switches, CPU time and system calls, and the daemon's resident memory. The figures
-//! and the targets are printed by [`crate::versus_report`].
+//! and the targets are printed by [`report`].
+
+pub mod fastcgi;
+pub mod floors;
+pub mod fpm;
+pub mod procstat;
+pub mod report;
+pub mod run;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,12 +22,12 @@ use serde_json::{Value, json};
 use tokio::sync::{Barrier, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::fastcgi::Connection;
-use crate::floors::Floors;
-use crate::fpm::OwnFpm;
 use crate::measure::Summary;
-use crate::procstat::{Counters, PerCall, Strace};
 use crate::scenarios::{Errors, HANDLER_PY, call, expected_result, payload, register_bundle};
+use fastcgi::Connection;
+use floors::Floors;
+use fpm::OwnFpm;
+use procstat::{Counters, PerCall, Strace};
 
 const NODE_HANDLER: &str = "export function handler(event) {
   return { greeting: \"hello \" + (event.name ?? \"world\") };
@@ -310,7 +317,7 @@ pub async fn costs(
     let before: Vec<Counters> = pids.iter().map(|p| Counters::read(p)).collect();
     run_calls(target, calls).await?;
     let after: Vec<Counters> = pids.iter().map(|p| Counters::read(p)).collect();
-    let strace_bin = crate::procstat::strace_binary();
+    let strace_bin = procstat::strace_binary();
     let mut syscalls: Vec<Result<Vec<(String, f64)>, String>> = Vec::new();
     match (strace, strace_bin) {
         (false, _) => syscalls.extend(pids.iter().map(|_| Err("skipped (--no-strace)".into()))),
@@ -375,7 +382,7 @@ pub async fn rss_with_warm(client: &Client, pid: u32, count: usize) -> Result<(u
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rss = crate::procstat::rss_kib(pid).context("reading the daemon's VmRSS")?;
+    let rss = procstat::rss_kib(pid).context("reading the daemon's VmRSS")?;
     Ok((rss, pids.len()))
 }
 
