@@ -41,6 +41,8 @@ pub struct Config {
     pub exec_command: PathBuf,
     /// Global executor budget.
     pub max_workers: usize,
+    /// Global budget of the executors' memory limits, in MiB.
+    pub max_memory_mb: u64,
     /// Global wait-queue bound.
     pub queue_max: usize,
     /// `init` handshake timeout.
@@ -161,6 +163,10 @@ impl Config {
             x as u64
         };
         let max_workers = int("pools.max_workers", raw.pools.max_workers, 32, 1);
+        let max_memory_mb = match raw.pools.max_memory_mb {
+            None | Some(0) => default_memory_budget_mb(),
+            Some(_) => int("pools.max_memory_mb", raw.pools.max_memory_mb, 0, 16),
+        };
         let queue_max = int("pools.queue_max", raw.pools.queue_max, 1024, 0);
         let init_timeout_ms = int(
             "pools.init_timeout_ms",
@@ -352,6 +358,7 @@ impl Config {
             load_samples: raw.load_samples.unwrap_or(true),
             exec_command,
             max_workers: max_workers as usize,
+            max_memory_mb,
             queue_max: queue_max as usize,
             init_timeout: Duration::from_millis(init_timeout_ms),
             default_timeout: Duration::from_millis(default_timeout_ms),
@@ -395,6 +402,26 @@ impl Config {
             check,
         })
     }
+}
+
+/// Three quarters of the host's memory (`MemTotal`), the executors' memory budget when the
+/// configuration sets none: the rest is the daemon's, the page cache's and everything else's.
+/// Without a readable `/proc/meminfo`, no budget (only `max_workers` bounds the executors).
+fn default_memory_budget_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .as_deref()
+        .and_then(mem_total_kib)
+        .map_or(u64::MAX, |kib| kib / 1024 * 3 / 4)
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in KiB.
+fn mem_total_kib(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 #[cfg(test)]

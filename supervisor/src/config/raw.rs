@@ -85,6 +85,7 @@ pub(super) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPools {
     pub(super) max_workers: Option<i64>,
+    pub(super) max_memory_mb: Option<i64>,
     pub(super) queue_max: Option<i64>,
     pub(super) init_timeout_ms: Option<i64>,
     pub(super) default_timeout_ms: Option<i64>,

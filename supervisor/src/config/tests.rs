@@ -65,3 +65,32 @@ fn readme_configuration_table_lists_every_key() {
         );
     }
 }
+
+#[test]
+fn the_memory_budget_defaults_to_three_quarters_of_the_host_and_can_be_set() {
+    let meminfo = "MemTotal:       24571508 kB\nMemFree:        1000 kB\n";
+    assert_eq!(mem_total_kib(meminfo), Some(24_571_508));
+    assert_eq!(mem_total_kib("MemFree: 1 kB\n"), None);
+    let host_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .as_deref()
+        .and_then(mem_total_kib)
+        .map(|kib| kib / 1024)
+        .unwrap();
+    for text in ["", "[pools]\nmax_memory_mb = 0\n"] {
+        assert_eq!(
+            parse(text).unwrap().max_memory_mb,
+            host_mb * 3 / 4,
+            "{text:?}"
+        );
+    }
+    let set = parse("[pools]\nmax_memory_mb = 4096\n").unwrap();
+    assert_eq!(set.max_memory_mb, 4096);
+    let err = parse("[pools]\nmax_memory_mb = 8\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pools.max_memory_mb: must be at least 16, got 8"),
+        "{err}"
+    );
+}

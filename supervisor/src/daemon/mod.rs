@@ -59,6 +59,14 @@ pub struct RunOptions {
     pub systemd: SystemdEnv,
 }
 
+/// The pools' global budget a configuration sets.
+fn budget(config: &Config) -> crate::pool::Budget {
+    crate::pool::Budget {
+        workers: config.max_workers,
+        memory_mb: config.max_memory_mb,
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT, without systemd integration or reload.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     run_with(config, RunOptions::default()).await
@@ -207,7 +215,7 @@ pub async fn run_with(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     }
 
-    let pools = Pools::new(Arc::clone(&launcher), config.max_workers, config.queue_max);
+    let pools = Pools::new(Arc::clone(&launcher), budget(&config), config.queue_max);
     // Before anything prepares, so every step that runs is timed.
     let metrics = Arc::new(Metrics::with_sources(
         pools.clone(),

@@ -49,7 +49,7 @@ pub async fn apply(old: &Config, new: anyhow::Result<Config>, r: &Reloadable) ->
     };
     let (changed, ignored) = differences(old, &new);
     r.pools.launcher().set_catalog(catalog);
-    r.pools.set_limits(new.max_workers, new.queue_max);
+    r.pools.set_limits(super::budget(&new), new.queue_max);
     r.access.set(new.access.clone());
     r.dispatcher.admission().set_limits(
         new.max_workers + new.queue_max,
@@ -73,6 +73,7 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
         load_samples,
         exec_command,
         max_workers,
+        max_memory_mb,
         queue_max,
         init_timeout,
         default_timeout,
@@ -106,8 +107,9 @@ fn differences(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static s
     let applied = [
         ("runtimes_dirs", old.runtimes_dirs != *runtimes_dirs),
         (
-            "pools.max_workers/queue_max",
-            (old.max_workers, old.queue_max) != (*max_workers, *queue_max),
+            "pools.max_workers/max_memory_mb/queue_max",
+            (old.max_workers, old.max_memory_mb, old.queue_max)
+                != (*max_workers, *max_memory_mb, *queue_max),
         ),
         (
             "admission",

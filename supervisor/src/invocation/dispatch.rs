@@ -250,6 +250,7 @@ fn refused_record(mut rec: ExecutionRecord, e: &AcquireError) -> ExecutionRecord
         AcquireError::QueueFull { .. } | AcquireError::WaitTimeout { .. } => {
             (ErrorCode::E006, "Overloaded")
         }
+        AcquireError::OverMemoryBudget { .. } => (ErrorCode::E006, "OverMemoryBudget"),
     };
     rec.finish(
         State::Failed,

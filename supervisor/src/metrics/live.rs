@@ -99,6 +99,24 @@ impl Collector for Live {
             None,
             depth.metric_type(),
         )?)?;
+        let (budget, memory_mb) = self.pools.budget();
+        let bytes = |mb: u64| {
+            ConstGauge::new(i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX))
+        };
+        bytes(memory_mb).encode(encoder.encode_descriptor(
+            "executor_memory_limit_bytes",
+            "The memory limits of the executors alive or starting, summed",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        if budget.memory_mb != u64::MAX {
+            bytes(budget.memory_mb).encode(encoder.encode_descriptor(
+                "executor_memory_budget_bytes",
+                "What their memory limits may add up to (pools.max_memory_mb)",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
 
         // Per script label (names beyond the cap are summed into the shared one).
         let mut starts: BTreeMap<String, (u64, u64)> = BTreeMap::new();

@@ -33,11 +33,13 @@ pub enum Refusal {
     QueueTimeout,
     /// 503: the daemon is shutting down.
     ShuttingDown,
+    /// 503: one executor of the version needs more memory than `pools.max_memory_mb`.
+    MemoryBudget,
 }
 
 impl Refusal {
     /// Every reason, in label order.
-    pub const ALL: [Refusal; 12] = [
+    pub const ALL: [Refusal; 13] = [
         Refusal::InvalidParams,
         Refusal::BadRequest,
         Refusal::Forbidden,
@@ -50,6 +52,7 @@ impl Refusal {
         Refusal::RateLimit,
         Refusal::QueueTimeout,
         Refusal::ShuttingDown,
+        Refusal::MemoryBudget,
     ];
 
     /// The `reason` label.
@@ -67,6 +70,7 @@ impl Refusal {
             Refusal::RateLimit => "rate_limit",
             Refusal::QueueTimeout => "queue_timeout",
             Refusal::ShuttingDown => "shutting_down",
+            Refusal::MemoryBudget => "memory_budget",
         }
     }
 
@@ -79,7 +83,7 @@ impl Refusal {
             Refusal::Disabled | Refusal::IdempotencyConflict => 409,
             Refusal::TooLarge => 413,
             Refusal::Admission | Refusal::QueueFull | Refusal::RateLimit => 429,
-            Refusal::QueueTimeout | Refusal::ShuttingDown => 503,
+            Refusal::QueueTimeout | Refusal::ShuttingDown | Refusal::MemoryBudget => 503,
         }
     }
 
@@ -114,6 +118,7 @@ impl Refusal {
             AcquireError::QueueFull { .. } => Some(Refusal::QueueFull),
             AcquireError::WaitTimeout { .. } => Some(Refusal::QueueTimeout),
             AcquireError::ShuttingDown => Some(Refusal::ShuttingDown),
+            AcquireError::OverMemoryBudget { .. } => Some(Refusal::MemoryBudget),
             AcquireError::Start(_) => None,
         }
     }

@@ -1,4 +1,5 @@
-//! Warm pools: one per (script, version), sharing a global executor budget.
+//! Warm pools: one per (script, version), sharing a global budget of executors and of their
+//! memory limits.
 //!
 //! The decisions are made by the pure [`policy::Table`] under one short-held lock; this module
 //! carries them out: starting executors through the [`Launcher`], waking waiters, killing
@@ -24,7 +25,9 @@ use tokio::sync::oneshot;
 use crate::registry::manifest::Manifest;
 use crate::runtime::{Launcher, ScriptRef};
 use crate::worker::{StartError, Worker};
-use policy::{Acquire, Effects, Grant, Table};
+use policy::{Acquire, Effects, Grant, Shape, Table};
+
+pub use policy::Budget;
 
 pub use lease::Lease;
 pub use views::PoolView;
@@ -94,6 +97,17 @@ pub enum AcquireError {
     WaitTimeout {
         /// How long it waited.
         waited_ms: u64,
+    },
+    /// One executor of this version needs more memory than the pools' whole budget.
+    #[error(
+        "an executor of this version has a memory limit of {memory_mb} MiB, more than all \
+         executors together may have ({budget_mb} MiB, pools.max_memory_mb): it can never start"
+    )]
+    OverMemoryBudget {
+        /// The version's memory limit.
+        memory_mb: u64,
+        /// The budget.
+        budget_mb: u64,
     },
     /// Starting an executor failed.
     #[error("executor failed to start: {0}")]
@@ -222,11 +236,11 @@ impl std::fmt::Debug for Pools {
 }
 
 impl Pools {
-    /// Pools with a global budget of `max_workers` executors and `queue_max` waiters.
-    pub fn new(launcher: Arc<Launcher>, max_workers: usize, queue_max: usize) -> Self {
+    /// Pools with a global `budget` and at most `queue_max` waiters.
+    pub fn new(launcher: Arc<Launcher>, budget: Budget, queue_max: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                table: Mutex::new(Table::new(max_workers, queue_max)),
+                table: Mutex::new(Table::new(budget, queue_max)),
                 launcher,
                 targets: DashMap::new(),
                 stats: DashMap::new(),
@@ -243,8 +257,16 @@ impl Pools {
     }
 
     /// Changes the global limits (reload).
-    pub fn set_limits(&self, max_workers: usize, queue_max: usize) {
-        self.inner.lock().set_limits(max_workers, queue_max);
+    pub fn set_limits(&self, budget: Budget, queue_max: usize) {
+        self.inner.lock().set_limits(budget, queue_max);
+    }
+
+    /// What a pool of `target` is to the table: its settings and its executors' memory limit.
+    fn shape(&self, target: &Target) -> Shape {
+        Shape {
+            policy: target.manifest.pool,
+            memory_mb: self.inner.launcher.memory_mb(&target.manifest),
+        }
     }
 
     /// Gets an executor for `target`, waiting at most until `deadline`.
@@ -262,16 +284,17 @@ impl Pools {
             .entry(key.clone())
             .or_insert_with(|| target.clone());
         let policy = target.manifest.pool;
+        let shape = self.shape(target);
         let t0 = tokio::time::Instant::now();
         // Ends: each executor that fails the check is retired, and one released meanwhile was
         // alive a moment ago, so it passes without a ping.
         let (decision, id, mut rx) = loop {
             let id = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
-            let decision =
-                self.inner
-                    .lock()
-                    .acquire(&key, policy, Token { id, tx }, Instant::now());
+            let decision = self
+                .inner
+                .lock()
+                .acquire(&key, shape, Token { id, tx }, Instant::now());
             let Acquire::Idle(w) = decision else {
                 break (decision, id, rx);
             };
@@ -301,6 +324,15 @@ impl Pools {
             Acquire::Reject => {
                 let waiting = self.inner.lock().waiting();
                 return Err(AcquireError::QueueFull { waiting });
+            }
+            Acquire::OverBudget {
+                memory_mb,
+                budget_mb,
+            } => {
+                return Err(AcquireError::OverMemoryBudget {
+                    memory_mb,
+                    budget_mb,
+                });
             }
             Acquire::Wait => match tokio::time::timeout_at(deadline, &mut rx).await {
                 Ok(Ok(grant)) => grant,

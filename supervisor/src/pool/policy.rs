@@ -1,15 +1,17 @@
 //! Warm-pool policy as a pure data structure: no tokio, no processes, no clock of its own.
 //!
 //! [`Table`] decides who gets an executor: an idle one of the pool (most recently used first),
-//! a new one if the pool's `max` and the global `max_workers` allow (evicting the least recently
-//! used idle executor of another pool when the global budget is full), or a place in a bounded
-//! FIFO queue. `W` is the executor (a real worker in the daemon, a number in tests) and `T` the
-//! token a waiter is woken through.
+//! a new one if the pool's `max` and the global [`Budget`] allow (evicting the least recently
+//! used idle executors of other pools when the budget is full), or a place in a bounded FIFO
+//! queue. `W` is the executor (a real worker in the daemon, a number in tests) and `T` the token
+//! a waiter is woken through. The budget is two limits at once: executors alive, and the sum of
+//! their memory limits (`budget.rs`).
 //!
 //! Invariants (checked by the randomised test): `live` equals the sum of idle, busy and starting
-//! executors over all pools and never exceeds `max_workers`; no pool exceeds its `max`; an idle
-//! executor is handed out once; a pool never has waiters while it has idle executors; each pool's
-//! queue is served first come, first served.
+//! executors over all pools and never exceeds the budget's `workers`, and the memory in use is
+//! the sum of their memory limits and never exceeds its `memory_mb`; no pool exceeds its `max`;
+//! an idle executor is handed out once; a pool never has waiters while it has idle executors;
+//! each pool's queue is served first come, first served.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -17,20 +19,31 @@ use std::time::{Duration, Instant};
 
 use crate::registry::manifest::PoolPolicy;
 
+mod budget;
+
+pub use budget::{Budget, Shape};
+
 /// What a caller of [`Table::acquire`] should do.
 #[derive(Debug, PartialEq)]
 pub enum Acquire<W> {
     /// Use this idle executor.
     Idle(W),
-    /// Start a new executor (a slot is reserved); retire `evict` first if given.
+    /// Start a new executor (a slot is reserved); retire `evict` first.
     Start {
-        /// An idle executor of another pool, removed to make room.
-        evict: Option<W>,
+        /// Idle executors of other pools, removed to make room.
+        evict: Vec<W>,
     },
     /// Wait; the token will receive a [`Grant`].
     Wait,
     /// The queue is full.
     Reject,
+    /// One executor of this pool needs more memory than the whole budget: it can never start.
+    OverBudget {
+        /// The memory limit of one of its executors.
+        memory_mb: u64,
+        /// The budget's memory.
+        budget_mb: u64,
+    },
 }
 
 /// What a waiter receives.
@@ -83,11 +96,14 @@ pub struct SlotCounts {
     pub starting: usize,
     /// Invocations waiting.
     pub waiting: usize,
+    /// The memory limit each of its executors counts against the budget.
+    pub memory_mb: u64,
 }
 
 #[derive(Debug)]
 struct Slot<W, T> {
     policy: PoolPolicy,
+    memory_mb: u64,
     idle: Vec<IdleEntry<W>>,
     busy: usize,
     starting: usize,
@@ -110,34 +126,37 @@ impl<W, T> Slot<W, T> {
 pub struct Table<K, W, T> {
     slots: HashMap<K, Slot<W, T>>,
     live: usize,
+    memory_mb: u64,
     waiting: usize,
-    max_workers: usize,
+    budget: Budget,
     queue_max: usize,
     seq: u64,
 }
 
 impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
     /// An empty table with a global budget and a global queue bound.
-    pub fn new(max_workers: usize, queue_max: usize) -> Self {
+    pub fn new(budget: impl Into<Budget>, queue_max: usize) -> Self {
         Self {
             slots: HashMap::new(),
             live: 0,
+            memory_mb: 0,
             waiting: 0,
-            max_workers,
+            budget: budget.into(),
             queue_max,
             seq: 0,
         }
     }
 
     /// Changes the global limits (on reload); excess executors retire as they are released.
-    pub fn set_limits(&mut self, max_workers: usize, queue_max: usize) {
-        self.max_workers = max_workers;
+    pub fn set_limits(&mut self, budget: Budget, queue_max: usize) {
+        self.budget = budget;
         self.queue_max = queue_max;
     }
 
-    fn slot(&mut self, key: &K, policy: PoolPolicy, now: Instant) -> &mut Slot<W, T> {
+    fn slot(&mut self, key: &K, shape: Shape, now: Instant) -> &mut Slot<W, T> {
         self.slots.entry(key.clone()).or_insert_with(|| Slot {
-            policy,
+            policy: shape.policy,
+            memory_mb: shape.memory_mb,
             idle: Vec::new(),
             busy: 0,
             starting: 0,
@@ -147,29 +166,36 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
     }
 
     /// Asks for an executor of pool `key`; `token` is kept if the answer is [`Acquire::Wait`].
-    pub fn acquire(&mut self, key: &K, policy: PoolPolicy, token: T, now: Instant) -> Acquire<W> {
-        let (live, max_workers, queue_full) =
-            (self.live, self.max_workers, self.waiting >= self.queue_max);
-        let slot = self.slot(key, policy, now);
+    pub fn acquire(
+        &mut self,
+        key: &K,
+        shape: impl Into<Shape>,
+        token: T,
+        now: Instant,
+    ) -> Acquire<W> {
+        let shape = shape.into();
+        let queue_full = self.waiting >= self.queue_max;
+        let budget_mb = self.budget.memory_mb;
+        let slot = self.slot(key, shape, now);
         slot.last_used = now;
+        let weight = slot.memory_mb;
         if slot.waiters.is_empty() {
             if let Some(entry) = slot.idle.pop() {
                 slot.busy += 1;
                 return Acquire::Idle(entry.worker);
             }
-            if slot.can_grow() {
-                if live < max_workers {
-                    slot.starting += 1;
-                    self.live += 1;
-                    return Acquire::Start { evict: None };
-                }
-                if let Some(evicted) = self.evict_lru_idle(key) {
-                    let slot = self.slot(key, policy, now);
-                    slot.starting += 1;
-                    return Acquire::Start {
-                        evict: Some(evicted),
-                    };
-                }
+            if weight > budget_mb {
+                return Acquire::OverBudget {
+                    memory_mb: weight,
+                    budget_mb,
+                };
+            }
+            if slot.can_grow()
+                && let Some(evict) = self.make_room(key, weight)
+            {
+                self.charge(weight);
+                self.slot(key, shape, now).starting += 1;
+                return Acquire::Start { evict };
             }
         }
         if queue_full {
@@ -177,7 +203,7 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         }
         self.seq += 1;
         let seq = self.seq;
-        self.slot(key, policy, now)
+        self.slot(key, shape, now)
             .waiters
             .push_back(Waiter { seq, token });
         self.waiting += 1;
@@ -186,12 +212,12 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
 
     /// Reserves a slot to start an executor without a request (prewarm, `min_warm`), if the pool
     /// and the budget allow without evicting anything.
-    pub fn reserve_start(&mut self, key: &K, policy: PoolPolicy, now: Instant) -> bool {
-        let (live, max_workers) = (self.live, self.max_workers);
-        let slot = self.slot(key, policy, now);
-        if slot.can_grow() && live < max_workers {
-            slot.starting += 1;
-            self.live += 1;
+    pub fn reserve_start(&mut self, key: &K, shape: impl Into<Shape>, now: Instant) -> bool {
+        let slot = self.slot(key, shape.into(), now);
+        let (can_grow, weight) = (slot.can_grow(), slot.memory_mb);
+        if can_grow && self.fits(weight) {
+            self.charge(weight);
+            self.add_starting(key);
             return true;
         }
         false
@@ -211,7 +237,8 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
             && let Some(pos) = slot.idle.iter().position(|e| replaced(&e.worker))
         {
             old = Some(slot.idle.remove(pos).worker);
-            self.live = self.live.saturating_sub(1);
+            let weight = slot.memory_mb;
+            self.discharge(weight);
         }
         let mut fx = self.started_idle(key, worker, now);
         fx.retire.extend(old);
@@ -237,7 +264,8 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
     pub fn start_failed(&mut self, key: &K) -> Effects<K, W, T> {
         if let Some(slot) = self.slots.get_mut(key) {
             slot.starting = slot.starting.saturating_sub(1);
-            self.live = self.live.saturating_sub(1);
+            let weight = slot.memory_mb;
+            self.discharge(weight);
         }
         let mut fx = Effects::default();
         self.grant_starts(&mut fx);
@@ -260,24 +288,28 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         };
         slot.busy = slot.busy.saturating_sub(1);
         slot.last_used = now;
-        let over_budget = self.live > self.max_workers;
-        if !reusable || over_budget {
-            self.live = self.live.saturating_sub(1);
+        let weight = slot.memory_mb;
+        if !reusable || self.over_budget() {
+            self.discharge(weight);
             fx.retire.push(worker);
             self.grant_starts(&mut fx);
             return fx;
         }
-        if let Some(w) = slot.waiters.pop_front() {
-            self.waiting -= 1;
+        if let Some(slot) = self.slots.get_mut(key)
+            && let Some(w) = slot.waiters.pop_front()
+        {
             slot.busy += 1;
+            self.waiting -= 1;
             fx.grants
                 .push((key.clone(), w.token, Grant::Worker(worker)));
             return fx;
         }
         // Another pool is starved by the global budget: this executor makes room for it rather
         // than sitting idle.
-        if self.live >= self.max_workers && self.oldest_startable_waiter(Some(key)).is_some() {
-            self.live -= 1;
+        if let Some(starved) = self.oldest_startable_waiter(Some(key))
+            && !self.fits(self.slots.get(&starved).map_or(0, |s| s.memory_mb))
+        {
+            self.discharge(weight);
             fx.retire.push(worker);
             self.grant_starts(&mut fx);
             return fx;
@@ -299,6 +331,7 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
     /// Retires idle executors older than their pool's `idle_ttl`, keeping `min_warm` alive.
     pub fn reap_idle(&mut self, now: Instant) -> Vec<W> {
         let mut retired = Vec::new();
+        let mut freed_mb = 0;
         for slot in self.slots.values_mut() {
             let ttl = Duration::from_secs(slot.policy.idle_ttl_s);
             let min = slot.policy.min_warm as usize;
@@ -311,18 +344,25 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
             {
                 retired.push(slot.idle.remove(0).worker);
                 self.live -= 1;
+                freed_mb += slot.memory_mb;
             }
         }
+        self.memory_mb = self.memory_mb.saturating_sub(freed_mb);
         retired
     }
 
     /// Reserves starts for pools below their `min_warm`; returns the pools to start one for.
     pub fn reserve_min_warm(&mut self) -> Vec<K> {
         let mut out = Vec::new();
-        for (key, slot) in &mut self.slots {
-            while slot.total() < slot.policy.min_warm as usize && self.live < self.max_workers {
-                slot.starting += 1;
-                self.live += 1;
+        let keys: Vec<K> = self.slots.keys().cloned().collect();
+        for key in keys {
+            while let Some(slot) = self.slots.get(&key)
+                && slot.total() < slot.policy.min_warm as usize
+                && self.fits(slot.memory_mb)
+            {
+                let weight = slot.memory_mb;
+                self.charge(weight);
+                self.add_starting(&key);
                 out.push(key.clone());
             }
         }
@@ -332,14 +372,15 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
     /// Reserves a start for an executor's replacement before the executor is retired, when
     /// its pool and the daemon's budget have room for one more; the caller starts it idle.
     pub fn reserve_replacement(&mut self, key: &K) -> bool {
-        let Some(slot) = self.slots.get_mut(key) else {
+        let Some(slot) = self.slots.get(key) else {
             return false;
         };
-        if !slot.can_grow() || self.live >= self.max_workers {
+        let weight = slot.memory_mb;
+        if !slot.can_grow() || !self.fits(weight) {
             return false;
         }
-        slot.starting += 1;
-        self.live += 1;
+        self.charge(weight);
+        self.add_starting(key);
         true
     }
 
@@ -349,8 +390,12 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         let Some(slot) = self.slots.get_mut(key) else {
             return Vec::new();
         };
-        self.live -= slot.idle.len();
-        slot.idle.drain(..).map(|e| e.worker).collect()
+        let taken: Vec<W> = slot.idle.drain(..).map(|e| e.worker).collect();
+        let weight = slot.memory_mb;
+        for _ in &taken {
+            self.discharge(weight);
+        }
+        taken
     }
 
     /// Removes and returns every idle executor (shutdown), and forgets empty pools.
@@ -358,6 +403,9 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         let mut out = Vec::new();
         for slot in self.slots.values_mut() {
             self.live -= slot.idle.len();
+            self.memory_mb = self
+                .memory_mb
+                .saturating_sub(slot.memory_mb * slot.idle.len() as u64);
             out.extend(slot.idle.drain(..).map(|e| e.worker));
         }
         out
@@ -373,6 +421,7 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
                     busy: s.busy,
                     starting: s.starting,
                     waiting: s.waiters.len(),
+                    memory_mb: s.memory_mb,
                 };
                 (k.clone(), s.policy, c)
             })
@@ -389,15 +438,10 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         self.waiting
     }
 
-    fn evict_lru_idle(&mut self, except: &K) -> Option<W> {
-        let victim = self
-            .slots
-            .iter()
-            .filter(|(k, s)| *k != except && !s.idle.is_empty())
-            .min_by_key(|(_, s)| s.idle.first().map(|e| e.since))
-            .map(|(k, _)| k.clone())?;
-        let slot = self.slots.get_mut(&victim)?;
-        Some(slot.idle.remove(0).worker)
+    fn add_starting(&mut self, key: &K) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.starting += 1;
+        }
     }
 
     fn oldest_startable_waiter(&self, except: Option<&K>) -> Option<K> {
@@ -413,15 +457,11 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
     /// of other pools when the budget is full.
     fn grant_starts(&mut self, fx: &mut Effects<K, W, T>) {
         while let Some(key) = self.oldest_startable_waiter(None) {
-            if self.live >= self.max_workers {
-                match self.evict_lru_idle(&key) {
-                    Some(w) => {
-                        fx.retire.push(w);
-                        self.live -= 1;
-                    }
-                    None => return,
-                }
-            }
+            let weight = self.slots.get(&key).map_or(0, |s| s.memory_mb);
+            let Some(evicted) = self.make_room(&key, weight) else {
+                return;
+            };
+            fx.retire.extend(evicted);
             let Some(slot) = self.slots.get_mut(&key) else {
                 return;
             };
@@ -430,7 +470,7 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
             };
             slot.starting += 1;
             self.waiting -= 1;
-            self.live += 1;
+            self.charge(weight);
             fx.grants.push((key, w.token, Grant::Start));
         }
     }

@@ -25,6 +25,8 @@ pub struct PoolView {
     pub max: u32,
     /// Pool `min_warm`.
     pub min_warm: u32,
+    /// The memory limit each of its executors counts against `pools.max_memory_mb`, in MiB.
+    pub memory_mb: u64,
     /// Executors started so far.
     pub spawned: u64,
     /// Starts that failed.
@@ -53,6 +55,7 @@ impl Pools {
                     waiting: c.waiting,
                     max: p.max,
                     min_warm: p.min_warm,
+                    memory_mb: c.memory_mb,
                     spawned,
                     start_failures,
                     cold_start_ms_p50: p50,
@@ -79,6 +82,12 @@ impl Pools {
     pub fn totals(&self) -> (usize, usize) {
         let t = self.inner.lock();
         (t.live(), t.waiting())
+    }
+
+    /// The budget in force and the memory limits of the executors alive, summed, in MiB.
+    pub fn budget(&self) -> (super::Budget, u64) {
+        let t = self.inner.lock();
+        (t.budget(), t.memory_mb())
     }
 }
 

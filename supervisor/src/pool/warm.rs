@@ -26,13 +26,10 @@ impl Pools {
             .targets
             .entry(key.clone())
             .or_insert_with(|| target.clone());
+        let shape = self.shape(target);
         let mut started = 0;
         for _ in 0..count {
-            if !self
-                .inner
-                .lock()
-                .reserve_start(&key, target.manifest.pool, Instant::now())
-            {
+            if !self.inner.lock().reserve_start(&key, shape, Instant::now()) {
                 break;
             }
             started += 1;

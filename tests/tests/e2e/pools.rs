@@ -301,3 +301,83 @@ async fn a_pool_at_its_max_recycles_by_retiring_first() {
     let expected: Vec<bool> = (0..12).map(|i| i % 5 == 0).collect();
     assert_eq!(colds, expected);
 }
+
+/// A Python script whose executors have a memory limit of `memory_mb`.
+async fn sized(d: &Daemon, name: &str, memory_mb: u64) {
+    let manifest = json!({"runtime": "python3", "entry": "main.py",
+        "limits": {"memory_mb": memory_mb}, "pool": {"max": 2}});
+    let files =
+        json!({"main.py": "import os\ndef handler(e, c):\n    return {'pid': os.getpid()}\n"});
+    d.register(name, manifest, files).await;
+}
+
+#[tokio::test]
+async fn executors_stay_within_the_memory_budget_by_evicting_idle_ones() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = Daemon::builder()
+        .without_samples()
+        .config("[pools]\nmax_memory_mb = 700\n")
+        .start()
+        .await;
+    for (name, mb) in [
+        ("small-a", 300),
+        ("small-b", 300),
+        ("large", 600),
+        ("huge", 800),
+    ] {
+        sized(&d, name, mb).await;
+    }
+    d.invoke_ok("small-a", json!({})).await;
+    d.invoke_ok("small-b", json!({})).await;
+    let (_, info) = d.call(Method::GET, "/v1/info", None).await;
+    assert_eq!(info["workers"]["memory_mb"], 600, "{info}");
+    assert_eq!(info["workers"]["max_memory_mb"], 700, "{info}");
+    assert_eq!(pool_of(&d, "small-a").await["memory_mb"], 300);
+
+    // 600 MiB more do not fit beside 600: both idle executors go, the older first.
+    let rec = d.invoke_ok("large", json!({})).await;
+    assert_eq!(rec["cold"], true, "{rec}");
+    let (_, info) = d.call(Method::GET, "/v1/info", None).await;
+    assert_eq!(info["workers"]["memory_mb"], 600, "{info}");
+    assert_eq!(info["workers"]["live"], 1, "{info}");
+    for name in ["small-a", "small-b"] {
+        let pool = pool_of(&d, name).await;
+        assert_eq!(
+            pool["idle"].as_u64().unwrap() + pool["busy"].as_u64().unwrap(),
+            0,
+            "{pool}"
+        );
+    }
+
+    // One executor of 800 MiB can never start under 700: refused at once, not after a wait.
+    let started = std::time::Instant::now();
+    let (status, problem) = d.invoke("huge", "", json!({})).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("over-memory-budget"),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("800 MiB"),
+        "{problem}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    let metrics = d.client().get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    for line in [
+        format!("runwarm_executor_memory_limit_bytes {}", 600u64 << 20),
+        format!("runwarm_executor_memory_budget_bytes {}", 700u64 << 20),
+        "runwarm_refusals_total{reason=\"memory_budget\",status=\"503\"} 1".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+}

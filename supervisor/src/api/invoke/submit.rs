@@ -143,6 +143,15 @@ fn acquire_problem(e: &AcquireError) -> Problem {
         )
         .code(ErrorCode::E005)
         .retry_after(5),
+        AcquireError::OverMemoryBudget { .. } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "over-memory-budget",
+            e.to_string(),
+        )
+        .code(ErrorCode::E006)
+        .hint(Some(
+            "lower the script's limits.memory_mb or raise the daemon's pools.max_memory_mb".into(),
+        )),
         AcquireError::Start(_) => Problem::internal(e.to_string()),
     }
 }

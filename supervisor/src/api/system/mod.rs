@@ -122,6 +122,11 @@ pub(crate) struct Workers {
     live: usize,
     /// `pools.max_workers`.
     max: usize,
+    /// The memory limits of the executors alive, summed, in MiB.
+    memory_mb: u64,
+    /// `pools.max_memory_mb`: what they may add up to (absent when unbounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_memory_mb: Option<u64>,
     /// Invocations waiting for an executor.
     waiting: usize,
     /// `pools.queue_max`.
@@ -138,6 +143,7 @@ pub(crate) struct Workers {
 )]
 pub(crate) async fn info(State(app): State<AppState>) -> Response {
     let (live, waiting) = app.pools.totals();
+    let (budget, memory_mb) = app.pools.budget();
     Json(Info {
         name: "runwarmd",
         version: env!("CARGO_PKG_VERSION"),
@@ -150,7 +156,9 @@ pub(crate) async fn info(State(app): State<AppState>) -> Response {
         ready: app.ready.load(Ordering::Acquire),
         workers: Workers {
             live,
-            max: app.config.max_workers,
+            max: budget.workers,
+            memory_mb,
+            max_memory_mb: (budget.memory_mb != u64::MAX).then_some(budget.memory_mb),
             waiting,
             queue_max: app.config.queue_max,
         },

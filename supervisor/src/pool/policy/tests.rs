@@ -15,7 +15,7 @@ fn policy(max: u32) -> PoolPolicy {
 fn start_and_return(t: &mut T, key: &'static str, worker: u32, now: Instant) {
     assert_eq!(
         t.acquire(&key, policy(4), 0, now),
-        Acquire::Start { evict: None }
+        Acquire::Start { evict: vec![] }
     );
     t.started_busy(&key);
     let fx = t.release(&key, worker, true, now);
@@ -78,7 +78,7 @@ fn full_budget_evicts_the_least_recently_used_idle_executor_of_another_pool() {
     start_and_return(&mut t, "old", 1, now);
     start_and_return(&mut t, "new", 2, now + Duration::from_secs(1));
     let got = t.acquire(&"c", policy(4), 0, now + Duration::from_secs(2));
-    assert_eq!(got, Acquire::Start { evict: Some(1) });
+    assert_eq!(got, Acquire::Start { evict: vec![1] });
     assert_eq!(t.live(), 2);
 }
 
@@ -200,8 +200,22 @@ fn cancelled_waiter_leaves_the_queue() {
 /// A long random walk over acquire/release/fail/reap, checking the invariants at every step.
 #[test]
 fn random_walk_keeps_invariants() {
-    let keys = ["a", "b", "c"];
-    let mut t = T::new(5, 20);
+    // Executors of "a", "b" and "c" count 100, 200 and 300 MiB against a 700 MiB budget; one of
+    // "d" would need more than all of it.
+    let keys = ["a", "b", "c", "d"];
+    let weight = |k: &str| match k {
+        "a" => 100,
+        "b" => 200,
+        "c" => 300,
+        _ => 800,
+    };
+    let mut t = T::new(
+        Budget {
+            workers: 5,
+            memory_mb: 700,
+        },
+        20,
+    );
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
         rng ^= rng << 13;
@@ -245,23 +259,31 @@ fn random_walk_keeps_invariants() {
     };
     for step in 0..20_000u64 {
         let now = start + Duration::from_millis(step * 10);
-        let key = keys[(next() % 3) as usize];
+        let key = keys[(next() % 4) as usize];
         match next() % 5 {
             0 | 1 => {
                 next_token += 1;
-                match t.acquire(&key, policy(2), next_token, now) {
+                let shape = Shape {
+                    policy: policy(2),
+                    memory_mb: weight(key),
+                };
+                match t.acquire(&key, shape, next_token, now) {
                     Acquire::Idle(w) => {
                         assert!(handed.insert(w), "worker {w} handed out twice");
                         busy.push((key, w));
                     }
                     Acquire::Start { evict } => {
-                        if let Some(w) = evict {
+                        for w in evict {
                             assert!(!handed.contains(&w));
                         }
                         starting.push(key);
                     }
                     Acquire::Wait => queued.push((key, next_token)),
                     Acquire::Reject => assert!(t.waiting() >= 20),
+                    Acquire::OverBudget {
+                        memory_mb,
+                        budget_mb,
+                    } => assert_eq!((key, memory_mb, budget_mb), ("d", 800, 700)),
                 }
             }
             2 if !busy.is_empty() => {
@@ -295,6 +317,12 @@ fn random_walk_keeps_invariants() {
             .sum();
         assert_eq!(sum, t.live(), "live count drifted at step {step}");
         assert!(t.live() <= 5, "budget exceeded at step {step}");
+        let memory: u64 = counts
+            .iter()
+            .map(|(_, _, c)| (c.idle + c.busy + c.starting) as u64 * c.memory_mb)
+            .sum();
+        assert_eq!(memory, t.memory_mb(), "memory drifted at step {step}");
+        assert!(memory <= 700, "memory budget exceeded at step {step}");
         for (k, p, c) in &counts {
             assert!(
                 c.idle + c.busy + c.starting <= p.max as usize,
@@ -360,4 +388,116 @@ fn a_replacement_leaves_a_busy_executor_to_finish() {
         .map(|(_, _, c)| (c.idle, c.busy))
         .collect();
     assert_eq!(counts, vec![(1, 1)]);
+}
+
+fn shape(max: u32, memory_mb: u64) -> Shape {
+    Shape {
+        policy: policy(max),
+        memory_mb,
+    }
+}
+
+fn memory_budget(memory_mb: u64) -> Budget {
+    Budget {
+        workers: 8,
+        memory_mb,
+    }
+}
+
+/// Starts one executor of `key` and returns it idle.
+fn idle_one(t: &mut T, key: &'static str, mb: u64, worker: u32, now: Instant) {
+    assert_eq!(
+        t.acquire(&key, shape(4, mb), 0, now),
+        Acquire::Start { evict: vec![] }
+    );
+    t.started_busy(&key);
+    assert!(t.release(&key, worker, true, now).retire.is_empty());
+}
+
+#[test]
+fn a_large_executor_evicts_as_many_idle_ones_as_it_needs_oldest_first() {
+    let now = Instant::now();
+    let mut t = T::new(memory_budget(1000), 8);
+    idle_one(&mut t, "a", 300, 1, now);
+    idle_one(&mut t, "b", 300, 2, now + Duration::from_secs(1));
+    idle_one(&mut t, "c", 300, 3, now + Duration::from_secs(2));
+    assert_eq!(t.memory_mb(), 900);
+    // 600 MiB more: two of the three idle executors, the least recently used first.
+    assert_eq!(
+        t.acquire(&"big", shape(1, 600), 0, now + Duration::from_secs(3)),
+        Acquire::Start { evict: vec![1, 2] }
+    );
+    assert_eq!((t.live(), t.memory_mb()), (2, 900));
+}
+
+#[test]
+fn when_evicting_every_idle_executor_would_not_do_none_is_evicted_and_the_call_waits() {
+    let now = Instant::now();
+    let mut t = T::new(memory_budget(1000), 8);
+    idle_one(&mut t, "a", 300, 1, now);
+    // "b" busy with 500 MiB: even without "a", 800 MiB do not fit beside it.
+    assert!(matches!(
+        t.acquire(&"b", shape(1, 500), 0, now),
+        Acquire::Start { .. }
+    ));
+    t.started_busy(&"b");
+    assert_eq!(t.acquire(&"big", shape(1, 800), 7, now), Acquire::Wait);
+    assert_eq!((t.live(), t.memory_mb()), (2, 800));
+    // "b" comes back: it is retired to make room (the waiter is older than anything idle), then
+    // "a" too, and the waiter may start.
+    let fx = t.release(&"b", 2, true, now);
+    assert_eq!(fx.retire, vec![2, 1]);
+    assert!(matches!(fx.grants.as_slice(), [("big", 7, Grant::Start)]));
+    assert_eq!((t.live(), t.memory_mb()), (1, 800));
+}
+
+#[test]
+fn a_version_larger_than_the_whole_budget_is_refused_at_once() {
+    let now = Instant::now();
+    let mut t = T::new(memory_budget(1000), 8);
+    assert_eq!(
+        t.acquire(&"huge", shape(1, 2048), 0, now),
+        Acquire::OverBudget {
+            memory_mb: 2048,
+            budget_mb: 1000
+        }
+    );
+    assert_eq!((t.live(), t.waiting()), (0, 0));
+}
+
+#[test]
+fn starts_ahead_of_use_stay_within_the_memory_budget_without_evicting() {
+    let now = Instant::now();
+    let mut t = T::new(memory_budget(1000), 8);
+    let warm = Shape {
+        policy: PoolPolicy {
+            min_warm: 4,
+            ..policy(4)
+        },
+        memory_mb: 300,
+    };
+    // Three of 300 MiB fit, the fourth does not.
+    assert!(t.reserve_start(&"a", warm, now));
+    let reserved = t.reserve_min_warm();
+    assert_eq!(reserved, vec!["a", "a"]);
+    assert!(!t.reserve_start(&"a", warm, now));
+    assert!(!t.reserve_replacement(&"a"));
+    assert_eq!((t.live(), t.memory_mb()), (3, 900));
+}
+
+#[test]
+fn a_smaller_memory_budget_on_reload_retires_executors_as_they_come_back() {
+    let now = Instant::now();
+    let mut t = T::new(memory_budget(1000), 8);
+    for _ in 0..2 {
+        assert!(matches!(
+            t.acquire(&"a", shape(4, 400), 0, now),
+            Acquire::Start { .. }
+        ));
+        t.started_busy(&"a");
+    }
+    t.set_limits(memory_budget(500), 8);
+    assert_eq!(t.release(&"a", 1, true, now).retire, vec![1]);
+    assert!(t.release(&"a", 2, true, now).retire.is_empty());
+    assert_eq!((t.live(), t.memory_mb()), (1, 400));
 }

@@ -118,6 +118,20 @@ impl Launcher {
         })
     }
 
+    /// The memory limit an executor of `manifest` gets, in MiB (the manifest's, else the
+    /// runtime's default), which it counts against the pools' memory budget; 0 without one.
+    pub fn memory_mb(&self, manifest: &Manifest) -> u64 {
+        manifest
+            .limits
+            .memory_mb
+            .or_else(|| {
+                self.catalog()
+                    .get(&manifest.runtime)
+                    .and_then(|r| r.def.limits.memory_mb)
+            })
+            .unwrap_or(0)
+    }
+
     /// Effective invocation timeout in milliseconds: manifest, else runtime default, else `fallback`.
     pub fn timeout_ms(&self, manifest: &Manifest, fallback: u64) -> u64 {
         manifest
