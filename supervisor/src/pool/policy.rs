@@ -5,7 +5,8 @@
 //! used idle executors of other pools when the budget is full), or a place in a bounded FIFO
 //! queue. `W` is the executor (a real worker in the daemon, a number in tests) and `T` the token
 //! a waiter is woken through. The budget is two limits at once: executors alive, and the sum of
-//! their memory limits (`budget.rs`).
+//! their memory limits (`budget.rs`). Starts ahead of use and retirements outside a request
+//! (prewarm, `min_warm`, replacements, the idle TTL) are in `ahead.rs`.
 //!
 //! Invariants (checked by the randomised test): `live` equals the sum of idle, busy and starting
 //! executors over all pools and never exceeds the budget's `workers`, and the memory in use is
@@ -15,10 +16,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::registry::manifest::PoolPolicy;
 
+mod ahead;
 mod budget;
 
 pub use budget::{Budget, Shape};
@@ -210,41 +212,6 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         Acquire::Wait
     }
 
-    /// Reserves a slot to start an executor without a request (prewarm, `min_warm`), if the pool
-    /// and the budget allow without evicting anything.
-    pub fn reserve_start(&mut self, key: &K, shape: impl Into<Shape>, now: Instant) -> bool {
-        let slot = self.slot(key, shape.into(), now);
-        let (can_grow, weight) = (slot.can_grow(), slot.memory_mb);
-        if can_grow && self.fits(weight) {
-            self.charge(weight);
-            self.add_starting(key);
-            return true;
-        }
-        false
-    }
-
-    /// A replacement reserved by [`Table::reserve_replacement`] is ready: an idle executor it
-    /// replaces (`replaced`) is retired now, freeing its place, and the new one is available.
-    pub fn started_replacement(
-        &mut self,
-        key: &K,
-        worker: W,
-        now: Instant,
-        replaced: impl Fn(&W) -> bool,
-    ) -> Effects<K, W, T> {
-        let mut old = None;
-        if let Some(slot) = self.slots.get_mut(key)
-            && let Some(pos) = slot.idle.iter().position(|e| replaced(&e.worker))
-        {
-            old = Some(slot.idle.remove(pos).worker);
-            let weight = slot.memory_mb;
-            self.discharge(weight);
-        }
-        let mut fx = self.started_idle(key, worker, now);
-        fx.retire.extend(old);
-        fx
-    }
-
     /// A start reserved by [`Acquire::Start`] or a [`Grant::Start`] succeeded and the starter
     /// uses the executor.
     pub fn started_busy(&mut self, key: &K) {
@@ -252,12 +219,6 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
             slot.starting = slot.starting.saturating_sub(1);
             slot.busy += 1;
         }
-    }
-
-    /// A start reserved by [`Table::reserve_start`] succeeded: the executor becomes available.
-    pub fn started_idle(&mut self, key: &K, worker: W, now: Instant) -> Effects<K, W, T> {
-        self.started_busy(key);
-        self.release(key, worker, true, now)
     }
 
     /// A reserved start failed: the slot is freed and waiters may take it.
@@ -326,89 +287,6 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         let pos = slot.waiters.iter().position(|w| matches(&w.token))?;
         self.waiting -= 1;
         slot.waiters.remove(pos).map(|w| w.token)
-    }
-
-    /// Retires idle executors older than their pool's `idle_ttl`, keeping `min_warm` alive.
-    pub fn reap_idle(&mut self, now: Instant) -> Vec<W> {
-        let mut retired = Vec::new();
-        let mut freed_mb = 0;
-        for slot in self.slots.values_mut() {
-            let ttl = Duration::from_secs(slot.policy.idle_ttl_s);
-            let min = slot.policy.min_warm as usize;
-            // `idle` is ordered oldest first (MRU at the end).
-            while slot.total() > min
-                && slot
-                    .idle
-                    .first()
-                    .is_some_and(|e| now.saturating_duration_since(e.since) >= ttl)
-            {
-                retired.push(slot.idle.remove(0).worker);
-                self.live -= 1;
-                freed_mb += slot.memory_mb;
-            }
-        }
-        self.memory_mb = self.memory_mb.saturating_sub(freed_mb);
-        retired
-    }
-
-    /// Reserves starts for pools below their `min_warm`; returns the pools to start one for.
-    pub fn reserve_min_warm(&mut self) -> Vec<K> {
-        let mut out = Vec::new();
-        let keys: Vec<K> = self.slots.keys().cloned().collect();
-        for key in keys {
-            while let Some(slot) = self.slots.get(&key)
-                && slot.total() < slot.policy.min_warm as usize
-                && self.fits(slot.memory_mb)
-            {
-                let weight = slot.memory_mb;
-                self.charge(weight);
-                self.add_starting(&key);
-                out.push(key.clone());
-            }
-        }
-        out
-    }
-
-    /// Reserves a start for an executor's replacement before the executor is retired, when
-    /// its pool and the daemon's budget have room for one more; the caller starts it idle.
-    pub fn reserve_replacement(&mut self, key: &K) -> bool {
-        let Some(slot) = self.slots.get(key) else {
-            return false;
-        };
-        let weight = slot.memory_mb;
-        if !slot.can_grow() || !self.fits(weight) {
-            return false;
-        }
-        self.charge(weight);
-        self.add_starting(key);
-        true
-    }
-
-    /// Removes and returns the idle executors of one pool (their configuration changed, e.g.
-    /// a secret they were started with); busy ones are the caller's to retire on release.
-    pub fn take_idle(&mut self, key: &K) -> Vec<W> {
-        let Some(slot) = self.slots.get_mut(key) else {
-            return Vec::new();
-        };
-        let taken: Vec<W> = slot.idle.drain(..).map(|e| e.worker).collect();
-        let weight = slot.memory_mb;
-        for _ in &taken {
-            self.discharge(weight);
-        }
-        taken
-    }
-
-    /// Removes and returns every idle executor (shutdown), and forgets empty pools.
-    pub fn drain_idle(&mut self) -> Vec<W> {
-        let mut out = Vec::new();
-        for slot in self.slots.values_mut() {
-            self.live -= slot.idle.len();
-            self.memory_mb = self
-                .memory_mb
-                .saturating_sub(slot.memory_mb * slot.idle.len() as u64);
-            out.extend(slot.idle.drain(..).map(|e| e.worker));
-        }
-        out
     }
 
     /// Counts per pool.

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 
 type T = Table<&'static str, u32, u32>;
