@@ -351,6 +351,23 @@ async fn executors_stay_within_the_memory_budget_by_evicting_idle_ones() {
         );
     }
 
+    let (code, table, err) = d.cli(&["pools"]);
+    assert_eq!(code, 0, "{err}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("large "))
+        .unwrap_or_else(|| panic!("no row of large in\n{table}"))
+        .split_whitespace()
+        .collect();
+    let mem = header.iter().position(|h| *h == "MEM").unwrap();
+    assert_eq!(row[mem], "600", "{table}");
+
     // One executor of 800 MiB can never start under 700: refused at once, not after a wait.
     let started = std::time::Instant::now();
     let (status, problem) = d.invoke("huge", "", json!({})).await;

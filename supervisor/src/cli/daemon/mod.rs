@@ -36,6 +36,7 @@ pub(super) async fn pools(ctx: &Ctx) -> Result<Outcome, CliError> {
             col("BUSY", &["/busy"], Format::Plain),
             col("STARTING", &["/starting"], Format::Plain),
             col("MAX", &["/max"], Format::Plain),
+            col("MEM MIB", &["/memory_mb"], Format::Plain),
             col("WAITING", &["/waiting"], Format::Plain),
             col("SPAWNED", &["/spawned"], Format::Plain),
             col("COLD P50 MS", &["/cold_start_ms_p50"], Format::Millis),
