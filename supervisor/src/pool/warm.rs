@@ -79,7 +79,14 @@ impl Pools {
         }
         let (retired, to_start) = {
             let mut t = self.inner.lock();
-            (t.reap_idle(Instant::now()), t.reserve_min_warm())
+            let now = Instant::now();
+            let retired = t.reap_idle(now);
+            // Under the table's lock, so an acquire cannot find the pool between the two.
+            for key in t.forget_unused(now) {
+                self.inner.targets.remove(&key);
+                self.inner.recycled.remove(&key);
+            }
+            (retired, t.reserve_min_warm())
         };
         drop(retired);
         for key in to_start {

@@ -398,3 +398,41 @@ async fn executors_stay_within_the_memory_budget_by_evicting_idle_ones() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pool_unused_for_its_idle_ttl_is_no_longer_listed() {
+    if !require(&[Need::Program("python3")]) {
+        return;
+    }
+    let d = echo_with_pool("brief", json!({"idle_ttl_s": 1})).await;
+    d.invoke_ok("brief", json!({})).await;
+    assert_eq!(pool_of(&d, "brief").await["idle"], 1);
+    // Its executor retires after a second and the empty pool goes at a later look of the
+    // daemon's once-a-second maintenance: neither the pools nor the metrics keep it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, pools) = d.call(Method::GET, "/v1/pools", None).await;
+        if pools
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["script"] != "brief"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listed: {pools}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let metrics = d.client().get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("runwarm_pool_executors{") && l.contains("brief")),
+        "{text}"
+    );
+    // Used again, it comes back.
+    d.invoke_ok("brief", json!({})).await;
+    assert_eq!(pool_of(&d, "brief").await["idle"], 1);
+}

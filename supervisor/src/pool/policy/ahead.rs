@@ -72,6 +72,27 @@ impl<K: Eq + Hash + Clone, W, T> Table<K, W, T> {
         retired
     }
 
+    /// Forgets the pools that hold nothing (no executor, no waiter, no `min_warm`) and that
+    /// nobody has used for their `idle_ttl`, so the table — and `GET /v1/pools` and the pool
+    /// metrics read from it — holds the versions in use, not every version ever invoked.
+    /// Returns their keys. A pool used again is made anew, with its version's memory limit as
+    /// it is then.
+    pub fn forget_unused(&mut self, now: Instant) -> Vec<K> {
+        let mut forgotten = Vec::new();
+        self.slots.retain(|key, slot| {
+            let unused = slot.total() == 0
+                && slot.waiters.is_empty()
+                && slot.policy.min_warm == 0
+                && now.saturating_duration_since(slot.last_used)
+                    >= Duration::from_secs(slot.policy.idle_ttl_s);
+            if unused {
+                forgotten.push(key.clone());
+            }
+            !unused
+        });
+        forgotten
+    }
+
     /// Reserves starts for pools below their `min_warm`; returns the pools to start one for.
     pub fn reserve_min_warm(&mut self) -> Vec<K> {
         let mut out = Vec::new();

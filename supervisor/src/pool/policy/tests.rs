@@ -503,3 +503,36 @@ fn a_smaller_memory_budget_on_reload_retires_executors_as_they_come_back() {
     assert!(t.release(&"a", 2, true, now).retire.is_empty());
     assert_eq!((t.live(), t.memory_mb()), (1, 400));
 }
+
+#[test]
+fn pools_that_hold_nothing_are_forgotten_after_their_idle_ttl() {
+    let now = Instant::now();
+    let mut t = T::new(8, 8);
+    start_and_return(&mut t, "used", 1, now);
+    // A min_warm pool and one with a waiter are never forgotten for being idle.
+    let warm = PoolPolicy {
+        min_warm: 1,
+        ..policy(1)
+    };
+    assert!(t.reserve_start(&"warm", warm, now));
+    t.start_failed(&"warm");
+    assert!(matches!(
+        t.acquire(&"waited", policy(1), 0, now),
+        Acquire::Start { .. }
+    ));
+    t.started_busy(&"waited");
+    assert_eq!(t.acquire(&"waited", policy(1), 9, now), Acquire::Wait);
+
+    // The idle executor retires at its TTL (10 s); its empty pool goes at the next look.
+    let later = now + Duration::from_secs(10);
+    assert_eq!(t.reap_idle(later), vec![1]);
+    let mut forgotten = t.forget_unused(later);
+    forgotten.sort_unstable();
+    assert_eq!(forgotten, vec!["used"]);
+    let mut left: Vec<_> = t.counts().into_iter().map(|(k, _, _)| k).collect();
+    left.sort_unstable();
+    assert_eq!(left, vec!["waited", "warm"]);
+    // Used again, it is made anew.
+    start_and_return(&mut t, "used", 2, later);
+    assert_eq!(t.live(), 2);
+}
