@@ -135,6 +135,8 @@ struct Inner {
     launcher: Arc<Launcher>,
     targets: DashMap<PoolKey, Target>,
     stats: DashMap<PoolKey, Stats>,
+    /// Starts and failed starts of forgotten pools, per script: their counters go on.
+    forgotten_starts: DashMap<String, (u64, u64)>,
     next_token: AtomicU64,
     closed: std::sync::atomic::AtomicBool,
     /// When each pool was last recycled: an executor started before that is retired when it
@@ -244,6 +246,7 @@ impl Pools {
                 launcher,
                 targets: DashMap::new(),
                 stats: DashMap::new(),
+                forgotten_starts: DashMap::new(),
                 next_token: AtomicU64::new(1),
                 closed: std::sync::atomic::AtomicBool::new(false),
                 recycled: DashMap::new(),

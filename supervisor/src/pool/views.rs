@@ -66,14 +66,20 @@ impl Pools {
         out
     }
 
-    /// Executors started and starts that failed, per script, since the daemon started. Kept
-    /// for every pool that ever started one (never reset), so they can back counters.
+    /// Executors started and starts that failed, per script, since the daemon started: the
+    /// pools' own figures plus those of pools forgotten since, never reset, so they can back
+    /// counters.
     pub fn start_counts(&self) -> HashMap<String, (u64, u64)> {
         let mut out: HashMap<String, (u64, u64)> = HashMap::new();
         for s in self.inner.stats.iter() {
             let e = out.entry(s.key().script.clone()).or_default();
             e.0 += s.spawned;
             e.1 += s.start_failures;
+        }
+        for f in self.inner.forgotten_starts.iter() {
+            let e = out.entry(f.key().clone()).or_default();
+            e.0 += f.0;
+            e.1 += f.1;
         }
         out
     }

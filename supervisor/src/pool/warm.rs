@@ -85,6 +85,11 @@ impl Pools {
             for key in t.forget_unused(now) {
                 self.inner.targets.remove(&key);
                 self.inner.recycled.remove(&key);
+                if let Some((key, stats)) = self.inner.stats.remove(&key) {
+                    let mut total = self.inner.forgotten_starts.entry(key.script).or_default();
+                    total.0 += stats.spawned;
+                    total.1 += stats.start_failures;
+                }
             }
             (retired, t.reserve_min_warm())
         };

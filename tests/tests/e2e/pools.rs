@@ -432,7 +432,13 @@ async fn a_pool_unused_for_its_idle_ttl_is_no_longer_listed() {
             .any(|l| l.starts_with("runwarm_pool_executors{") && l.contains("brief")),
         "{text}"
     );
+    // Its start is still counted: a counter never goes back.
+    let spawns = |n: u32| format!("runwarm_spawns_total{{script=\"brief\"}} {n}");
+    assert!(text.lines().any(|l| l == spawns(1)), "{text}");
     // Used again, it comes back.
     d.invoke_ok("brief", json!({})).await;
     assert_eq!(pool_of(&d, "brief").await["idle"], 1);
+    let metrics = d.client().get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.lines().any(|l| l == spawns(2)), "{text}");
 }
