@@ -177,11 +177,13 @@ pub(crate) async fn subscribe(
         secret: Some(secret.clone()),
     };
     let stored = sub.clone();
+    let history = app.history.clone();
     with_db(&app, move |conn| {
-        outbox::insert_subscription(conn, &stored, &secret)
+        history.change_subscriptions(conn, |conn| {
+            outbox::insert_subscription(conn, &stored, &secret)
+        })
     })
     .await?;
-    app.history.note_subscriptions(true);
     tracing::info!(subscription = %sub.id, url = %sub.url, caller_uid = caller.uid, "callback subscription created");
     Ok((StatusCode::CREATED, Json(sub)).into_response())
 }
@@ -217,14 +219,11 @@ pub(crate) async fn unsubscribe(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let owned = id.clone();
-    let (deleted, any_left) = with_db(&app, move |conn| {
-        Ok((
-            outbox::delete_subscription(conn, &owned)?,
-            outbox::any_subscription(conn)?,
-        ))
+    let history = app.history.clone();
+    let deleted = with_db(&app, move |conn| {
+        history.change_subscriptions(conn, |conn| outbox::delete_subscription(conn, &owned))
     })
     .await?;
-    app.history.note_subscriptions(any_left);
     if deleted {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -100,9 +100,9 @@ struct Inner {
     write_errors: Arc<AtomicU64>,
     space: Arc<Space>,
     signals: Arc<Signals>,
-    /// Whether a callback subscription exists: then every terminal record may owe a delivery
-    /// and is committed at once (see [`History::enqueue`]).
-    subscriptions: AtomicBool,
+    /// Held while subscriptions change, so that `Signals::subscriptions` is never left `false`
+    /// by one change while another adds one.
+    subscription_changes: Mutex<()>,
 }
 
 impl std::fmt::Debug for History {
@@ -130,7 +130,10 @@ impl History {
         let (tx, rx) = std::sync::mpsc::channel();
         let write_errors = Arc::new(AtomicU64::new(0));
         let space = Arc::new(Space::new(state_dir, cfg.min_free_bytes));
-        let signals = Arc::new(Signals::default());
+        let signals = Arc::new(Signals {
+            subscriptions: AtomicBool::new(subscriptions),
+            ..Signals::default()
+        });
         let writer = Writer::new(
             write_conn,
             rx,
@@ -157,7 +160,7 @@ impl History {
                 write_errors,
                 space,
                 signals,
-                subscriptions: AtomicBool::new(subscriptions),
+                subscription_changes: Mutex::new(()),
             }),
         })
     }
@@ -168,9 +171,30 @@ impl History {
         Arc::clone(&self.inner.signals.deliveries_owed)
     }
 
-    /// Tells whether any callback subscription exists now (after one is added or removed).
-    pub fn note_subscriptions(&self, exist: bool) {
-        self.inner.subscriptions.store(exist, Ordering::Relaxed);
+    /// Runs `change`, which adds or removes callback subscriptions on `conn`, and keeps the
+    /// writer's knowledge of whether any exist true throughout: the flag goes up before the
+    /// change can commit and down only after a count finds none, one change at a time. The
+    /// writer reads it while it holds the database's write lock, so a subscription committed
+    /// before a record's transaction is always seen (see `schema::upsert`).
+    pub fn change_subscriptions<T>(
+        &self,
+        conn: &Connection,
+        change: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let _one_at_a_time = self
+            .inner
+            .subscription_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let flag = &self.inner.signals.subscriptions;
+        flag.store(true, Ordering::SeqCst);
+        let out = change(conn);
+        // When the count fails the flag stays up: a needless query per record, never a lost
+        // delivery.
+        if let Ok(any) = crate::callbacks::outbox::any_subscription(conn) {
+            flag.store(any, Ordering::SeqCst);
+        }
+        out
     }
 
     /// The database file.
@@ -320,7 +344,8 @@ impl History {
         // record may match it (which ones do is known inside the writer's transaction).
         let prompt = rec.state.is_terminal()
             && rec.lineage.retried_by.is_none()
-            && (rec.lineage.callback.is_some() || self.inner.subscriptions.load(Ordering::Relaxed));
+            && (rec.lineage.callback.is_some()
+                || self.inner.signals.subscriptions.load(Ordering::Relaxed));
         // The sequence number is taken under the entry lock so that, per id, it grows in the
         // order the map was updated; the writer clears an entry only if it still holds the
         // sequence it wrote.

@@ -6,6 +6,7 @@
 //! for nor race the writer thread; the upsert's terminal guard still holds if they do.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use rusqlite::Connection;
@@ -24,6 +25,8 @@ pub fn fail_interrupted(path: &Path, states: &[State]) -> Result<usize, HistoryE
     let records = select(&conn, states, false)?;
     let finished_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let now_ms = writer::now_ms();
+    // Once at start, before the API serves: whatever subscriptions there are get their query.
+    let may_have_subscriptions = AtomicBool::new(true);
     let write = |conn: &mut Connection| -> rusqlite::Result<usize> {
         let tx = conn.transaction()?;
         let mut changed = 0;
@@ -40,7 +43,7 @@ pub fn fail_interrupted(path: &Path, states: &[State]) -> Result<usize, HistoryE
             let Ok(json) = serde_json::to_string(&rec) else {
                 continue;
             };
-            if schema::upsert(&tx, &rec, &json, now_ms)?.changed {
+            if schema::upsert(&tx, &rec, &json, now_ms, &may_have_subscriptions)?.changed {
                 changed += 1;
             }
         }

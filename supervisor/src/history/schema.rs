@@ -3,6 +3,7 @@
 //! keeps terminal records immutable.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, Transaction, params};
 
@@ -87,12 +88,15 @@ pub struct Upserted {
 }
 
 /// Writes one record inside `tx`. `json` is the record already serialised; `now_ms` stamps
-/// terminal rows for retention.
+/// terminal rows for retention; `subscriptions` says whether a callback subscription may
+/// exist (`Signals::subscriptions`), read only once the row is written: `tx` then holds the
+/// database's write lock, so no subscription can commit between the read and the commit.
 pub fn upsert(
     tx: &Transaction<'_>,
     rec: &ExecutionRecord,
     json: &str,
     now_ms: i64,
+    subscriptions: &AtomicBool,
 ) -> rusqlite::Result<Upserted> {
     let terminal = rec.state.is_terminal();
     let mut stmt = tx.prepare_cached(UPSERT)?;
@@ -113,7 +117,8 @@ pub fn upsert(
     // Only the write that made the row terminal gets here with a change: the outbox rows are
     // part of that same transaction, so a crash keeps both or neither.
     let deliveries = if changed > 0 && terminal && rec.lineage.retried_by.is_none() {
-        crate::callbacks::outbox::enqueue(tx, rec, now_ms)?
+        let any = subscriptions.load(Ordering::SeqCst);
+        crate::callbacks::outbox::enqueue(tx, rec, now_ms, any)?
     } else {
         0
     };

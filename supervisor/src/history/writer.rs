@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -291,7 +291,7 @@ impl Writer {
         if durable {
             self.conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        let result = write_records(&mut self.conn, &records);
+        let result = write_records(&mut self.conn, &records, &self.signals.subscriptions);
         if durable && let Err(e) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
             tracing::warn!(error = %e, "cannot restore synchronous=NORMAL on the history database");
         }
@@ -331,6 +331,7 @@ impl Writer {
 fn write_records(
     conn: &mut Connection,
     records: &[(u64, Arc<ExecutionRecord>, Option<bytes::Bytes>)],
+    subscriptions: &AtomicBool,
 ) -> rusqlite::Result<usize> {
     let now = now_ms();
     let tx = conn.transaction()?;
@@ -338,7 +339,7 @@ fn write_records(
     for (_, rec, json) in records {
         // serde_json writes UTF-8; the check costs far less than serialising again.
         if let Some(json) = json.as_deref().and_then(|b| std::str::from_utf8(b).ok()) {
-            deliveries += schema::upsert(&tx, rec, json, now)?.deliveries;
+            deliveries += schema::upsert(&tx, rec, json, now, subscriptions)?.deliveries;
             continue;
         }
         // Serialising an ExecutionRecord cannot fail (string keys, no foreign types); should it
@@ -350,7 +351,7 @@ fn write_records(
                 continue;
             }
         };
-        deliveries += schema::upsert(&tx, rec, &json, now)?.deliveries;
+        deliveries += schema::upsert(&tx, rec, &json, now, subscriptions)?.deliveries;
     }
     tx.commit()?;
     Ok(deliveries)

@@ -60,10 +60,12 @@ pub const SCHEMA: &str = "
 /// Adds the deliveries a record that just became terminal owes: its own `Runwarm-Callback`,
 /// and every subscription matching its script and state. Called once per execution: only the
 /// upsert that made the row terminal calls it (the terminal guard refuses a second).
+/// `subscriptions` is whether any may exist: when none can, the query over them is skipped.
 pub fn enqueue(
     tx: &Transaction<'_>,
     rec: &ExecutionRecord,
     now_ms: i64,
+    subscriptions: bool,
 ) -> rusqlite::Result<usize> {
     let mut added = 0;
     if let Some(url) = &rec.lineage.callback {
@@ -72,6 +74,9 @@ pub fn enqueue(
              VALUES (?1, ?2, NULL, 'pending', ?3, ?3)",
         )?
         .execute(params![rec.id, url, now_ms])?;
+    }
+    if !subscriptions {
+        return Ok(added);
     }
     added += tx
         .prepare_cached(

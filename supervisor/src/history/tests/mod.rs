@@ -1,5 +1,6 @@
 //! Tests of the history handle against real SQLite files in temporary directories.
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use runwarm_protocol::Caller;
@@ -7,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::execution::{ErrorCode, ExecutionError};
+
+mod subscriptions;
 
 fn rec(id: &str, script: &str, state: State) -> ExecutionRecord {
     let mut r = ExecutionRecord::queued(
@@ -65,32 +68,6 @@ async fn a_record_owing_a_callback_is_committed_at_once_and_wakes_the_delivery_w
         "the batch waiting went with it"
     );
     assert_eq!(h.pending(), 0);
-    h.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn with_a_subscription_every_terminal_record_is_committed_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let h = History::open(dir.path(), lazy()).unwrap();
-        h.side_connection()
-            .unwrap()
-            .execute(
-                "INSERT INTO subscriptions (id, url, secret, created_at)
-                 VALUES ('sub-1', 'unix:/run/engine.sock/all', 'a secret of sixteen', 't')",
-                [],
-            )
-            .unwrap();
-        h.close().await.unwrap();
-    }
-    // A daemon started over it knows there is one without being told.
-    let h = History::open(dir.path(), lazy()).unwrap();
-    let owed = h.deliveries_owed();
-    h.record(rec("a", "s", State::Completed));
-    tokio::time::timeout(Duration::from_secs(10), owed.notified())
-        .await
-        .expect("a record the subscription matches waited for its batch");
-    assert_eq!(h.count().await.unwrap(), 1);
     h.close().await.unwrap();
 }
 
@@ -261,7 +238,9 @@ async fn the_upsert_guard_itself_refuses_to_overwrite_terminal_rows() {
     let write = |conn: &mut Connection, r: &ExecutionRecord| {
         let tx = conn.transaction().unwrap();
         let json = serde_json::to_string(r).unwrap();
-        let changed = schema::upsert(&tx, r, &json, 1).unwrap().changed;
+        let changed = schema::upsert(&tx, r, &json, 1, &AtomicBool::new(true))
+            .unwrap()
+            .changed;
         tx.commit().unwrap();
         changed
     };
