@@ -53,7 +53,8 @@ impl Stopped {
 
 impl OwnDaemon {
     /// Starts `runwarmd` from the directory of this executable and waits until it is ready;
-    /// `extra_config` is appended to its TOML config (e.g. a `[sandbox]` table).
+    /// `extra_config` goes into its TOML config before the `[log]` table (top-level keys, then
+    /// tables such as `[sandbox]`).
     pub async fn start(extra_config: &str) -> Result<OwnDaemon> {
         OwnDaemon::start_in(&release_dir()?, extra_config).await
     }
@@ -81,7 +82,7 @@ impl OwnDaemon {
         // No samples: since prepare landed, a new state directory would prepare every sample
         // (a Maven download, Go builds) in the background, during the measurements.
         let config = format!(
-            "socket = {}\nstate_dir = {}\nexec_command = {}\nload_samples = false\n\n[log]\nlevel = \"warn\"\n{extra_config}",
+            "socket = {}\nstate_dir = {}\nexec_command = {}\nload_samples = false\n{extra_config}\n\n[log]\nlevel = \"warn\"\n",
             toml_string(&socket),
             toml_string(&dir.path().join("state")),
             toml_string(&exec_command),

@@ -46,6 +46,8 @@ pub struct Options {
     pub fpm_children: usize,
     pub cost_calls: usize,
     pub strace: bool,
+    /// Appended to the compared daemon's config.
+    pub compare_config: String,
 }
 
 /// A runwarm daemon the section measures: its socket, pid and label.

@@ -47,6 +47,11 @@ pub struct AnchorFlags {
     /// runwarm-exec-command and runwarm-sandbox) in the anchor section, in the same turns.
     #[arg(long)]
     pub compare_bins: Option<PathBuf>,
+    /// TOML appended to the compared daemon's config, so that one build under two settings is
+    /// measured in the same turns (`--compare-bins target/release --compare-config
+    /// $'[server]\nidle_spin_us = 50'`).
+    #[arg(long, requires = "compare_bins", default_value = "")]
+    compare_config: String,
 }
 
 impl AnchorFlags {
@@ -67,6 +72,7 @@ impl AnchorFlags {
             fpm_children: self.fpm_children.unwrap_or(cpus).max(1),
             cost_calls: self.cost_calls.max(1),
             strace: !self.no_strace,
+            compare_config: self.compare_config.clone(),
         }
     }
 }
@@ -99,7 +105,7 @@ pub async fn on(
                 "starting the compared runwarmd from {}",
                 dir.display()
             ));
-            Some(OwnDaemon::start_in(dir, "").await?)
+            Some(OwnDaemon::start_in(dir, &opts.compare_config).await?)
         }
         None => None,
     };

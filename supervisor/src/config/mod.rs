@@ -260,7 +260,7 @@ impl Config {
             0,
         );
         let worker_threads = int("server.worker_threads", raw.server.worker_threads, 0, 0);
-        let idle_spin_us = int("server.idle_spin_us", raw.server.idle_spin_us, 50, 0);
+        let idle_spin_us = int("server.idle_spin_us", raw.server.idle_spin_us, 150, 0);
         let idle_spin_error = (idle_spin_us > MAX_IDLE_SPIN_US).then(|| {
             format!("server.idle_spin_us: must be at most {MAX_IDLE_SPIN_US}, got {idle_spin_us}")
         });
