@@ -9,24 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use runwarm_e2e::bin_dir;
 use serde_json::Value;
 
-/// Where the Debian root is kept between runs (outside any clone, so CI reuses it).
-const CACHE: &str = "/var/cache/runwarm-systemd-root";
-/// What the cached root was built with; a root with another stamp is rebuilt.
-const ROOT_STAMP: &str = "1 bookworm minbase systemd,dbus,python3,curl; masked systemd-sysctl systemd-binfmt systemd-modules-load";
-const SUITE: &str = "bookworm";
-const PACKAGES: &str = "systemd,dbus,python3,curl";
-/// Units that need host privileges a container must not use (sysctl, binfmt, modules).
-const MASKED: [&str; 3] = [
-    "systemd-sysctl.service",
-    "systemd-binfmt.service",
-    "systemd-modules-load.service",
-];
+use super::host::{container_cgroups, remove_cgroup_tree};
+
 pub(super) const SOCKET: &str = "/run/runwarm/runwarm.sock";
 const PATH_INSIDE: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -94,7 +83,7 @@ pub(super) fn cannot_run(reason: &str) -> bool {
 }
 
 /// Runs `cmd`, killing it after `limit`; the output so far comes back either way.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+pub(super) fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -126,155 +115,6 @@ fn wait_bounded(child: Child, limit: Duration) -> Result<Output, Output> {
     }
 }
 
-/// The Debian mirror this machine's apt uses (the main suite's `URIs:` of a deb822 `.sources`
-/// file, or a `deb URI SUITE` line), so debootstrap reaches the same place apt does.
-fn apt_mirror() -> Option<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files.insert(0, PathBuf::from("/etc/apt/sources.list"));
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        let name = file.to_string_lossy();
-        if name.ends_with(".sources") {
-            for stanza in text.split("\n\n") {
-                let field = |key: &str| {
-                    stanza.lines().find_map(|l| {
-                        l.strip_prefix(key)
-                            .and_then(|r| r.strip_prefix(':'))
-                            .map(str::trim)
-                    })
-                };
-                let is_deb =
-                    field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-                let main_suite =
-                    field("Suites").is_some_and(|s| s.split_whitespace().any(|s| !s.contains('-')));
-                if let (true, true, Some(uri)) = (is_deb, main_suite, field("URIs")) {
-                    return uri.split_whitespace().next().map(str::to_owned);
-                }
-            }
-        } else if name.ends_with(".list") {
-            for line in text.lines() {
-                let words: Vec<&str> = line
-                    .split_whitespace()
-                    .filter(|w| !w.starts_with('['))
-                    .collect();
-                if let ["deb", uri, suite, ..] = words.as_slice()
-                    && !suite.contains('-')
-                {
-                    return Some((*uri).to_owned());
-                }
-            }
-        }
-    }
-    None
-}
-
-/// The cached root, built first when missing or stale. `Err` says why it cannot be had.
-pub(super) fn cached_root() -> Result<PathBuf, String> {
-    let cache = Path::new(CACHE);
-    std::fs::create_dir_all(cache).map_err(|e| format!("cannot create {CACHE}: {e}"))?;
-    // Two test runs at once build it once.
-    let lock_file = File::create(cache.join("lock")).map_err(|e| format!("{CACHE}/lock: {e}"))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("cannot lock {CACHE}/lock: {e}"))?;
-    let root = cache.join("root");
-    let stamp = cache.join("stamp");
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == ROOT_STAMP)
-        && root.join("lib/systemd/systemd").exists()
-    {
-        return Ok(root);
-    }
-    let mirror = apt_mirror().ok_or("no Debian mirror found in /etc/apt/sources.list*")?;
-    let _ = std::fs::remove_file(&stamp);
-    let building = cache.join("root.building");
-    for old in [&building, &root] {
-        if old.exists() {
-            std::fs::remove_dir_all(old).map_err(|e| format!("{}: {e}", old.display()))?;
-        }
-    }
-    let started = Instant::now();
-    let mut cmd = Command::new("debootstrap");
-    cmd.args(["--variant=minbase", &format!("--include={PACKAGES}"), SUITE])
-        .arg(&building)
-        .arg(&mirror);
-    let out = run_bounded(cmd, Duration::from_secs(900));
-    if !out.status.success() {
-        let log = std::fs::read_to_string(building.join("debootstrap/debootstrap.log"))
-            .unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        return Err(format!(
-            "debootstrap {SUITE} from {mirror} failed ({}): {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        ));
-    }
-    for unit in MASKED {
-        let link = building.join("etc/systemd/system").join(unit);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink("/dev/null", &link).map_err(|e| format!("mask {unit}: {e}"))?;
-    }
-    // The downloaded packages are installed; keeping them would double the root's size.
-    if let Ok(entries) = std::fs::read_dir(building.join("var/cache/apt/archives")) {
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "deb") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    std::fs::rename(&building, &root).map_err(|e| format!("rename the new root: {e}"))?;
-    std::fs::write(&stamp, ROOT_STAMP).map_err(|e| format!("write the stamp: {e}"))?;
-    let _ = writeln!(
-        std::io::stderr(),
-        "systemd_real: built the Debian root in {:.0?}",
-        started.elapsed()
-    );
-    Ok(root)
-}
-
-/// Restores sysctls that systemd as PID 1 raises on the host (they are not namespaced).
-pub(super) struct SysctlGuard(Vec<(PathBuf, String)>);
-
-impl SysctlGuard {
-    pub(super) fn save() -> SysctlGuard {
-        // The values systemd raises them to: one already there was raised by a container that
-        // still runs (a concurrent test run), whose own guard restores the host's value.
-        let raised = [
-            ("fs/file-max", "9223372036854775807"),
-            ("fs/nr_open", "1073741816"),
-        ];
-        let saved = raised
-            .iter()
-            .filter_map(|(k, max)| {
-                let p = Path::new("/proc/sys").join(k);
-                let v = std::fs::read_to_string(&p).ok()?;
-                (v.trim() != *max).then_some((p, v))
-            })
-            .collect();
-        SysctlGuard(saved)
-    }
-}
-
-impl Drop for SysctlGuard {
-    fn drop(&mut self) {
-        for (path, value) in &self.0 {
-            if std::fs::read_to_string(path).ok().as_deref() != Some(value.as_str())
-                && let Err(e) = std::fs::write(path, value.trim())
-            {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "systemd_real: cannot restore {}: {e}",
-                    path.display()
-                );
-            }
-        }
-    }
-}
-
 /// A booted container: `unshare` as a child, systemd as its PID 1.
 pub(super) struct Container {
     unshare: Child,
@@ -284,62 +124,6 @@ pub(super) struct Container {
     /// The cgroup made for the container in each hierarchy (its cgroup namespace's root).
     cgroups: Vec<PathBuf>,
     console: PathBuf,
-}
-
-/// The cgroups the container runs in: a child of the test's own cgroup in each hierarchy, so
-/// whatever limits the test has also bound the container, and the whole tree is removed after.
-fn container_cgroups(id: &str) -> Vec<PathBuf> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mut dirs = Vec::new();
-    for line in own.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let mount = match controllers {
-            "" => "unified",
-            "name=systemd" => "systemd",
-            c => c,
-        };
-        let mut base = Path::new("/sys/fs/cgroup").join(mount);
-        if controllers.is_empty() && !base.exists() {
-            // A pure v2 host mounts the unified hierarchy at /sys/fs/cgroup itself.
-            base = PathBuf::from("/sys/fs/cgroup");
-        }
-        let base = base.join(path.trim_start_matches('/'));
-        if !base.join("cgroup.procs").exists() {
-            continue;
-        }
-        let dir = base.join(format!("runwarm-systemd-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        // A v1 cpuset cgroup takes no process until it has cpus and memory nodes.
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            if dir.join(f).exists() {
-                let v = std::fs::read_to_string(base.join(f)).unwrap_or_default();
-                std::fs::write(dir.join(f), v.trim()).unwrap();
-            }
-        }
-        dirs.push(dir);
-    }
-    dirs
-}
-
-/// Removes a cgroup tree bottom-up (a cgroup directory goes only once its children are gone).
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::fs::remove_dir(dir).is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound)
-        && Instant::now() < until
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 impl Container {

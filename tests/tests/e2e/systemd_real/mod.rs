@@ -23,8 +23,12 @@ use runwarm_e2e::{Need, require};
 use serde_json::{Value, json};
 
 mod container;
+mod host;
+mod root;
 
-use container::{Container, SOCKET, SysctlGuard, cached_root, cannot_run};
+use container::{Container, SOCKET, cannot_run};
+use host::SysctlGuard;
+use root::cached_root;
 
 /// The README's "Install as a systemd service" commands, continuation lines joined, without
 /// the build (the test uses the binaries `cargo test` built) and without `sudo` (it is root).
