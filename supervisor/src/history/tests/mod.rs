@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::execution::{ErrorCode, ExecutionError};
 
+mod durability;
+mod recovery;
 mod subscriptions;
 
 fn rec(id: &str, script: &str, state: State) -> ExecutionRecord {
@@ -324,80 +326,6 @@ async fn close_writes_everything_queued() {
 }
 
 #[tokio::test]
-async fn recovery_fails_interrupted_records_and_leaves_terminal_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
-    h.record(rec("q", "s", State::Queued));
-    h.record(rec("p", "s", State::Provisioning));
-    h.record(rec("r", "s", State::Running));
-    h.record(rec("c", "s", State::Completed));
-    h.close().await.unwrap();
-
-    let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
-    assert_eq!(h.recover_interrupted().unwrap(), 3);
-    for id in ["q", "p", "r"] {
-        let got = h.get(id).await.unwrap().unwrap();
-        assert_eq!(got.state, State::Failed, "{id}");
-        let err = got.error.unwrap();
-        assert_eq!(err.code, ErrorCode::E005);
-        assert_eq!(err.kind, "SupervisorRestarted");
-        assert_eq!(err.message, "supervisor restarted");
-        assert!(got.timings.finished_at.is_some());
-    }
-    assert_eq!(
-        h.get("c").await.unwrap().unwrap(),
-        rec("c", "s", State::Completed)
-    );
-    assert_eq!(
-        h.recover_interrupted().unwrap(),
-        0,
-        "recovery is idempotent"
-    );
-    let failed = ListQuery {
-        state: Some(State::Failed),
-        ..ListQuery::default()
-    };
-    assert_eq!(h.list(&failed).await.unwrap().len(), 3);
-    h.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn recover_started_hands_queued_records_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
-    h.record(rec(&id(2), "s", State::Queued));
-    h.record(rec(&id(1), "s", State::Queued));
-    h.record(rec(&id(3), "s", State::Running));
-    h.flush().await.unwrap();
-    assert_eq!(h.recover_started().unwrap(), 1);
-    let queued: Vec<String> = h.queued().unwrap().into_iter().map(|r| r.id).collect();
-    assert_eq!(queued, vec![id(1), id(2)], "oldest first");
-    assert_eq!(h.get(&id(3)).await.unwrap().unwrap().state, State::Failed);
-    h.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn retention_deletes_old_terminal_records_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
-    h.record(rec("done", "s", State::Completed));
-    h.record(rec("busy", "s", State::Running));
-    h.close().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
-
-    let cfg = HistoryConfig {
-        retention: Some(Duration::from_millis(10)),
-        ..HistoryConfig::default()
-    };
-    // Retention runs when the writer starts; the flush is queued behind it.
-    let h = History::open(dir.path(), cfg).unwrap();
-    h.flush().await.unwrap();
-    assert!(h.get("done").await.unwrap().is_none());
-    assert!(h.get("busy").await.unwrap().is_some());
-    h.close().await.unwrap();
-}
-
-#[tokio::test]
 async fn ten_thousand_records_write_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
@@ -416,63 +344,6 @@ async fn ten_thousand_records_write_quickly() {
     assert_eq!(h.count().await.unwrap(), 10_000);
     assert!(total < Duration::from_secs(30), "took {total:?}");
     h.close().await.unwrap();
-}
-
-/// Makes every insert fail, as a full or broken disk would, until `heal` drops the trigger.
-fn break_inserts(dir: &std::path::Path) -> Connection {
-    let conn = schema::open(&dir.join(schema::DB_FILE)).unwrap();
-    conn.execute_batch(
-        "CREATE TRIGGER broken BEFORE INSERT ON executions
-         BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
-    )
-    .unwrap();
-    conn
-}
-
-fn heal(conn: &Connection) {
-    conn.execute_batch("DROP TRIGGER broken").unwrap();
-}
-
-#[tokio::test]
-async fn a_failed_batch_is_retried_not_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), HistoryConfig::default()).unwrap();
-    let saboteur = break_inserts(dir.path());
-    h.record(rec("a", "s", State::Completed));
-    let flushing = tokio::spawn({
-        let h = h.clone();
-        async move { h.flush().await }
-    });
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(
-        !flushing.is_finished(),
-        "flush returned while the disk was failing"
-    );
-    assert_eq!(h.pending(), 1);
-    // Still readable from the queue while the disk fails.
-    assert_eq!(h.get("a").await.unwrap().unwrap().state, State::Completed);
-
-    heal(&saboteur);
-    tokio::time::timeout(Duration::from_secs(10), flushing)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(h.pending(), 0);
-    assert_eq!(h.count().await.unwrap(), 1);
-    h.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn close_gives_up_on_a_broken_disk_instead_of_hanging() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), lazy()).unwrap();
-    let _saboteur = break_inserts(dir.path());
-    h.record(rec("a", "s", State::Completed));
-    let closed = tokio::time::timeout(Duration::from_secs(10), h.close())
-        .await
-        .unwrap();
-    assert!(matches!(closed, Err(HistoryError::Write(_))), "{closed:?}");
 }
 
 #[tokio::test]
