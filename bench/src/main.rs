@@ -16,6 +16,7 @@ mod phases;
 mod report;
 mod runtimes;
 mod scenarios;
+mod verdict;
 mod versus;
 
 use std::io::Write as _;

@@ -10,6 +10,7 @@ use crate::daemon::Stopped;
 use crate::load::Load;
 use crate::measure::{Summary, round1};
 use crate::scenarios::{Cold, Errors, Warm};
+use crate::verdict::Verdict;
 
 /// Targets from the project's goals; figures, not assertions.
 const TARGET_WARM_P50_US: f64 = 150.0;
@@ -106,54 +107,45 @@ pub struct Run {
     pub baseline: Baseline,
 }
 
-/// One target and whether the run met it.
-struct Target {
-    what: String,
-    measured: String,
-    met: bool,
-}
-
 impl Run {
     /// Fresh-process median over warm p50.
     pub fn speedup(&self) -> f64 {
         self.baseline.real.p50 / self.warm.client.p50.max(f64::EPSILON)
     }
 
-    fn targets(&self) -> Vec<Target> {
+    fn targets(&self) -> Vec<Verdict> {
         let w = &self.warm.client;
         let l = &self.load;
         vec![
-            Target {
-                what: format!("warm p50 <= {TARGET_WARM_P50_US} µs"),
-                measured: format!("{:.1} µs", w.p50),
-                met: w.p50 <= TARGET_WARM_P50_US && self.warm.errors.count == 0,
+            Verdict {
+                target: format!("warm p50 <= {TARGET_WARM_P50_US} µs"),
+                observed: format!("{:.1} µs", w.p50),
+                pass: Some(w.p50 <= TARGET_WARM_P50_US && self.warm.errors.count == 0),
             },
-            Target {
-                what: format!("warm p99 <= {} ms", TARGET_WARM_P99_US / 1000.0),
-                measured: format!("{:.1} µs", w.p99),
-                met: w.p99 <= TARGET_WARM_P99_US && self.warm.errors.count == 0,
+            Verdict {
+                target: format!("warm p99 <= {} ms", TARGET_WARM_P99_US / 1000.0),
+                observed: format!("{:.1} µs", w.p99),
+                pass: Some(w.p99 <= TARGET_WARM_P99_US && self.warm.errors.count == 0),
             },
-            Target {
-                what: format!("≥ {TARGET_RATE} calls/s at {TARGET_CLIENTS} clients, 0 errors"),
-                measured: format!(
+            Verdict {
+                target: format!("≥ {TARGET_RATE} calls/s at {TARGET_CLIENTS} clients, 0 errors"),
+                observed: format!(
                     "{:.0} calls/s at {} clients, {} errors",
                     l.rate(),
                     l.clients,
                     l.errors.count
                 ),
-                met: l.rate() >= TARGET_RATE && l.clients >= TARGET_CLIENTS && l.errors.count == 0,
+                pass: Some(
+                    l.rate() >= TARGET_RATE && l.clients >= TARGET_CLIENTS && l.errors.count == 0,
+                ),
             },
-            Target {
-                what: format!("fresh process / warm p50 >= {TARGET_SPEEDUP}×"),
-                measured: format!("{:.0}×", self.speedup()),
-                met: self.speedup() >= TARGET_SPEEDUP,
+            Verdict {
+                target: format!("fresh process / warm p50 >= {TARGET_SPEEDUP}×"),
+                observed: format!("{:.0}×", self.speedup()),
+                pass: Some(self.speedup() >= TARGET_SPEEDUP),
             },
         ]
     }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "PASS" } else { "MISS" }
 }
 
 fn row(out: &mut String, label: &str, s: &Summary, scale: f64) {
@@ -307,7 +299,7 @@ pub fn text(run: &Run) -> String {
     );
     let _ = writeln!(out, "\nTargets");
     for t in run.targets() {
-        let _ = writeln!(out, "  {:<46}{:<44}{}", t.what, t.measured, verdict(t.met));
+        let _ = writeln!(out, "  {:<46}{:<44}{}", t.target, t.observed, t.mark());
     }
     if let Some(s) = &d.stopped {
         let _ = writeln!(out, "\ndaemon stopped with SIGTERM: {}", s.describe());
@@ -376,9 +368,9 @@ pub fn json(run: &Run) -> Value {
         },
         "speedup": round1(run.speedup()),
         "targets": run.targets().into_iter().map(|t| json!({
-            "target": t.what,
-            "measured": t.measured,
-            "met": t.met,
+            "target": t.target,
+            "measured": t.observed,
+            "met": t.pass,
         })).collect::<Vec<_>>(),
     })
 }

@@ -12,14 +12,6 @@ use super::{ColdFigures, POLL, Ready, Section, StepFigures, WARM_BLOCK};
 use crate::measure::{Summary, round1};
 use crate::scenarios::Errors;
 
-fn verdict(met: Option<bool>) -> &'static str {
-    match met {
-        Some(true) => "PASS",
-        Some(false) => "MISS",
-        None => "N/A",
-    }
-}
-
 /// Milliseconds as people read a wait: `850 ms`, `12.40 s`.
 fn wait(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -202,7 +194,7 @@ pub fn text(section: &Section) -> String {
     }
     let _ = writeln!(out, "\nTargets (runtimes)");
     for t in targets(&section.rows) {
-        let _ = writeln!(out, "  {:<4}  {}: {}", verdict(t.met), t.what, t.measured);
+        let _ = writeln!(out, "  {:<4}  {}: {}", t.mark(), t.target, t.observed);
     }
     if let Some(s) = &section.stopped {
         let _ = writeln!(
@@ -287,9 +279,9 @@ pub fn json(section: &Section) -> Value {
         "rows": rows,
         "skipped": section.skipped.iter().map(|(name, why)| json!({"runtime": name, "why": why})).collect::<Vec<_>>(),
         "targets": targets(&section.rows).into_iter().map(|t| json!({
-            "target": t.what,
-            "measured": t.measured,
-            "met": t.met,
+            "target": t.target,
+            "measured": t.observed,
+            "met": t.pass,
         })).collect::<Vec<_>>(),
     })
 }

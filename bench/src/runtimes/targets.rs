@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::Row;
+use crate::verdict::Verdict;
 
 /// Targets of the issue; figures, not assertions.
 const TARGET_PY_CODE_ONLY: Duration = Duration::from_secs(1);
@@ -11,14 +12,7 @@ const TARGET_WARM_FACTOR: f64 = 2.0;
 const TARGET_COLD_OVER_BARE_MS: f64 = 10.0;
 const TARGET_JAVA_WARM_P50_US: f64 = 1000.0;
 
-/// One target and whether the run met it (`None`: not measured in this run).
-pub struct Target {
-    pub what: String,
-    pub measured: String,
-    pub met: Option<bool>,
-}
-
-pub(super) fn targets(rows: &[Row]) -> Vec<Target> {
+pub(super) fn targets(rows: &[Row]) -> Vec<Verdict> {
     let find = |name: &str| rows.iter().find(|r| r.spec.runtime == name);
     let mut out = Vec::new();
 
@@ -29,9 +23,9 @@ pub(super) fn targets(rows: &[Row]) -> Vec<Target> {
     out.push(match find("python3").and_then(|r| r.code_only.as_ref()) {
         Some(ready) => {
             let cached = ready.dependencies.is_some_and(|d| d.cached);
-            Target {
-                what,
-                measured: format!(
+            Verdict {
+                target: what,
+                observed: format!(
                     "{:.3} s{}",
                     ready.wall.as_secs_f64(),
                     if cached {
@@ -40,7 +34,7 @@ pub(super) fn targets(rows: &[Row]) -> Vec<Target> {
                         " (dependencies not cached)"
                     }
                 ),
-                met: Some(ready.wall <= TARGET_PY_CODE_ONLY && cached),
+                pass: Some(ready.wall <= TARGET_PY_CODE_ONLY && cached),
             }
         }
         None => not_measured(what, "python3"),
@@ -69,10 +63,10 @@ pub(super) fn targets(rows: &[Row]) -> Vec<Target> {
                     }
                 }
             }
-            Target {
-                what,
-                measured: parts.join(", "),
-                met: Some(met),
+            Verdict {
+                target: what,
+                observed: parts.join(", "),
+                pass: Some(met),
             }
         }
         None => not_measured(what, "python3"),
@@ -82,13 +76,13 @@ pub(super) fn targets(rows: &[Row]) -> Vec<Target> {
         let what =
             format!("{name} cold start ≤ {TARGET_COLD_OVER_BARE_MS} ms over the bare process");
         out.push(match find(name).and_then(Row::cold_over_bare_ms) {
-            Some((cold, bare)) => Target {
-                what,
-                measured: format!(
+            Some((cold, bare)) => Verdict {
+                target: what,
+                observed: format!(
                     "cold_start {cold:.1} ms - fresh process {bare:.1} ms = {:+.1} ms",
                     cold - bare
                 ),
-                met: Some(cold - bare <= TARGET_COLD_OVER_BARE_MS),
+                pass: Some(cold - bare <= TARGET_COLD_OVER_BARE_MS),
             },
             None => not_measured(what, name),
         });
@@ -96,20 +90,20 @@ pub(super) fn targets(rows: &[Row]) -> Vec<Target> {
 
     let what = format!("java warm p50 ≤ {} ms", TARGET_JAVA_WARM_P50_US / 1000.0);
     out.push(match find("java").and_then(Row::warm_p50) {
-        Some(p50) => Target {
-            what,
-            measured: format!("{:.3} ms", p50 / 1000.0),
-            met: Some(p50 <= TARGET_JAVA_WARM_P50_US),
+        Some(p50) => Verdict {
+            target: what,
+            observed: format!("{:.3} ms", p50 / 1000.0),
+            pass: Some(p50 <= TARGET_JAVA_WARM_P50_US),
         },
         None => not_measured(what, "java"),
     });
     out
 }
 
-fn not_measured(what: String, runtime: &str) -> Target {
-    Target {
-        what,
-        measured: format!("{runtime} not measured in this run"),
-        met: None,
+fn not_measured(what: String, runtime: &str) -> Verdict {
+    Verdict {
+        target: what,
+        observed: format!("{runtime} not measured in this run"),
+        pass: None,
     }
 }

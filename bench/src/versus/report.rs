@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{NO_RECYCLING, Section, Throughput};
 use crate::confinement::WarmAdded;
 use crate::measure::{Summary, round1};
+use crate::verdict::Verdict;
 
 /// warm p50 of runwarm's python3 over PHP-FPM's (the compass goal is 1.0).
 const P50_RATIO: f64 = 1.5;
@@ -16,14 +17,6 @@ const P99_RATIO: f64 = 2.0;
 const CONFINEMENT_PERCENT: f64 = 5.0;
 const IDLE_RSS_MIB: f64 = 30.0;
 const WARM_RSS_MIB: f64 = 40.0;
-
-/// One target's verdict.
-pub struct Verdict {
-    pub target: String,
-    pub observed: String,
-    /// `None` when it could not be judged (not measured).
-    pub pass: Option<bool>,
-}
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -130,14 +123,6 @@ pub fn verdicts(s: &Section, confinement: Option<WarmAdded>) -> Vec<Verdict> {
         },
     });
     out
-}
-
-fn mark(pass: Option<bool>) -> &'static str {
-    match pass {
-        Some(true) => "PASS",
-        Some(false) => "MISS",
-        None => "N/A ",
-    }
 }
 
 fn throughput_summary(t: &Throughput) -> Option<Summary> {
@@ -260,7 +245,7 @@ pub fn text(s: &Section, confinement: Option<WarmAdded>) -> String {
     }
     let _ = writeln!(out, "  targets (issue 12)");
     for v in verdicts(s, confinement) {
-        let _ = writeln!(out, "    {} {}: {}", mark(v.pass), v.target, v.observed);
+        let _ = writeln!(out, "    {:<4} {}: {}", v.mark(), v.target, v.observed);
     }
     out
 }
@@ -317,7 +302,7 @@ pub fn json(s: &Section, confinement: Option<WarmAdded>) -> Value {
         "targets": verdicts(s, confinement).into_iter().map(|v| json!({
             "target": v.target,
             "observed": v.observed,
-            "verdict": mark(v.pass).trim(),
+            "verdict": v.mark(),
         })).collect::<Vec<_>>(),
     })
 }
