@@ -203,6 +203,10 @@ pub fn text(s: &Section, confinement: Option<WarmAdded>) -> String {
     for (label, floor) in [
         ("pipe ping-pong, 1 byte, 2 processes", &s.floors.pipe),
         ("JSON-lines echo, trivial python3", &s.floors.json_lines),
+        (
+            "JSON-lines echo, polling reader",
+            &s.floors.json_lines_polling,
+        ),
     ] {
         match floor {
             Ok(x) => {
@@ -280,6 +284,7 @@ pub fn json(s: &Section, confinement: Option<WarmAdded>) -> Value {
         "floors": {
             "pipe_ping_pong": floor(&s.floors.pipe),
             "json_lines_echo_python": floor(&s.floors.json_lines),
+            "json_lines_echo_python_polling": floor(&s.floors.json_lines_polling),
         },
         "per_call": s.costs.iter().map(|c| json!({
             "processes": c.label,
