@@ -193,14 +193,23 @@ impl Sequential {
 }
 
 /// Runs `calls` sequential calls on every target in turn, `block` at a time, each block after a
-/// few unmeasured calls.
+/// few unmeasured calls; the turns go forward, then backward.
 pub async fn sequential(targets: &[Caller], calls: usize, block: usize) -> Vec<Sequential> {
     let mut out: Vec<Sequential> = targets.iter().map(|_| Sequential::default()).collect();
     let block = block.max(1);
     let mut done = 0;
+    let mut round = 0;
     while done < calls {
         let n = block.min(calls - done);
-        for (target, seq) in targets.iter().zip(out.iter_mut()) {
+        // Forward, then backward (ABBA): a target measured always first or always last would
+        // carry whatever that place costs (design note 0007, "Whoever goes first").
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        round += 1;
+        for i in order {
+            let (target, seq) = (&targets[i], &mut out[i]);
             for _ in 0..WARMUP_PER_BLOCK {
                 let _ = target.call().await;
             }
@@ -244,7 +253,7 @@ impl Throughput {
 }
 
 /// `clients` concurrent clients made by `make` call as fast as answers come for `rounds`
-/// windows per target, the targets taking turns.
+/// windows per target, the targets taking turns (forward, then backward).
 pub async fn throughput(
     makers: &[&(dyn Fn() -> Caller + Sync)],
     clients: usize,
@@ -252,10 +261,15 @@ pub async fn throughput(
     rounds: usize,
 ) -> Vec<Throughput> {
     let mut out: Vec<Throughput> = makers.iter().map(|_| Throughput::default()).collect();
-    for _ in 0..rounds.max(1) {
-        for (make, total) in makers.iter().zip(out.iter_mut()) {
-            let callers: Vec<Caller> = (0..clients.max(1)).map(|_| make()).collect();
-            total.absorb(one_window(callers, window).await);
+    for round in 0..rounds.max(1) {
+        // Forward, then backward, as the sequential blocks.
+        let mut order: Vec<usize> = (0..makers.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let callers: Vec<Caller> = (0..clients.max(1)).map(|_| makers[i]()).collect();
+            out[i].absorb(one_window(callers, window).await);
         }
     }
     out
