@@ -94,6 +94,19 @@ impl Drop for Piped {
     }
 }
 
+/// Times `round_trip` [`ROUND_TRIPS`] times, after a tenth as many unmeasured ones.
+fn timed(mut round_trip: impl FnMut(u64) -> Result<()>) -> Result<Summary> {
+    let mut samples = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..ROUND_TRIPS + ROUND_TRIPS / 10 {
+        let started = Instant::now();
+        round_trip(i as u64)?;
+        if i >= ROUND_TRIPS / 10 {
+            samples.push(started.elapsed());
+        }
+    }
+    Summary::of_durations(&samples).context("no round trips")
+}
+
 fn pipe_ping_pong() -> Result<Summary> {
     let exe = std::env::current_exe().context("finding the benchmark's own executable")?;
     let mut child = Piped::spawn(Command::new(exe).arg(ECHO_FLAG))?;
@@ -103,20 +116,14 @@ fn pipe_ping_pong() -> Result<Summary> {
         .stdout
         .take()
         .context("the echo child's stdout")?;
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
     let mut byte = [0u8; 1];
-    for i in 0..ROUND_TRIPS + ROUND_TRIPS / 10 {
-        let started = Instant::now();
+    timed(|_| {
         to.write_all(b"x").context("writing to the echo child")?;
         from.read_exact(&mut byte)
             .context("reading from the echo child")?;
-        if i >= ROUND_TRIPS / 10 {
-            samples.push(started.elapsed());
-        }
-    }
-    ensure!(byte == *b"x", "the echo child answered {byte:?}");
-    drop(to);
-    Summary::of_durations(&samples).context("no round trips")
+        ensure!(byte == *b"x", "the echo child answered {byte:?}");
+        Ok(())
+    })
 }
 
 /// A request line of the protocol's shape and size, numbered `i`.
@@ -135,7 +142,6 @@ struct PollingEcho {
     to: ChildStdin,
     from: ChildStdout,
     pending: Vec<u8>,
-    sent: u64,
 }
 
 /// Longest a polling round trip may take before it is an error rather than a hang.
@@ -156,15 +162,13 @@ impl PollingEcho {
             to,
             from,
             pending: Vec::with_capacity(256),
-            sent: 0,
         })
     }
 
-    /// One request line out and its answer back, the reader spinning until it is whole.
-    fn round_trip(&mut self) -> Result<()> {
-        self.sent += 1;
+    /// Request line `i` out and its answer back, the reader spinning until it is whole.
+    fn round_trip(&mut self, i: u64) -> Result<()> {
         self.to
-            .write_all(request_line(self.sent).as_bytes())
+            .write_all(request_line(i).as_bytes())
             .context("writing to the executor")?;
         self.pending.clear();
         let started = Instant::now();
@@ -201,38 +205,24 @@ impl PollingEcho {
 
 fn polling_echo(python: &Path) -> Result<Summary> {
     let mut echo = PollingEcho::start(python)?;
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
-    for i in 0..ROUND_TRIPS + ROUND_TRIPS / 10 {
-        let started = Instant::now();
-        echo.round_trip()?;
-        if i >= ROUND_TRIPS / 10 {
-            samples.push(started.elapsed());
-        }
-    }
-    Summary::of_durations(&samples).context("no round trips")
+    timed(|i| echo.round_trip(i))
 }
 
 fn json_lines_echo(python: &Path) -> Result<Summary> {
     let mut child = Piped::spawn(Command::new(python).args(["-u", "-c", PY_ECHO]))?;
     let mut to = child.child.stdin.take().context("the executor's stdin")?;
     let mut from = BufReader::new(child.child.stdout.take().context("the executor's stdout")?);
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
     let mut line = String::new();
-    for i in 0..ROUND_TRIPS + ROUND_TRIPS / 10 {
-        let request = request_line(i as u64);
-        let started = Instant::now();
-        to.write_all(request.as_bytes())
+    timed(|i| {
+        to.write_all(request_line(i).as_bytes())
             .context("writing to the executor")?;
         line.clear();
         from.read_line(&mut line)
             .context("reading from the executor")?;
-        let took = started.elapsed();
-        if !line.contains("hello bench") {
-            bail!("the trivial executor answered {line:?}");
-        }
-        if i >= ROUND_TRIPS / 10 {
-            samples.push(took);
-        }
-    }
-    Summary::of_durations(&samples).context("no round trips")
+        ensure!(
+            line.contains("hello bench"),
+            "the trivial executor answered {line:?}"
+        );
+        Ok(())
+    })
 }
