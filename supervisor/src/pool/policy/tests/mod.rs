@@ -19,6 +19,15 @@ fn policy(max: u32) -> PoolPolicy {
     }
 }
 
+/// `key`'s pool is told to start an executor for `waiter`.
+#[track_caller]
+fn assert_starts(t: &mut T, key: &&'static str, policy: PoolPolicy, waiter: u32, now: Instant) {
+    assert!(matches!(
+        t.acquire(key, policy, waiter, now),
+        Acquire::Start { .. }
+    ));
+}
+
 fn start_and_return(t: &mut T, key: &'static str, worker: u32, now: Instant) {
     assert_eq!(
         t.acquire(&key, policy(4), 0, now),
@@ -34,10 +43,7 @@ fn idle_executors_are_handed_out_most_recently_used_first() {
     let now = Instant::now();
     let mut t = T::new(8, 8);
     for _ in [1, 2] {
-        assert!(matches!(
-            t.acquire(&"a", policy(4), 0, now),
-            Acquire::Start { .. }
-        ));
+        assert_starts(&mut t, &"a", policy(4), 0, now);
         t.started_busy(&"a");
     }
     t.release(&"a", 1, true, now);
@@ -51,10 +57,7 @@ fn a_new_executor_starts_only_under_the_pool_max() {
     let now = Instant::now();
     let mut t = T::new(8, 8);
     for _ in 0..2 {
-        assert!(matches!(
-            t.acquire(&"a", policy(2), 0, now),
-            Acquire::Start { .. }
-        ));
+        assert_starts(&mut t, &"a", policy(2), 0, now);
     }
     assert_eq!(t.acquire(&"a", policy(2), 7, now), Acquire::Wait);
     assert_eq!(t.live(), 2);
@@ -65,10 +68,7 @@ fn a_new_executor_starts_only_under_the_pool_max() {
 fn release_hands_the_executor_to_the_first_waiter() {
     let now = Instant::now();
     let mut t = T::new(8, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(1), 0, now);
     t.started_busy(&"a");
     assert_eq!(t.acquire(&"a", policy(1), 10, now), Acquire::Wait);
     assert_eq!(t.acquire(&"a", policy(1), 11, now), Acquire::Wait);
@@ -93,10 +93,7 @@ fn full_budget_evicts_the_least_recently_used_idle_executor_of_another_pool() {
 fn queue_is_bounded() {
     let now = Instant::now();
     let mut t = T::new(1, 1);
-    assert!(matches!(
-        t.acquire(&"a", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(1), 0, now);
     assert_eq!(t.acquire(&"a", policy(1), 1, now), Acquire::Wait);
     assert_eq!(t.acquire(&"a", policy(1), 2, now), Acquire::Reject);
 }
@@ -105,10 +102,7 @@ fn queue_is_bounded() {
 fn faulted_executor_is_retired_and_its_slot_goes_to_a_waiter() {
     let now = Instant::now();
     let mut t = T::new(8, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(1), 0, now);
     t.started_busy(&"a");
     assert_eq!(t.acquire(&"a", policy(1), 9, now), Acquire::Wait);
     let fx = t.release(&"a", 3, false, now);
@@ -121,10 +115,7 @@ fn faulted_executor_is_retired_and_its_slot_goes_to_a_waiter() {
 fn failed_start_frees_the_budget_for_another_pool() {
     let now = Instant::now();
     let mut t = T::new(1, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(1), 0, now);
     assert_eq!(t.acquire(&"b", policy(1), 4, now), Acquire::Wait);
     let fx = t.start_failed(&"a");
     assert_eq!(fx.grants, vec![("b", 4, Grant::Start)]);
@@ -135,10 +126,7 @@ fn failed_start_frees_the_budget_for_another_pool() {
 fn released_executor_makes_room_for_a_starved_pool() {
     let now = Instant::now();
     let mut t = T::new(1, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(1), 0, now);
     t.started_busy(&"a");
     assert_eq!(t.acquire(&"b", policy(1), 4, now), Acquire::Wait);
     let fx = t.release(&"a", 1, true, now);
@@ -158,10 +146,7 @@ fn idle_ttl_retires_oldest_but_keeps_min_warm() {
         max_concurrency: None,
     };
     for _ in 0..3 {
-        assert!(matches!(
-            t.acquire(&"a", warm, 0, now),
-            Acquire::Start { .. }
-        ));
+        assert_starts(&mut t, &"a", warm, 0, now);
         t.started_busy(&"a");
     }
     for w in [1, 2, 3] {
@@ -194,10 +179,7 @@ fn min_warm_reserves_starts() {
 fn cancelled_waiter_leaves_the_queue() {
     let now = Instant::now();
     let mut t = T::new(1, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(1), 0, now);
     assert_eq!(t.acquire(&"a", policy(1), 5, now), Acquire::Wait);
     assert_eq!(t.cancel_wait(&"a", |tok| *tok == 5), Some(5));
     assert_eq!(t.waiting(), 0);
@@ -207,10 +189,7 @@ fn cancelled_waiter_leaves_the_queue() {
 /// A table whose pool "a" (max 2) has one executor, busy.
 fn one_busy_of_two(now: Instant) -> T {
     let mut t = T::new(8, 8);
-    assert!(matches!(
-        t.acquire(&"a", policy(2), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"a", policy(2), 0, now);
     t.started_busy(&"a");
     t
 }
@@ -265,10 +244,7 @@ fn pools_that_hold_nothing_are_forgotten_after_their_idle_ttl() {
     };
     assert!(t.reserve_start(&"warm", warm, now));
     t.start_failed(&"warm");
-    assert!(matches!(
-        t.acquire(&"waited", policy(1), 0, now),
-        Acquire::Start { .. }
-    ));
+    assert_starts(&mut t, &"waited", policy(1), 0, now);
     t.started_busy(&"waited");
     assert_eq!(t.acquire(&"waited", policy(1), 9, now), Acquire::Wait);
 
